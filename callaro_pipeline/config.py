@@ -1,0 +1,282 @@
+"""Where things live, and the human-edited configuration: campaigns and the custom-field registry.
+
+Runtime state lives under CALLARO_HOME (default: `data/` in the project). Human configuration (campaign
+YAML, custom fields) lives under CALLARO_CONFIG (default: `config/` in the project). Setting both to empty
+folders gives a fresh, independent installation; campaigns named on import are created there with defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from callaro_pipeline.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DUPLICATE_POLICIES = ("suppress", "merge", "split")
+DuplicatePolicy = Literal["suppress", "merge", "split"]
+CUSTOM_FIELD_TYPES = ("string", "integer", "number", "boolean", "date")
+STANDARD_FIELDS = (
+    "external_id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "company",
+    "phone",
+    "email",
+    "timezone",
+    "country",
+    "state",
+    "postal_code",
+    "lead_source",
+    "consent",
+    "consent_date",
+    "consent_source",
+)
+_SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def callaro_home() -> Path:
+    home = Path(os.environ.get("CALLARO_HOME") or PROJECT_ROOT / "data").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def config_dir() -> Path:
+    path = Path(os.environ.get("CALLARO_CONFIG") or PROJECT_ROOT / "config").resolve()
+    (path / "campaigns").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def dbt_project_dir() -> Path:
+    return Path(os.environ.get("CALLARO_DBT_PROJECT") or PROJECT_ROOT / "dbt_contacts").resolve()
+
+
+@dataclass(frozen=True)
+class Paths:
+    home: Path
+
+    @property
+    def warehouse(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def warehouse_snapshot(self) -> Path:
+        """Read-only copy published after each write session, for analysts (never locked by the pipeline)."""
+        return self.home / "warehouse_read.duckdb"
+
+    @property
+    def write_lock(self) -> Path:
+        return self.home / "warehouse.lock"
+
+    @property
+    def uploads(self) -> Path:
+        return self.home / "uploads"
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def dnc_files(self) -> Path:
+        return self.home / "dnc"
+
+    @property
+    def inbox(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def gx(self) -> Path:
+        return self.home / "gx"
+
+    @property
+    def exports(self) -> Path:
+        return self.home / "exports"
+
+    def upload_dir(self, upload_id: str) -> Path:
+        return self.uploads / check_name(upload_id, "upload id")
+
+    def report_dir(self, upload_id: str) -> Path:
+        return self.reports / check_name(upload_id, "upload id")
+
+
+def paths() -> Paths:
+    return Paths(callaro_home())
+
+
+def check_name(value: str, what: str) -> str:
+    """Names that become paths or partition keys: lowercase letters, digits, `-` and `_` only."""
+    if not isinstance(value, str) or not _SAFE_NAME.match(value):
+        raise ConfigError(
+            f"invalid {what} {value!r}: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class CustomField:
+    name: str
+    type: str
+    owner: str
+    description: str
+
+
+@dataclass(frozen=True)
+class AgentVariable:
+    name: str
+    source: Literal["field", "custom", "static"]
+    field: str | None = None
+    value: Any = None
+    type: str = "string"
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class CallingWindow:
+    start: str = "09:00"
+    end: str = "20:00"
+    days: tuple[str, ...] = WEEKDAYS[:5]
+
+
+@dataclass
+class Campaign:
+    name: str
+    description: str = ""
+    default_region: str = "US"
+    duplicates: DuplicatePolicy = "suppress"
+    mapping: str | None = None
+    require_consent: bool = False
+    require_national_dnc: bool = False
+    max_rejected_share: float = 0.10
+    audience_uploads: list[str] | Literal["all"] = "all"
+    audience_segments: list[str] = field(default_factory=list)
+    window: CallingWindow = field(default_factory=CallingWindow)
+    agent_variables: list[AgentVariable] = field(default_factory=list)
+
+    @property
+    def dnc_sources(self) -> list[str]:
+        """Every list that applies: national is scrubbed whenever loaded, and required only if configured."""
+        return ["internal", "call_outcome", "national", f"campaign:{self.name}"]
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "default_region": self.default_region,
+            "duplicates": self.duplicates,
+            "mapping": self.mapping,
+            "require_consent": self.require_consent,
+            "require_national_dnc": self.require_national_dnc,
+            "max_rejected_share": self.max_rejected_share,
+            "audience": {"uploads": self.audience_uploads, "segments": list(self.audience_segments)},
+            "window": {"start": self.window.start, "end": self.window.end, "days": list(self.window.days)},
+            "agent_variables": [
+                {k: v for k, v in vars(var).items() if v is not None} for var in self.agent_variables
+            ],
+        }
+
+
+def campaign_path(name: str) -> Path:
+    return config_dir() / "campaigns" / f"{check_name(name, 'campaign name')}.yaml"
+
+
+def _parse_campaign(name: str, raw: dict[str, Any]) -> Campaign:
+    try:
+        audience = raw.get("audience") or {}
+        window = raw.get("window") or {}
+        policy = raw.get("duplicates", "suppress")
+        if policy not in DUPLICATE_POLICIES:
+            raise ConfigError(f"campaign {name}: duplicates must be one of {', '.join(DUPLICATE_POLICIES)}")
+        days = tuple(str(d).lower()[:3] for d in window.get("days", WEEKDAYS[:5]))
+        if not set(days) <= set(WEEKDAYS):
+            raise ConfigError(f"campaign {name}: window days must be among {', '.join(WEEKDAYS)}")
+        variables = []
+        for item in raw.get("agent_variables") or []:
+            var = AgentVariable(**item)
+            if var.source not in ("field", "custom", "static"):
+                raise ConfigError(f"campaign {name}: agent variable {var.name} has unknown source {var.source!r}")
+            variables.append(var)
+        return Campaign(
+            name=name,
+            description=str(raw.get("description") or ""),
+            default_region=str(raw.get("default_region") or "US").upper(),
+            duplicates=policy,
+            mapping=raw.get("mapping"),
+            require_consent=bool(raw.get("require_consent", False)),
+            require_national_dnc=bool(raw.get("require_national_dnc", False)),
+            max_rejected_share=float(raw.get("max_rejected_share", 0.10)),
+            audience_uploads=audience.get("uploads", "all"),
+            audience_segments=list(audience.get("segments") or []),
+            window=CallingWindow(
+                start=str(window.get("start", "09:00")), end=str(window.get("end", "20:00")), days=days
+            ),
+            agent_variables=variables,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"campaign {name}: {exc}") from None
+
+
+def load_campaign(name: str, *, create: bool = False) -> Campaign:
+    """Load a campaign's YAML; with `create`, a campaign named for the first time gets a default config."""
+    path = campaign_path(name)
+    if not path.exists():
+        if not create:
+            raise ConfigError(f"unknown campaign {name!r}: no {path.name} under {path.parent}")
+        campaign = Campaign(name=name)
+        save_campaign(campaign)
+        return campaign
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"campaign file {path.name} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"campaign file {path.name} must hold a mapping of settings")
+    return _parse_campaign(name, raw)
+
+
+def save_campaign(campaign: Campaign) -> Path:
+    path = campaign_path(campaign.name)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(campaign.to_yaml_dict(), sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def list_campaigns() -> list[str]:
+    return sorted(p.stem for p in (config_dir() / "campaigns").glob("*.yaml"))
+
+
+def load_custom_fields() -> dict[str, CustomField]:
+    """The custom-field registry: every custom field must be declared with its type, owner and description."""
+    path = config_dir() / "custom_fields.yaml"
+    if not path.exists():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"custom_fields.yaml is not valid YAML: {exc}") from None
+    registry: dict[str, CustomField] = {}
+    for item in raw.get("custom_fields") or []:
+        try:
+            spec = CustomField(
+                name=check_name(str(item["name"]), "custom field name").replace("-", "_"),
+                type=str(item.get("type", "string")),
+                owner=str(item["owner"]),
+                description=str(item["description"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"custom_fields.yaml: every field needs name, type, owner, description ({exc})") from None
+        if spec.type not in CUSTOM_FIELD_TYPES:
+            raise ConfigError(f"custom field {spec.name}: type must be one of {', '.join(CUSTOM_FIELD_TYPES)}")
+        registry[spec.name] = spec
+    return registry
