@@ -180,9 +180,7 @@ class Campaign:
             "max_rejected_share": self.max_rejected_share,
             "audience": {"uploads": self.audience_uploads, "segments": list(self.audience_segments)},
             "window": {"start": self.window.start, "end": self.window.end, "days": list(self.window.days)},
-            "agent_variables": [
-                {k: v for k, v in vars(var).items() if v is not None} for var in self.agent_variables
-            ],
+            "agent_variables": [{k: v for k, v in vars(var).items() if v is not None} for var in self.agent_variables],
         }
 
 

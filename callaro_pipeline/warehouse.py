@@ -46,18 +46,27 @@ class Warehouse(dg.ConfigurableResource):
         return Paths(Path(self.home).resolve() if self.home else callaro_home())
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short read-write session under the write lock; the schema exists; external files limited to home."""
+    def lock(self) -> Iterator[Path]:
+        """Hold the cross-process writer lock (dbt runs take it too); yields the warehouse path."""
         paths = self.paths
         paths.home.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(paths.write_lock))
+        file_lock = FileLock(str(paths.write_lock))
         try:
-            lock.acquire(timeout=self.lock_timeout_seconds)
+            file_lock.acquire(timeout=self.lock_timeout_seconds)
         except Timeout:
             raise WarehouseBusy(
                 f"the warehouse stayed busy for {self.lock_timeout_seconds:.0f}s; try again later"
             ) from None
         try:
+            yield paths.warehouse
+        finally:
+            file_lock.release()
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short read-write session under the write lock; the schema exists; external files limited to home."""
+        paths = self.paths
+        with self.lock():
             con = duckdb.connect(str(paths.warehouse))
             try:
                 home = str(paths.home).replace("'", "''")
@@ -68,8 +77,6 @@ class Warehouse(dg.ConfigurableResource):
                 yield con
             finally:
                 con.close()
-        finally:
-            lock.release()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
