@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS uploads (
     duplicates BIGINT,
     suppressed BIGINT,
     error_report VARCHAR,
+    options JSON,                     -- expected_count, default_region, duplicates, mapping_path, sheet
     summary JSON,
     updated_at TIMESTAMP
 );
@@ -25,6 +26,11 @@ CREATE TABLE IF NOT EXISTS raw_rows (
     upload_id VARCHAR NOT NULL,
     row_number BIGINT NOT NULL,
     cells VARCHAR[]
+);
+CREATE TABLE IF NOT EXISTS raw_malformed (
+    upload_id VARCHAR NOT NULL,
+    row_number BIGINT NOT NULL,
+    message VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS campaign_state (
     campaign VARCHAR PRIMARY KEY,
@@ -51,4 +57,14 @@ CREATE TABLE IF NOT EXISTS contact_changes (
     campaign VARCHAR,
     upload_id VARCHAR,
     detail JSON
+);
+
+-- Gate results per upload, written by the asset checks: the guard for runs that did not evaluate them.
+CREATE TABLE IF NOT EXISTS upload_checks (
+    upload_id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    passed BOOLEAN NOT NULL,
+    detail VARCHAR,
+    metadata JSON,
+    evaluated_at TIMESTAMP NOT NULL
 );

@@ -1,0 +1,62 @@
+"""campaign_audiences: per campaign, the callable contacts with their agent variables, frozen per build."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from callaro_pipeline.assets.contact_book import contacts
+from callaro_pipeline.assets.segments import segment_models
+from callaro_pipeline.audiences import build_audience
+from callaro_pipeline.config import list_campaigns, load_campaign
+from callaro_pipeline.errors import CallaroError
+from callaro_pipeline.partitions import WAREHOUSE_POOL
+from callaro_pipeline.privacy import mask_phone
+from callaro_pipeline.warehouse import Warehouse
+
+CAMPAIGN_TAG = "callaro/campaign"
+
+
+@dg.asset(
+    group_name="audiences",
+    deps=[contacts, *segment_models.keys],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "polars"},
+    owners=["team:data"],
+    description="One row per callable contact per campaign (view over the latest frozen build in "
+    "audience_members): E.164 phone, time zone, next allowed call start in UTC, external_id, agent variables, "
+    "and the evidence why it is callable (DNC snapshot, consent, time-zone source). Fails closed when a DNC list "
+    "cannot be trusted, leaving the previous build current. In an import run only the upload's campaign is "
+    "rebuilt; otherwise every campaign.",
+)
+def campaign_audiences(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    tagged = context.run.tags.get(CAMPAIGN_TAG)
+    names = [tagged] if tagged else list_campaigns()
+    builds, failures = {}, {}
+    now = datetime.now(UTC)
+    for name in names:
+        campaign = load_campaign(name, create=True)
+        try:
+            with warehouse.transaction() as con:
+                build = build_audience(con, campaign, now=now)
+        except CallaroError as error:
+            failures[name] = str(error)
+            continue
+        builds[name] = {
+            "build_id": build.build_id,
+            "members": build.members,
+            "suppressed": build.suppressed,
+            "missing_required": build.missing_required,
+            "missing_sample_masked": [mask_phone(p) if p and "*" not in p else p for p in build.missing_sample],
+            "not_callable": build.not_callable,
+        }
+    warehouse.publish_snapshot()
+    if failures:
+        raise dg.Failure(
+            description="audience not built (fail closed), previous build kept: "
+            + "; ".join(f"{k}: {v}" for k, v in failures.items()),
+            metadata={"built": dg.MetadataValue.json(builds)},
+            allow_retries=False,
+        )
+    return dg.MaterializeResult(metadata={"builds": dg.MetadataValue.json(builds), "campaigns": len(builds)})

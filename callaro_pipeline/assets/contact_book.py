@@ -1,0 +1,70 @@
+"""contacts: the upload's released rows (validated, not suppressed) merged into the one contact book."""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+
+from callaro_pipeline.assets.suppression import DNC_GATE, suppressed_contacts
+from callaro_pipeline.contact_book import merge_upload_into_book
+from callaro_pipeline.gates import GE_GATE, PANDERA_GATE
+from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
+from callaro_pipeline.uploads import failed_checks, load_upload, update_upload, utcnow
+from callaro_pipeline.warehouse import Warehouse
+
+REQUIRED_GATES = (PANDERA_GATE, GE_GATE, DNC_GATE)
+
+RELEASED_SQL = """
+SELECT v.* EXCLUDE (upload_id)
+FROM validated_contacts v
+ANTI JOIN (SELECT row_number FROM suppressed_contacts WHERE upload_id = ?) s USING (row_number)
+WHERE v.upload_id = ?
+ORDER BY v.row_number
+"""
+
+
+@dg.asset(
+    partitions_def=upload_partitions,
+    group_name="contact_book",
+    deps=[suppressed_contacts],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "polars"},
+    owners=["team:data"],
+    description="The contact book: one row per person (stable contact_id from the E.164 key) with standard "
+    "fields, custom_fields JSON and lineage; campaign_contacts links the upload's contacts to its campaign. "
+    "Only uploads whose gates all passed are merged.",
+)
+def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    upload_id = context.partition_key
+    started = time.perf_counter()
+    with warehouse.transaction() as con:
+        upload = load_upload(con, upload_id)
+        # Blocking checks only block inside one run: a run that materializes this asset alone must not
+        # release an upload whose gates failed or never ran.
+        passed = {r[0] for r in con.execute("SELECT name FROM upload_checks WHERE upload_id = ? AND passed", [upload_id]).fetchall()}
+        failed = failed_checks(con, upload_id)
+        missing = [gate for gate in REQUIRED_GATES if gate not in passed]
+        if failed or missing:
+            reason = "; ".join(f"{name}: {detail}" for name, detail in failed) or f"gates not evaluated: {', '.join(missing)}"
+            raise dg.Failure(description=f"upload {upload_id} is blocked, nothing released ({reason})", allow_retries=False)
+        released = con.execute(RELEASED_SQL, [upload_id, upload_id]).pl()
+        counts = merge_upload_into_book(con, upload_id=upload_id, campaign=upload.campaign, contacts=released, now=utcnow())
+        con.execute(
+            """
+            INSERT OR REPLACE INTO campaign_state (campaign, last_upload_id, last_mapping, last_columns, updated_at)
+            SELECT ?, ?, ?, (SELECT to_json(list(name ORDER BY position)) FROM raw_columns WHERE upload_id = ?), ?
+            """,
+            [upload.campaign, upload_id, upload.summary.get("mapping_json"), upload_id, utcnow()],
+        )
+        update_upload(
+            con,
+            upload_id,
+            status="imported",
+            imported=released.height,
+            book=counts,
+            timings={"contact_book_seconds": round(time.perf_counter() - started, 3)},
+        )
+    return dg.MaterializeResult(metadata={"imported": released.height, **{k: int(v) for k, v in counts.items()}, "campaign": upload.campaign})
+
+

@@ -1,0 +1,79 @@
+"""suppressed_contacts: the upload's validated contacts scrubbed against every DNC list and the consent policy."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+
+from callaro_pipeline.assets.validation import VALIDATED_COLUMNS_SQL
+from callaro_pipeline.config import load_campaign
+from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
+from callaro_pipeline.suppression import dnc_problems, scrub
+from callaro_pipeline.uploads import load_upload, record_check, update_upload
+from callaro_pipeline.warehouse import Warehouse, replace_partition
+
+DNC_GATE = "dnc_lists_usable"
+
+
+@dg.asset(
+    partitions_def=upload_partitions,
+    group_name="suppress",
+    deps=["validated_contacts"],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "polars"},
+    owners=["team:compliance"],
+    description="Validated contacts that may not be called: on a DNC list that applies to the campaign (matched "
+    "on E.164 whatever the input format) or without the consent the campaign requires. Each keeps its reasons.",
+)
+def suppressed_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    upload_id = context.partition_key
+    started = time.perf_counter()
+    with warehouse.transaction() as con:
+        upload = load_upload(con, upload_id)
+        campaign = load_campaign(upload.campaign, create=True)
+        valid = con.execute(VALIDATED_COLUMNS_SQL, [upload_id]).pl()
+        scrubbed = scrub(con, valid, campaign=campaign)
+        suppressed = scrubbed.filter(pl.col("reasons").list.len() > 0).select(
+            "row_number", "phone_e164", "reasons", pl.lit(datetime.now(UTC).replace(tzinfo=None)).alias("checked_at")
+        )
+        replace_partition(con, "suppressed_contacts", upload_id, suppressed)
+        by_reason = (
+            suppressed.explode("reasons").group_by("reasons").agg(pl.len().alias("n")).sort("reasons").iter_rows()
+            if suppressed.height
+            else []
+        )
+        update_upload(
+            con,
+            upload_id,
+            suppressed=suppressed.height,
+            suppressed_by_reason=dict(by_reason),
+            timings={"suppress_seconds": round(time.perf_counter() - started, 3)},
+        )
+    return dg.MaterializeResult(
+        metadata={"suppressed": suppressed.height, "suppressed_by_reason": dg.MetadataValue.json(dict(by_reason))}
+    )
+
+
+@dg.asset_check(
+    asset=suppressed_contacts,
+    blocking=True,
+    partitions_def=upload_partitions,
+    description="Fail closed: every DNC list that applies to the campaign was loaded, is not empty, and — where "
+    "the campaign requires the national registry — is at most 31 days old.",
+)
+def dnc_lists_usable(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    upload_id = context.partition_key
+    with warehouse.transaction() as con:
+        upload = load_upload(con, upload_id)
+        campaign = load_campaign(upload.campaign, create=True)
+        problems = dnc_problems(
+            con, sources=campaign.dnc_sources, require_national=campaign.require_national_dnc, now=datetime.now(UTC)
+        )
+        detail = "; ".join(problems) if problems else "all DNC lists that apply are loaded and fresh"
+        record_check(con, upload_id, DNC_GATE, not problems, detail, {"problems": len(problems)})
+        if problems:
+            update_upload(con, upload_id, status="blocked", blocked_by={"gate": DNC_GATE, "detail": detail})
+    return dg.AssetCheckResult(passed=not problems, description=detail, metadata={"problems": len(problems), "detail": detail})

@@ -1,0 +1,241 @@
+"""mapped_contacts, validated_contacts + rejected_rows, and the blocking Pandera and Great Expectations gates."""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+import polars as pl
+
+from callaro_pipeline.assets.ingest import fail_upload, raw_upload
+from callaro_pipeline.assets.metadata import frame_markdown
+from callaro_pipeline.config import load_campaign, load_custom_fields
+from callaro_pipeline.errors import CallaroError
+from callaro_pipeline.flow import check_upload, map_upload
+from callaro_pipeline.gates import GE_GATE, PANDERA_GATE, GateResult, great_expectations_gate, pandera_gate
+from callaro_pipeline.ingest import from_cells
+from callaro_pipeline.mapping import Mapping
+from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
+from callaro_pipeline.privacy import mask_frame
+from callaro_pipeline.report import write_csv_safely, write_error_report
+from callaro_pipeline.uploads import load_upload, record_check, update_upload
+from callaro_pipeline.warehouse import Warehouse, replace_partition
+
+VALIDATED_COLUMNS_SQL = "SELECT * EXCLUDE (upload_id) FROM validated_contacts WHERE upload_id = ? ORDER BY row_number"
+
+
+@dg.asset(
+    partitions_def=upload_partitions,
+    group_name="validate",
+    deps=[raw_upload],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "polars"},
+    owners=["team:data"],
+    description=(
+        "Source columns mapped to standard fields and declared custom fields (mapping file, the campaign's "
+        "remembered mapping, or automatic matching by name and aliases). Unmapped columns and column drift "
+        "against the campaign's previous upload are reported in the metadata."
+    ),
+)
+def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    upload_id = context.partition_key
+    with warehouse.connect() as con:
+        upload = load_upload(con, upload_id)
+        columns = [r[0] for r in con.execute("SELECT name FROM raw_columns WHERE upload_id = ? ORDER BY position", [upload_id]).fetchall()]
+        cells = con.execute("SELECT row_number, cells FROM raw_rows WHERE upload_id = ? ORDER BY row_number", [upload_id]).pl()
+        state = con.execute("SELECT last_mapping, last_columns FROM campaign_state WHERE campaign = ?", [upload.campaign]).fetchone()
+    try:
+        campaign = load_campaign(upload.campaign, create=True)
+        registry = load_custom_fields()
+        mapped = map_upload(
+            from_cells(cells, columns),
+            columns,
+            campaign=campaign,
+            options=upload.options,
+            registry=registry,
+            remembered_mapping=state[0] if state else None,
+            previous_columns=state[1] if state else None,
+        )
+    except CallaroError as error:
+        raise fail_upload(warehouse, upload_id, "mapping columns", error) from None
+    drift = {"added": mapped.drift.added, "missing": mapped.drift.missing, "renamed": mapped.drift.renamed}
+    with warehouse.transaction() as con:
+        replace_partition(con, "mapped_contacts", upload_id, mapped.contacts)
+        update_upload(
+            con,
+            upload_id,
+            mapping={"source": mapped.mapping.source, "fields": mapped.mapping.fields, "unmapped": mapped.mapping.unmapped},
+            mapping_json=mapped.mapping.to_json(),
+            column_drift=drift if mapped.drift.changed else None,
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "mapping_source": mapped.mapping.source,
+            "mapping": dg.MetadataValue.json(mapped.mapping.fields),
+            "unmapped_columns": dg.MetadataValue.json(mapped.mapping.unmapped),
+            "column_drift": dg.MetadataValue.json(drift),
+            "rows": mapped.contacts.height,
+        }
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "validated_contacts",
+            deps=[mapped_contacts],
+            group_name="validate",
+            kinds={"duckdb", "polars"},
+            owners=["team:data"],
+            description="Contacts that passed validation and the duplicate policy: E.164 phones, IANA time zones "
+            "with their source, checked e-mails and consent.",
+        ),
+        dg.AssetSpec(
+            "rejected_rows",
+            deps=[mapped_contacts],
+            group_name="validate",
+            kinds={"duckdb", "polars"},
+            owners=["team:data"],
+            description="One line per problem (row_number, column, field, code, message, value); also written as "
+            "the upload's error report CSV, formula-safe.",
+        ),
+    ],
+    partitions_def=upload_partitions,
+    pool=WAREHOUSE_POOL,
+)
+def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    upload_id = context.partition_key
+    started = time.perf_counter()
+    with warehouse.connect() as con:
+        upload = load_upload(con, upload_id)
+        mapped = con.execute("SELECT * EXCLUDE (upload_id) FROM mapped_contacts WHERE upload_id = ? ORDER BY row_number", [upload_id]).pl()
+        malformed = con.execute("SELECT row_number, message FROM raw_malformed WHERE upload_id = ?", [upload_id]).pl()
+        existing = con.execute(
+            """
+            SELECT c.phone_e164, c.external_id, cc.upload_id
+            FROM campaign_contacts cc JOIN contacts c USING (contact_id)
+            WHERE cc.campaign = ? AND cc.upload_id <> ?
+            """,
+            [upload.campaign, upload_id],
+        ).pl()
+    try:
+        campaign = load_campaign(upload.campaign, create=True)
+        checked = check_upload(
+            mapped,
+            Mapping.from_json(upload.summary["mapping_json"]),
+            campaign=campaign,
+            options=upload.options,
+            registry=load_custom_fields(),
+            malformed=malformed,
+            existing=existing,
+        )
+    except CallaroError as error:
+        raise fail_upload(warehouse, upload_id, "validating rows", error) from None
+
+    report_dir = warehouse.paths.report_dir(upload_id)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    problems = checked.problems
+    error_report = write_error_report(problems, report_dir / "errors.csv")
+    split_file = None
+    if checked.duplicates.split_rows.height:
+        split_file = str(write_csv_safely(checked.duplicates.split_rows, report_dir / "duplicates.csv"))
+    counts = checked.counts()
+    with warehouse.transaction() as con:
+        replace_partition(con, "validated_contacts", upload_id, checked.kept)
+        replace_partition(con, "rejected_rows", upload_id, problems)
+        update_upload(
+            con,
+            upload_id,
+            error_report=str(error_report),
+            duplicates_file=split_file,
+            valid_rows=checked.kept.height,
+            phone_types=_value_counts(checked.kept, "phone_type"),
+            timezone_sources=_value_counts(checked.kept, "timezone_source"),
+            timings={"validate_seconds": round(time.perf_counter() - started, 3)},
+            **counts,
+        )
+    preview = mask_frame(checked.kept.head(5).select(_preview_columns(checked.kept)))
+    yield dg.MaterializeResult(
+        asset_key="validated_contacts",
+        metadata={
+            "rows": checked.kept.height,
+            "duplicates": counts["duplicates"],
+            "phone_types": dg.MetadataValue.json(_value_counts(checked.kept, "phone_type")),
+            "timezone_sources": dg.MetadataValue.json(_value_counts(checked.kept, "timezone_source")),
+            "preview_masked": frame_markdown(preview),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="rejected_rows",
+        metadata={
+            "rejected_rows": counts["rejected"],
+            "problems_by_code": dg.MetadataValue.json(counts["problems_by_code"]),
+            "error_report": dg.MetadataValue.path(str(error_report)),
+        },
+    )
+
+
+def _value_counts(df: pl.DataFrame, column: str) -> dict[str, int]:
+    if column not in df.columns or df.is_empty():
+        return {}
+    counts = df.group_by(column).agg(pl.len().alias("n")).sort("n", descending=True)
+    return {str(k): int(v) for k, v in counts.iter_rows()}
+
+
+def _preview_columns(df: pl.DataFrame) -> list[str]:
+    wanted = ("row_number", "first_name", "last_name", "phone_e164", "phone_type", "timezone", "timezone_source")
+    return [c for c in wanted if c in df.columns]
+
+
+def _gate_result(warehouse: Warehouse, upload_id: str, result: GateResult) -> dg.AssetCheckResult:
+    with warehouse.transaction() as con:
+        record_check(con, upload_id, result.name, result.passed, result.detail, result.metadata)
+        if not result.passed:
+            update_upload(con, upload_id, status="blocked", blocked_by={"gate": result.name, "detail": result.detail})
+    metadata: dict = {k: v for k, v in result.metadata.items()}
+    metadata["detail"] = result.detail
+    if result.docs_path:
+        metadata["data_docs"] = dg.MetadataValue.path(result.docs_path)
+    return dg.AssetCheckResult(passed=result.passed, metadata=metadata, description=result.detail)
+
+
+@dg.asset_check(
+    asset="validated_contacts",
+    blocking=True,
+    partitions_def=upload_partitions,
+    description="Pandera (polars) schema of validated contacts: types, E.164 pattern, IANA zones, unique key, "
+    "non-null rules. Blocks the upload from the contact book and audiences when it fails.",
+)
+def pandera_validated_contacts(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    upload_id = context.partition_key
+    with warehouse.connect() as con:
+        valid = con.execute(VALIDATED_COLUMNS_SQL, [upload_id]).pl()
+    return _gate_result(warehouse, upload_id, pandera_gate(valid))
+
+
+@dg.asset_check(
+    asset="validated_contacts",
+    blocking=True,
+    partitions_def=upload_partitions,
+    description="Great Expectations suite on the upload: row count equals --expected-count when given, rejected "
+    "share under the campaign's limit, required fields mapped. Writes HTML Data Docs per upload.",
+)
+def great_expectations_upload(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    upload_id = context.partition_key
+    with warehouse.connect() as con:
+        upload = load_upload(con, upload_id)
+    campaign = load_campaign(upload.campaign, create=True)
+    summary = upload.summary
+    result = great_expectations_gate(
+        upload_id=upload_id,
+        rows_read=int(summary.get("rows_read", 0)),
+        rejected=int(summary.get("rejected", 0)),
+        expected_count=upload.options.expected_count,
+        max_rejected_share=campaign.max_rejected_share,
+        mapped_fields=sorted(set(summary.get("mapping", {}).get("fields", {}).values())),
+        docs_root=warehouse.paths.gx,
+    )
+    if result.docs_path:
+        with warehouse.transaction() as con:
+            update_upload(con, upload_id, data_docs=result.docs_path)
+    return _gate_result(warehouse, upload_id, result)

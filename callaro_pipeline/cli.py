@@ -1,0 +1,301 @@
+"""`callaro`: the command line of the contacts pipeline (see README and the product contract).
+
+Exit codes: 0 imported / done; 1 blocked by a gate or nothing to import (nothing released); 2 unusable input or
+usage error (one clear line on stderr, no traceback, nothing written to the contact book).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from callaro_pipeline.config import DUPLICATE_POLICIES, PROJECT_ROOT, check_name, load_campaign
+from callaro_pipeline.errors import CallaroError, UnusableInput
+from callaro_pipeline.warehouse import Warehouse, WarehouseBusy
+
+SAMPLES = PROJECT_ROOT / "data" / "samples"
+DEMO_CAMPAIGN = "demo"
+
+
+class UsageError(CallaroError):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def exit_code_for(summary: dict[str, Any]) -> int:
+    if summary["status"] == "imported":
+        return 0
+    if summary["status"] == "blocked":
+        return 1
+    return int((summary.get("failure") or {}).get("exit_code", 2))
+
+
+def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, default=str, sort_keys=True))
+        return
+    print(f"upload     {summary['upload_id']}  (campaign {summary['campaign']})")
+    print(f"status     {summary['status']}" + ("  [undone]" if summary.get("undone") else ""))
+    if summary.get("failure"):
+        print(f"problem    {summary['failure'].get('message')}")
+    print(
+        f"rows read  {summary['rows_read']}   imported {summary['imported']}   rejected {summary['rejected']}   "
+        f"duplicates {summary['duplicates']}   suppressed {summary['suppressed']}"
+    )
+    if summary.get("problems_by_code"):
+        print("problems   " + ", ".join(f"{k} {v}" for k, v in sorted(summary["problems_by_code"].items())))
+    if summary.get("mapping", {}).get("unmapped"):
+        print("unmapped   " + ", ".join(summary["mapping"]["unmapped"]))
+    if summary.get("column_drift"):
+        drift = summary["column_drift"]
+        print(f"drift      added {drift['added']}  missing {drift['missing']}  renamed {drift['renamed']}")
+    if summary.get("same_file_as"):
+        print(f"note       the same file was already imported as {summary['same_file_as']}")
+    for check in summary.get("checks", []):
+        print(f"check      {'PASS' if check['passed'] else 'FAIL'}  {check['name']}: {check['detail']}")
+    if summary.get("error_report"):
+        print(f"errors     {summary['error_report']}")
+    if summary.get("duplicates_file"):
+        print(f"split      {summary['duplicates_file']}")
+    if summary.get("data_docs"):
+        print(f"data docs  {summary['data_docs']}")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from callaro_pipeline.runner import ImportRequest, run_import
+
+    summary = run_import(
+        ImportRequest(
+            file=Path(args.file),
+            campaign=args.campaign,
+            mapping=Path(args.mapping) if args.mapping else None,
+            expected_count=args.expected_count,
+            default_region=args.default_region,
+            duplicates=args.duplicates,
+            sheet=args.sheet,
+        ),
+        progress=not args.json and sys.stderr.isatty(),
+    )
+    print_summary(summary, as_json=args.json)
+    return exit_code_for(summary)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from callaro_pipeline.uploads import upload_summary
+
+    with Warehouse().connect() as con:
+        summary = upload_summary(con, args.upload_id)
+    print_summary(summary, as_json=args.json)
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from callaro_pipeline.preview import preview_file
+
+    print(
+        preview_file(
+            Path(args.file),
+            campaign=check_name(args.campaign, "campaign name"),
+            mapping=Path(args.mapping) if args.mapping else None,
+            rows=args.rows,
+            sheet=args.sheet,
+        )
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from callaro_pipeline.runner import ImportRequest, run_import, run_job
+
+    samples = sorted(SAMPLES.glob("*.csv"))
+    if not samples:
+        raise UnusableInput(f"no sample uploads under {SAMPLES}")
+    from callaro_pipeline import suppression
+
+    with Warehouse().transaction() as con:
+        for dnc_file in sorted((SAMPLES / "dnc").glob("*.csv")):
+            loaded = suppression.import_dnc_file(con, dnc_file, source="internal")
+            print(f"== DNC list {dnc_file.name}: {loaded.rows_loaded} numbers (internal)")
+    run_job("rebuild_segments_and_audiences")
+    worst = 0
+    for sample in samples:
+        print(f"== importing {sample.name} into campaign '{DEMO_CAMPAIGN}'")
+        summary = run_import(ImportRequest(file=sample, campaign=DEMO_CAMPAIGN), progress=sys.stderr.isatty())
+        print_summary(summary, as_json=False)
+        worst = max(worst, exit_code_for(summary))
+    home = Warehouse().paths
+    print()
+    print("Where to look next:")
+    print(f"  warehouse (read-only copy for SQL): {home.warehouse_snapshot}")
+    print("     duckdb -readonly " + str(home.warehouse_snapshot) + " \"select * from campaign_audiences limit 5\"")
+    print("  tables: contacts, campaign_contacts, rejected_rows, uploads, dnc, segments.*, campaign_audiences")
+    print("  Dagster UI: uv run callaro ui   (then open http://127.0.0.1:3000, asset group 'ingest')")
+    print(f"  audience export: uv run callaro audience {DEMO_CAMPAIGN} --out demo_audience.csv")
+    return worst
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from callaro_pipeline.contact_book import undo_upload
+    from callaro_pipeline.runner import run_job
+    from callaro_pipeline.uploads import load_upload, utcnow
+
+    warehouse = Warehouse()
+    with warehouse.transaction() as con:
+        upload = load_upload(con, args.upload_id)
+        result = undo_upload(con, upload_id=args.upload_id, now=utcnow(), changed_by=_who())
+    run_job("rebuild_segments_and_audiences", tags={"callaro/campaign": upload.campaign})
+    print(f"upload {args.upload_id} undone: {result}")
+    return 0
+
+
+def cmd_dnc(args: argparse.Namespace) -> int:
+    from callaro_pipeline import suppression
+
+    warehouse = Warehouse()
+    with warehouse.transaction() as con:
+        if args.dnc_command == "add":
+            result = suppression.add_numbers(con, args.phones, source=args.source, reason=args.reason)
+        else:
+            path = Path(args.file)
+            if not path.is_file():
+                raise UnusableInput(f"no such file: {path.name}")
+            result = suppression.import_dnc_file(
+                con, path, source=args.source, snapshot_date=args.snapshot_date, kind=args.kind
+            )
+    warehouse.publish_snapshot()
+    print(f"DNC {result.source}: {result.rows_loaded} numbers loaded, {result.rows_rejected} lines rejected (load {result.load_id})")
+    return 0
+
+
+def cmd_audience(args: argparse.Namespace) -> int:
+    from callaro_pipeline.audiences import export_audience
+
+    load_campaign(check_name(args.campaign, "campaign name"))
+    warehouse = Warehouse()
+    if args.out:
+        with warehouse.connect() as con:
+            count = export_audience(con, args.campaign, Path(args.out))
+        print(f"{count} callable contacts written to {args.out}")
+        return 0
+    with warehouse.connect() as con:
+        row = con.execute(
+            "SELECT count(*), max(build_id) FROM campaign_audiences WHERE campaign = ?", [args.campaign]
+        ).fetchone()
+    print(f"campaign {args.campaign}: {row[0]} callable contacts (build {row[1]})")
+    return 0
+
+
+def _who() -> str:
+    return os.environ.get("CALLARO_USER") or os.environ.get("USER") or "cli"
+
+
+def cmd_contacts(args: argparse.Namespace) -> int:
+    from callaro_pipeline.manage import run_contacts_command
+
+    return run_contacts_command(args, changed_by=_who())
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from callaro_pipeline.manage import run_segment_command
+
+    return run_segment_command(args)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from callaro_pipeline.runner import dagster_instance
+
+    dagster_instance()
+    dagster = shutil.which("dagster") or "dagster"
+    os.execvp(dagster, [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="callaro", description="Callaro contacts pipeline: uploads to trusted, callable audiences.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("import", help="import a contacts file into a campaign (one Dagster run)")
+    p.add_argument("file", help="CSV, TSV or .xlsx file")
+    p.add_argument("--campaign", required=True, help="campaign name (created with defaults if new)")
+    p.add_argument("--mapping", help="mapping YAML (source column -> field)")
+    p.add_argument("--expected-count", type=int, help="rows the campaign owner expects (a gate)")
+    p.add_argument("--default-region", help="region for numbers without +country (default: campaign, else US)")
+    p.add_argument("--duplicates", choices=DUPLICATE_POLICIES, help="duplicate policy (default: campaign's)")
+    p.add_argument("--sheet", help=".xlsx sheet name (default: first sheet)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("preview", help="dry run: mapping, first rows as imported, problems; writes nothing")
+    p.add_argument("file")
+    p.add_argument("--campaign", required=True)
+    p.add_argument("--mapping")
+    p.add_argument("--rows", type=int, default=20)
+    p.add_argument("--sheet")
+    p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("report", help="the import summary of an earlier upload")
+    p.add_argument("upload_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("undo", help="take an upload's contacts back out of its campaign")
+    p.add_argument("upload_id")
+    p.set_defaults(func=cmd_undo)
+
+    p = sub.add_parser("demo", help="import the bundled sample upload(s) into campaign 'demo', end to end")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("dnc", help="Do-Not-Call lists")
+    dnc_sub = p.add_subparsers(dest="dnc_command", required=True, parser_class=Parser)
+    q = dnc_sub.add_parser("add", help="add numbers (any format) to a DNC list")
+    q.add_argument("phones", nargs="+")
+    q.add_argument("--reason")
+    q.add_argument("--source", default="internal", help="internal | call_outcome | campaign:<name>")
+    q = dnc_sub.add_parser("import", help="load a DNC file (CSV with a phone column, or bare 10-digit lines)")
+    q.add_argument("file")
+    q.add_argument("--source", default="internal", help="internal | national | campaign:<name> | call_outcome")
+    q.add_argument("--snapshot-date", type=date.fromisoformat, help="date of the registry snapshot (YYYY-MM-DD; default today)")
+    q.add_argument("--kind", default="full", choices=("full", "add", "delete"), help="full snapshot or change list")
+    p.set_defaults(func=cmd_dnc)
+
+    p = sub.add_parser("audience", help="a campaign's callable audience (export with --out)")
+    p.add_argument("campaign")
+    p.add_argument("--out", help="FILE.csv (formula-safe) or FILE.parquet")
+    p.set_defaults(func=cmd_audience)
+
+    from callaro_pipeline.manage import add_contacts_parser, add_segment_parser
+
+    add_contacts_parser(sub, cmd_contacts)
+    add_segment_parser(sub, cmd_segment)
+
+    p = sub.add_parser("ui", help="open the Dagster UI on this installation (dagster dev)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except (CallaroError, WarehouseBusy) as error:
+        print(f"callaro: {error}", file=sys.stderr)
+        return getattr(error, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("callaro: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,428 @@
+"""The contact book: one row per person (key: E.164 phone), and which campaign each person was uploaded to.
+
+Every function works inside the caller's transaction on a DuckDB connection and runs set-based SQL.
+
+Merge rule: an upload's non-empty values overwrite the book's ("latest non-empty value wins"); the time zone
+and the consent evidence each move as a group so a zone never pairs with another upload's candidates, nor a
+consent with another upload's date and source; custom fields are merged key by key. `first_upload_id` and
+`source_row` keep where the contact first came from.
+
+Undo takes the upload's rows out of `campaign_contacts` and marks the upload undone. Contacts left in no
+campaign at all are removed from the book (so a segment cannot feed them into an audience); contacts still in
+another campaign stay, with the values the undone upload gave them (the book keeps no value history).
+
+Manual management (`callaro contacts update|remove|export --where ...`) takes conditions already parsed into
+`(field, operator, value)` triples. Fields and operators come from the allowlists below, identifiers are only
+ever taken from those lists, and every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from callaro_pipeline.errors import ConfigError
+from callaro_pipeline.uploads import load_upload
+from callaro_pipeline.warehouse import stage
+
+PIPELINE_USER = "pipeline"
+MANUAL_TIMEZONE_SOURCE = "manual"
+DEAD_UPLOAD_STATUSES = ("undone", "blocked", "failed")
+
+# Values that each stand on their own: the latest non-empty one wins.
+_SINGLE_FIELDS = (
+    "phone_extension",
+    "phone_type",
+    "phone_region",
+    "phone_state",
+    "first_name",
+    "last_name",
+    "full_name",
+    "company",
+    "email",
+    "country",
+    "state",
+    "postal_code",
+    "external_id",
+    "lead_source",
+)
+# Values that only make sense together: the group is taken from the upload that has its key field.
+_FIELD_GROUPS = {
+    "timezone": ("timezone", "timezone_candidates", "timezone_source"),
+    "consent": ("consent", "consent_date", "consent_source"),
+}
+_INCOMING_SCHEMA: dict[str, pl.DataType] = {
+    "row_number": pl.Int64(),
+    "phone_e164": pl.Utf8(),
+    **{name: pl.Utf8() for name in _SINGLE_FIELDS},
+    "timezone": pl.Utf8(),
+    "timezone_candidates": pl.List(pl.Utf8()),
+    "timezone_source": pl.Utf8(),
+    "consent": pl.Utf8(),
+    "consent_date": pl.Utf8(),
+    "consent_source": pl.Utf8(),
+    "custom_fields": pl.Utf8(),
+}
+_TEXT_FIELDS = tuple(name for name, dtype in _INCOMING_SCHEMA.items() if dtype == pl.Utf8() and name != "custom_fields")
+
+FILTERABLE_FIELDS = ("contact_id", *_TEXT_FIELDS, "first_upload_id", "last_upload_id")
+# Not the phone nor the id: a new phone is a new contact and goes through the import gates.
+EDITABLE_FIELDS = (
+    "first_name",
+    "last_name",
+    "full_name",
+    "company",
+    "email",
+    "country",
+    "state",
+    "postal_code",
+    "timezone",
+    "external_id",
+    "lead_source",
+    "consent",
+    "consent_date",
+    "consent_source",
+)
+CUSTOM_PREFIX = "custom."
+_CUSTOM_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
+_OPERATORS = {
+    "=": "{col} = ?",
+    "!=": "{col} IS DISTINCT FROM ?",
+    "in": "{col} IN (SELECT unnest(?::VARCHAR[]))",
+    "contains": "contains(lower({col}), lower(?))",
+    "starts_with": "starts_with(lower({col}), lower(?))",
+    "is_null": "nullif({col}, '') IS NULL",
+    "not_null": "nullif({col}, '') IS NOT NULL",
+}
+OPERATORS = tuple(_OPERATORS)
+_VALUELESS_OPERATORS = ("is_null", "not_null")
+
+Condition = tuple[str, str, Any]
+
+
+# --- identity and time -------------------------------------------------------------------------------------
+
+
+def contact_id_sql(phone_column: str) -> str:
+    """SQL for the contact id of an E.164 column: the one definition, used by every query that derives ids."""
+    return f"'c_' || left(sha256({phone_column}), 16)"
+
+
+def contact_id_for(phone_e164: str) -> str:
+    """The same id computed in Python, for callers without a connection (e.g. call results tying back)."""
+    return "c_" + hashlib.sha256(phone_e164.encode("utf-8")).hexdigest()[:16]
+
+
+def as_utc_naive(moment: datetime) -> datetime:
+    """Warehouse TIMESTAMP columns hold naive UTC; an aware value would be shifted by the session time zone."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _record_change(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    action: str,
+    changed_by: str,
+    now: datetime,
+    detail: dict[str, Any],
+    campaign: str | None = None,
+    upload_id: str | None = None,
+) -> None:
+    con.execute(
+        "INSERT INTO contact_changes VALUES (?, ?, ?, ?, NULL, ?, ?, ?::JSON)",
+        [uuid.uuid4().hex, as_utc_naive(now), changed_by, action, campaign, upload_id, json.dumps(detail)],
+    )
+
+
+# --- uploads into the book ---------------------------------------------------------------------------------
+
+
+def _aligned(contacts: pl.DataFrame) -> pl.DataFrame:
+    """The upload's columns the book takes, in a fixed order and type; absent optional columns are null."""
+    return contacts.select(
+        [
+            pl.col(name).cast(dtype) if name in contacts.columns else pl.lit(None, dtype).alias(name)
+            for name, dtype in _INCOMING_SCHEMA.items()
+        ]
+    )
+
+
+_NON_EMPTY_CUSTOM_FIELDS = (
+    "to_json(map_from_entries(list_filter("
+    """map_entries(json_transform(custom_fields::JSON, '"MAP(VARCHAR, JSON)"')), """
+    """e -> e.value IS NOT NULL AND e.value != '""')))"""
+)
+
+
+def _stage_incoming(con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame) -> None:
+    """`_incoming`: one row per phone (its first row in the upload), empty text as NULL, custom fields without
+    empty values (so a blank cell never erases what the book knows)."""
+    staged = stage(con, "_upload_rows", _aligned(contacts))
+    text = ", ".join(f"nullif(trim({name}), '') AS {name}" for name in _TEXT_FIELDS)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _incoming AS
+        SELECT {contact_id_sql("phone_e164")} AS contact_id, *
+        FROM (
+            SELECT row_number, {text}, timezone_candidates,
+                   coalesce({_NON_EMPTY_CUSTOM_FIELDS}, '{{}}') AS custom_fields
+            FROM {staged} WHERE nullif(trim(phone_e164), '') IS NOT NULL
+        )
+        QUALIFY row_number() OVER (PARTITION BY phone_e164 ORDER BY row_number) = 1
+        """  # noqa: S608 - identifiers from code
+    )
+    con.unregister(staged)
+
+
+def _merge_assignments() -> str:
+    single = [f"{name} = coalesce(i.{name}, c.{name})" for name in _SINGLE_FIELDS]
+    grouped = [
+        f"{name} = CASE WHEN i.{key} IS NOT NULL THEN i.{name} "
+        f"WHEN c.{key} IS NULL THEN coalesce(i.{name}, c.{name}) ELSE c.{name} END"
+        for key, names in _FIELD_GROUPS.items()
+        for name in names
+    ]
+    custom = "custom_fields = json_merge_patch(coalesce(c.custom_fields, '{}'), i.custom_fields)"
+    return ",\n".join([*single, *grouped, custom, "last_upload_id = ?", "updated_at = ?"])
+
+
+def merge_upload_into_book(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    upload_id: str,
+    campaign: str,
+    contacts: pl.DataFrame,
+    now: datetime,
+    changed_by: str = PIPELINE_USER,
+) -> dict[str, int]:
+    """Upsert an upload's released rows into `contacts` and link them to the campaign.
+
+    Idempotent: running the same upload again replaces its `campaign_contacts` rows and rewrites the same
+    values. Returns `{inserted, updated, linked}` (new contacts, existing contacts matched, links written).
+    """
+    stamp = as_utc_naive(now)
+    _stage_incoming(con, contacts)
+    (updated,) = con.execute(
+        f"UPDATE contacts AS c SET {_merge_assignments()} FROM _incoming AS i WHERE c.contact_id = i.contact_id",  # noqa: S608
+        [upload_id, stamp],
+    ).fetchone()
+    (inserted,) = con.execute(
+        """
+        INSERT INTO contacts BY NAME
+        SELECT * EXCLUDE (row_number), row_number AS source_row, ? AS first_upload_id, ? AS last_upload_id,
+               ? AS created_at, ? AS updated_at
+        FROM _incoming WHERE contact_id NOT IN (SELECT contact_id FROM contacts)
+        """,
+        [upload_id, upload_id, stamp, stamp],
+    ).fetchone()
+    con.execute("DELETE FROM campaign_contacts WHERE upload_id = ?", [upload_id])
+    (linked,) = con.execute(
+        """
+        INSERT INTO campaign_contacts BY NAME
+        SELECT ? AS campaign, contact_id, ? AS upload_id, row_number, ? AS added_at FROM _incoming
+        """,
+        [campaign, upload_id, stamp],
+    ).fetchone()
+    con.execute("DROP TABLE _incoming")
+    counts = {"inserted": inserted, "updated": updated, "linked": linked}
+    _record_change(
+        con, action="upload_merged", changed_by=changed_by, now=now, detail=counts, campaign=campaign, upload_id=upload_id
+    )
+    return counts
+
+
+def undo_upload(con: duckdb.DuckDBPyConnection, *, upload_id: str, now: datetime, changed_by: str) -> dict[str, int]:
+    """Take an upload's contacts back out of its campaign; the upload and its report stay, marked undone.
+
+    Idempotent: undoing an undone upload changes nothing. Returns `{unlinked, removed}` (campaign links taken
+    out, contacts removed from the book because they are in no campaign any more). Rebuilding the campaign's
+    audience is the caller's next step.
+    """
+    record = load_upload(con, upload_id)
+    if record.status == "undone":
+        return {"unlinked": 0, "removed": 0}
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _unlinked AS SELECT DISTINCT contact_id FROM campaign_contacts WHERE upload_id = ?",
+        [upload_id],
+    )
+    (unlinked,) = con.execute("DELETE FROM campaign_contacts WHERE upload_id = ?", [upload_id]).fetchone()
+    (removed,) = con.execute(
+        """
+        DELETE FROM contacts WHERE contact_id IN (SELECT contact_id FROM _unlinked)
+          AND contact_id NOT IN (SELECT contact_id FROM campaign_contacts)
+        """
+    ).fetchone()
+    con.execute("DROP TABLE _unlinked")
+    con.execute(
+        "UPDATE uploads SET status = 'undone', updated_at = ? WHERE upload_id = ?", [as_utc_naive(now), upload_id]
+    )
+    counts = {"unlinked": unlinked, "removed": removed}
+    _record_change(
+        con,
+        action="upload_undone",
+        changed_by=changed_by,
+        now=now,
+        detail=counts,
+        campaign=record.campaign,
+        upload_id=upload_id,
+    )
+    return counts
+
+
+# --- manual and bulk management ----------------------------------------------------------------------------
+
+
+def _column_sql(field: str) -> tuple[str, list[Any]]:
+    if field.startswith(CUSTOM_PREFIX):
+        name = field[len(CUSTOM_PREFIX) :]
+        if not _CUSTOM_NAME.match(name):
+            raise ConfigError(f"invalid custom field name in condition: {field!r}")
+        return "json_extract_string(custom_fields, ?)", [f"$.{name}"]
+    if field not in FILTERABLE_FIELDS:
+        raise ConfigError(
+            f"cannot filter on {field!r}: use one of {', '.join(FILTERABLE_FIELDS)} or {CUSTOM_PREFIX}<name>"
+        )
+    return f'"{field}"', []
+
+
+def _value_params(operator: str, value: Any) -> list[Any]:
+    if operator in _VALUELESS_OPERATORS:
+        return []
+    if operator == "in":
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, Sequence) or not items:
+            raise ConfigError("'in' needs a non-empty list of values")
+        return [[str(item).strip() for item in items]]
+    if value is None:
+        raise ConfigError(f"{operator!r} needs a value (use is_null / not_null for empty fields)")
+    return [str(value)]
+
+
+def where_sql(conditions: Sequence[Condition]) -> tuple[str, list[Any]]:
+    """AND of the conditions as SQL over `contacts`, with its parameters; `TRUE` when there are none."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for field, operator, value in conditions:
+        if operator not in _OPERATORS:
+            raise ConfigError(f"unknown operator {operator!r}: use one of {', '.join(OPERATORS)}")
+        column, column_params = _column_sql(field)
+        clauses.append(_OPERATORS[operator].format(col=column))
+        params += [*column_params, *_value_params(operator, value)]
+    return (" AND ".join(f"({clause})" for clause in clauses) or "TRUE"), params
+
+
+def find_contacts(con: duckdb.DuckDBPyConnection, conditions: Sequence[Condition]) -> pl.DataFrame:
+    where, params = where_sql(conditions)
+    return con.execute(f"SELECT * FROM contacts WHERE {where} ORDER BY contact_id", params).pl()  # noqa: S608
+
+
+@dataclass(frozen=True)
+class BookChange:
+    """What a manual change touched: the campaigns whose audiences should be rebuilt."""
+
+    contacts: int
+    campaigns: list[str]
+
+
+def _select_targets(con: duckdb.DuckDBPyConnection, conditions: Sequence[Condition]) -> BookChange:
+    """Fill `_targets` with the matching contact ids; refuses to touch the whole book by accident."""
+    if not conditions:
+        raise ConfigError("refusing to change every contact: give at least one --where condition")
+    where, params = where_sql(conditions)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _targets AS SELECT contact_id FROM contacts WHERE {where}", params)  # noqa: S608
+    (count,) = con.execute("SELECT count(*) FROM _targets").fetchone()
+    campaigns = con.execute(
+        "SELECT DISTINCT campaign FROM campaign_contacts WHERE contact_id IN (SELECT contact_id FROM _targets) "
+        "ORDER BY campaign"
+    ).fetchall()
+    return BookChange(contacts=count, campaigns=[campaign for (campaign,) in campaigns])
+
+
+def _record_per_contact(
+    con: duckdb.DuckDBPyConnection, *, action: str, changed_by: str, now: datetime, detail: dict[str, Any]
+) -> None:
+    con.execute(
+        "INSERT INTO contact_changes SELECT ?, ?, ?, ?, contact_id, NULL, NULL, ?::JSON FROM _targets",
+        [uuid.uuid4().hex, as_utc_naive(now), changed_by, action, json.dumps(detail)],
+    )
+
+
+def _condition_summary(conditions: Sequence[Condition]) -> list[list[str]]:
+    """Field names and operators only: values may be personal data."""
+    return [[field, operator] for field, operator, _ in conditions]
+
+
+def _set_sql(changes: dict[str, Any]) -> tuple[str, list[Any]]:
+    if not changes:
+        raise ConfigError("nothing to set: give at least one --set field=value")
+    assignments: list[str] = []
+    params: list[Any] = []
+    for field, raw in changes.items():
+        if field not in EDITABLE_FIELDS:
+            raise ConfigError(f"cannot set {field!r}: editable fields are {', '.join(EDITABLE_FIELDS)}")
+        value = None if raw is None or str(raw).strip() == "" else str(raw).strip()
+        assignments.append(f'"{field}" = ?')
+        params.append(value)
+        if field == "timezone":
+            # A zone set by hand is decided: the calling window must use it alone.
+            assignments += ["timezone_candidates = ?::VARCHAR[]", "timezone_source = ?"]
+            params += [[value] if value else None, MANUAL_TIMEZONE_SOURCE]
+    return ", ".join(assignments), params
+
+
+def update_contacts(
+    con: duckdb.DuckDBPyConnection,
+    conditions: Sequence[Condition],
+    changes: dict[str, Any],
+    *,
+    now: datetime,
+    changed_by: str,
+    dry_run: bool = False,
+) -> BookChange:
+    """Set editable fields on the matching contacts (an empty value clears the field).
+
+    The caller validates time zone and e-mail values first; values here are bound, never spliced into SQL.
+    """
+    assignments, params = _set_sql(changes)
+    change = _select_targets(con, conditions)
+    if not dry_run and change.contacts:
+        con.execute(
+            f"UPDATE contacts SET {assignments}, updated_at = ? WHERE contact_id IN (SELECT contact_id FROM _targets)",  # noqa: S608
+            [*params, as_utc_naive(now)],
+        )
+        detail = {"fields": sorted(changes), "conditions": _condition_summary(conditions), "matched": change.contacts}
+        _record_per_contact(con, action="update", changed_by=changed_by, now=now, detail=detail)
+    con.execute("DROP TABLE _targets")
+    return change
+
+
+def remove_contacts(
+    con: duckdb.DuckDBPyConnection,
+    conditions: Sequence[Condition],
+    *,
+    now: datetime,
+    changed_by: str,
+    dry_run: bool = False,
+) -> BookChange:
+    """Remove the matching contacts from the book and every campaign.
+
+    Past audience builds keep their frozen copies; a removed phone that arrives in a later upload comes back
+    (to stop calling a number for good, add it to the DNC list).
+    """
+    change = _select_targets(con, conditions)
+    if not dry_run and change.contacts:
+        detail = {"conditions": _condition_summary(conditions), "matched": change.contacts}
+        _record_per_contact(con, action="remove", changed_by=changed_by, now=now, detail=detail)
+        con.execute("DELETE FROM campaign_contacts WHERE contact_id IN (SELECT contact_id FROM _targets)")
+        con.execute("DELETE FROM contacts WHERE contact_id IN (SELECT contact_id FROM _targets)")
+    con.execute("DROP TABLE _targets")
+    return change

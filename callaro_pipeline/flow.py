@@ -1,0 +1,116 @@
+"""The per-upload flow as pure functions, shared by the Dagster assets and the `preview` dry run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from callaro_pipeline.config import Campaign, CustomField, config_dir
+from callaro_pipeline.duplicates import DuplicateResult, apply_duplicate_policy
+from callaro_pipeline.mapping import ColumnDrift, Mapping, apply_mapping, auto_map, column_drift, load_mapping_file
+from callaro_pipeline.uploads import UploadOptions
+from callaro_pipeline.validation import ValidationResult, validate_contacts
+from callaro_pipeline.mapping import source_columns
+
+
+@dataclass
+class MappedUpload:
+    mapping: Mapping
+    drift: ColumnDrift
+    contacts: pl.DataFrame
+
+
+@dataclass
+class CheckedUpload:
+    validation: ValidationResult
+    duplicates: DuplicateResult
+
+    @property
+    def kept(self) -> pl.DataFrame:
+        return self.duplicates.kept
+
+    @property
+    def problems(self) -> pl.DataFrame:
+        return pl.concat([self.validation.problems, self.duplicates.problems], how="diagonal_relaxed").sort(
+            "row_number", maintain_order=True
+        )
+
+    def counts(self) -> dict:
+        rejected_rows = self.validation.problems.get_column("row_number").n_unique()
+        by_code = (
+            self.problems.group_by("code").agg(pl.len().alias("n")).sort("code").iter_rows()
+            if self.problems.height
+            else []
+        )
+        return {
+            "rejected": rejected_rows,
+            "duplicates": self.validation.valid.height - self.kept.height,
+            "skipped_existing": self.duplicates.skipped_existing,
+            "problems_by_code": dict(by_code),
+            "merge_conflicts": self.duplicates.conflicts.height,
+        }
+
+
+def resolve_mapping_path(path: str | None) -> Path | None:
+    if not path:
+        return None
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else config_dir() / candidate
+
+
+def choose_mapping(
+    columns: list[str],
+    *,
+    campaign: Campaign,
+    options: UploadOptions,
+    registry: dict[str, CustomField],
+    remembered: Mapping | None,
+) -> Mapping:
+    """An explicit mapping file (upload option, then campaign setting) wins; else the campaign's last mapping
+    for the columns it knows, then automatic matching by name and aliases."""
+    mapping_file = resolve_mapping_path(options.mapping_path or campaign.mapping)
+    if mapping_file is not None:
+        return load_mapping_file(mapping_file, columns, registry)
+    return auto_map(columns, registry, remembered=remembered)
+
+
+def map_upload(
+    rows: pl.DataFrame,
+    columns: list[str],
+    *,
+    campaign: Campaign,
+    options: UploadOptions,
+    registry: dict[str, CustomField],
+    remembered_mapping: str | None,
+    previous_columns: str | None,
+) -> MappedUpload:
+    remembered = Mapping.from_json(remembered_mapping) if remembered_mapping else None
+    mapping = choose_mapping(columns, campaign=campaign, options=options, registry=registry, remembered=remembered)
+    drift = column_drift(json.loads(previous_columns) if previous_columns else None, columns)
+    return MappedUpload(mapping=mapping, drift=drift, contacts=apply_mapping(rows, mapping, registry))
+
+
+def check_upload(
+    mapped: pl.DataFrame,
+    mapping: Mapping,
+    *,
+    campaign: Campaign,
+    options: UploadOptions,
+    registry: dict[str, CustomField],
+    malformed: pl.DataFrame | None,
+    existing: pl.DataFrame | None,
+) -> CheckedUpload:
+    region = (options.default_region or mapping.default_region or campaign.default_region or "US").upper()
+    policy = options.duplicates or mapping.duplicates or campaign.duplicates
+    validation = validate_contacts(
+        mapped,
+        source_columns=source_columns(mapping),
+        default_region=region,
+        registry=registry,
+        malformed=malformed,
+    )
+    duplicates = apply_duplicate_policy(validation.valid, policy=policy, existing=existing)
+    return CheckedUpload(validation=validation, duplicates=duplicates)

@@ -1,0 +1,375 @@
+"""Blocking quality gates of an upload: Pandera on the validated contacts, Great Expectations on its aggregates.
+
+Both gates report counts and words only: failure cases carry phone numbers and names, so they never leave
+this module. Great Expectations sees a one-row summary of the upload, never the rows themselves (a pandas
+copy of a large upload costs seconds in GX; the row-level rules are Pandera's job, on polars).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import threading
+import time
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+from pandera.errors import SchemaErrors
+
+from callaro_pipeline.config import check_name
+
+PANDERA_GATE = "pandera_validated_contacts"
+GX_GATE = "great_expectations_upload"
+GX_SUITE_NAME = "callaro_upload_gate"
+
+E164_PATTERN = r"^\+[1-9]\d{6,14}$"
+TIMEZONE_SOURCES = ("provided", "phone", "state", "postal_code", "ambiguous", "unknown")
+CONSENT_VALUES = ("yes", "no", "unknown")
+IDENTITY_FIELDS = ("first_name", "last_name", "full_name", "external_id")
+OPTIONAL_TEXT_COLUMNS = (
+    "phone_extension",
+    "phone_type",
+    "phone_region",
+    "phone_state",
+    "external_id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "company",
+    "email",
+    "country",
+    "state",
+    "postal_code",
+    "lead_source",
+    "consent_date",
+    "consent_source",
+    "custom_fields",  # JSON text
+)
+
+MetadataValue = float | int | str
+
+
+@dataclass
+class GateResult:
+    name: str
+    passed: bool
+    detail: str
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)
+    docs_path: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pandera: row-level rules on the validated contacts frame
+# ---------------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def validated_contacts_schema() -> pa.DataFrameSchema:
+    """The validated_contacts table (without upload_id) as a Pandera schema; extra columns are allowed."""
+    text = {name: pa.Column(pl.Utf8, nullable=True) for name in OPTIONAL_TEXT_COLUMNS}
+    return pa.DataFrameSchema(
+        {
+            "row_number": pa.Column(pl.Int64, pa.Check.ge(2, name="row_number_after_header"), unique=True),
+            "phone_e164": pa.Column(pl.Utf8, pa.Check.str_matches(E164_PATTERN, name="e164_format"), unique=True),
+            **text,
+            "consent": pa.Column(pl.Utf8, pa.Check.isin(CONSENT_VALUES, name="consent_value")),
+            "timezone": pa.Column(
+                pl.Utf8, pa.Check.isin(sorted(zoneinfo.available_timezones()), name="iana_timezone"), nullable=True
+            ),
+            "timezone_candidates": pa.Column(pl.List(pl.Utf8), nullable=True),
+            "timezone_source": pa.Column(pl.Utf8, pa.Check.isin(TIMEZONE_SOURCES, name="timezone_source_value")),
+        },
+        name="validated_contacts",
+        strict=False,
+    )
+
+
+def pandera_gate(valid: pl.DataFrame) -> GateResult:
+    rows = valid.height
+    try:
+        validated_contacts_schema().validate(valid, lazy=True)
+    except SchemaErrors as errors:
+        failures = errors.failure_cases
+        counts = failure_counts(failures)
+        bad_rows = failing_row_count(failures)
+        metadata: dict[str, MetadataValue] = {
+            "rows_checked": rows,
+            "rows_failing": bad_rows,
+            "failing_checks": len(counts),
+            **{f"failures.{key}": count for key, count in counts.items()},
+        }
+        return GateResult(PANDERA_GATE, False, pandera_failure_sentence(rows, bad_rows, counts), metadata)
+    return GateResult(
+        PANDERA_GATE,
+        True,
+        f"all {rows:,} validated contacts match the validated_contacts schema",
+        {"rows_checked": rows, "rows_failing": 0, "failing_checks": 0},
+    )
+
+
+def failure_counts(failure_cases: pl.DataFrame) -> dict[str, int]:
+    """`column.check` -> number of failure cases; reads only the column and check names, never the values."""
+    grouped = failure_cases.group_by("column", "check").len().sort("column", "check")
+    return {
+        f"{column or 'frame'}.{check_label(check)}": count
+        for column, check, count in grouped.select("column", "check", "len").iter_rows()
+    }
+
+
+def check_label(check: str | None) -> str:
+    """Pandera's built-in check names look like `dtype('String')`; make them metadata-key friendly."""
+    return re.sub(r"[^a-z0-9_]+", "_", str(check).lower()).strip("_") or "unknown"
+
+
+def failing_row_count(failure_cases: pl.DataFrame) -> int:
+    """Distinct rows named by a failure; column-level failures (wrong type, missing column) carry no index."""
+    return failure_cases.get_column("index").drop_nulls().n_unique()
+
+
+def pandera_failure_sentence(rows: int, bad_rows: int, counts: dict[str, int]) -> str:
+    checks = ", ".join(f"{key} ({count:,})" for key, count in counts.items())
+    if bad_rows:
+        return f"{bad_rows:,} of {rows:,} validated contacts break the schema: {checks}"
+    return f"the validated contacts frame does not have the expected shape: {checks}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Great Expectations: upload-level rules on a one-row summary
+# ---------------------------------------------------------------------------------------------------------
+
+# The suite is built once per process and fed per-upload values through suite parameters.
+RULE_KEY = "callaro_rule"
+_GX_LOCK = threading.Lock()
+
+
+def great_expectations_gate(
+    *,
+    upload_id: str,
+    rows_read: int,
+    rejected: int,
+    expected_count: int | None,
+    max_rejected_share: float,
+    mapped_fields: list[str],
+    docs_root: Path,
+) -> GateResult:
+    docs_dir = Path(docs_root) / check_name(upload_id, "upload id")
+    summary = upload_summary(rows_read, rejected, mapped_fields)
+    parameters = suite_parameters(expected_count, max_rejected_share)
+    started = time.perf_counter()
+    with _GX_LOCK:
+        outcome = gx_runner().validate(summary, parameters, docs_dir, run_name=upload_id)
+    inputs = UploadFigures(rows_read, rejected, expected_count, max_rejected_share, len(set(mapped_fields)))
+    result = gx_gate_result(outcome, inputs, docs_dir / "index.html")
+    result.metadata["gx_seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+@dataclass(frozen=True)
+class GxOutcome:
+    success: bool
+    evaluated: int
+    rule_success: dict[str, bool]
+
+
+@dataclass(frozen=True)
+class UploadFigures:
+    rows_read: int
+    rejected: int
+    expected_count: int | None
+    max_rejected_share: float
+    mapped_fields: int
+
+    @property
+    def rejected_share(self) -> float:
+        return rejected_share(self.rows_read, self.rejected)
+
+
+def gx_gate_result(outcome: GxOutcome, figures: UploadFigures, docs_index: Path) -> GateResult:
+    """A suite can report success with nothing evaluated, so zero expectations is a failure too."""
+    failed_rules = [rule for rule, ok in outcome.rule_success.items() if not ok]
+    passed = outcome.success and outcome.evaluated > 0 and not failed_rules
+    if outcome.evaluated == 0:
+        detail = "the Great Expectations suite evaluated no expectations, so the upload cannot be trusted"
+    elif passed:
+        detail = gx_pass_sentence(figures)
+    else:
+        detail = "; ".join(gx_failure_phrase(rule, figures) for rule in failed_rules) or "the upload suite failed"
+    metadata: dict[str, MetadataValue] = {
+        "expectations_evaluated": outcome.evaluated,
+        "expectations_failed": len(failed_rules),
+        "failed_rules": ",".join(failed_rules),
+        "rows_read": figures.rows_read,
+        "rejected": figures.rejected,
+        "rejected_share": round(figures.rejected_share, 6),
+        "max_rejected_share": figures.max_rejected_share,
+        "mapped_fields": figures.mapped_fields,
+    }
+    if figures.expected_count is not None:
+        metadata["expected_count"] = figures.expected_count
+    return GateResult(GX_GATE, passed, detail, metadata, str(docs_index) if docs_index.is_file() else None)
+
+
+def rejected_share(rows_read: int, rejected: int) -> float:
+    return rejected / rows_read if rows_read > 0 else 0.0
+
+
+def upload_summary(rows_read: int, rejected: int, mapped_fields: list[str]) -> dict[str, list[Any]]:
+    """One row describing the upload; each mapped field becomes a `mapped__<field>` column."""
+    identity_mapped = sum(1 for name in IDENTITY_FIELDS if name in mapped_fields)
+    return {
+        "rows_read": [rows_read],
+        "rejected": [rejected],
+        "rejected_share": [rejected_share(rows_read, rejected)],
+        "identity_fields_mapped": [identity_mapped],
+        **{f"mapped__{name}": [True] for name in sorted(set(mapped_fields))},
+    }
+
+
+def suite_parameters(expected_count: int | None, max_rejected_share: float) -> dict[str, Any]:
+    """Without an expected count the row-count rule only asks for at least one row."""
+    return {
+        "rows_read_min": 1 if expected_count is None else expected_count,
+        "rows_read_max": expected_count,
+        "max_rejected_share": max_rejected_share,
+    }
+
+
+def percent(share: float) -> str:
+    return f"{share * 100:.1f}%"
+
+
+def limit_percent(share: float) -> str:
+    return f"{share * 100:g}%"
+
+
+def gx_pass_sentence(figures: UploadFigures) -> str:
+    count = f"{figures.rows_read:,} rows read" + (" as expected" if figures.expected_count is not None else "")
+    limit = limit_percent(figures.max_rejected_share)
+    return f"{count}, rejected share {percent(figures.rejected_share)} within the campaign limit of {limit}, required fields mapped"
+
+
+def gx_failure_phrase(rule: str, figures: UploadFigures) -> str:
+    if rule == "row_count" and figures.expected_count is not None:
+        return f"{figures.rows_read:,} rows read but {figures.expected_count:,} were expected"
+    if rule == "row_count":
+        return "the upload has no data rows"
+    if rule == "rejected_share":
+        limit = limit_percent(figures.max_rejected_share)
+        return f"rejected share {percent(figures.rejected_share)} exceeds the campaign limit of {limit}"
+    if rule == "phone_mapped":
+        return "no column is mapped to the required field phone"
+    if rule == "identity_mapped":
+        return "no column is mapped to any of " + ", ".join(IDENTITY_FIELDS)
+    return f"expectation {rule} failed"
+
+
+def import_great_expectations() -> Any:
+    """GX is imported on first use only: the import takes seconds and must stay off definition loading."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations
+
+    return great_expectations
+
+
+@functools.cache
+def gx_runner() -> GxRunner:
+    return GxRunner()
+
+
+class GxRunner:
+    """An in-memory GX context with the upload suite and a checkpoint that writes Data Docs, built once."""
+
+    SITE = "callaro_upload_docs"
+
+    def __init__(self) -> None:
+        gx = import_great_expectations()
+        from great_expectations.checkpoint import UpdateDataDocsAction
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+            ProgressBarsConfig,
+        )
+
+        config = DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(),
+            analytics_enabled=False,
+            progress_bars=ProgressBarsConfig(globally=False),
+            data_docs_sites={},
+        )
+        self.context = gx.get_context(project_config=config, mode="ephemeral")
+        batch = (
+            self.context.data_sources.add_pandas("callaro_uploads")
+            .add_dataframe_asset("upload_summary")
+            .add_batch_definition_whole_dataframe("one_row_per_upload")
+        )
+        suite = self.context.suites.add(gx.ExpectationSuite(name=GX_SUITE_NAME))
+        for expectation in upload_expectations(gx.expectations):
+            suite.add_expectation(expectation)
+        validation = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=GX_SUITE_NAME, data=batch, suite=suite)
+        )
+        self.context.add_data_docs_site(self.SITE, docs_site_config(Path.cwd()))
+        self.checkpoint = self.context.checkpoints.add(
+            gx.Checkpoint(
+                name=GX_SUITE_NAME,
+                validation_definitions=[validation],
+                actions=[UpdateDataDocsAction(name="upload_data_docs", site_names=[self.SITE])],
+            )
+        )
+
+    def validate(
+        self, summary: dict[str, list[Any]], parameters: dict[str, Any], docs_dir: Path, *, run_name: str
+    ) -> GxOutcome:
+        import pandas as pd
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        self.context.update_data_docs_site(self.SITE, docs_site_config(docs_dir))
+        result = self.checkpoint.run(
+            batch_parameters={"dataframe": pd.DataFrame(summary)},
+            expectation_parameters=parameters,
+            run_id=RunIdentifier(run_name=run_name),
+        )
+        rule_success: dict[str, bool] = {}
+        evaluated = 0
+        for key, validation in result.run_results.items():
+            evaluated += int(validation.statistics.get("evaluated_expectations", 0))
+            for item in validation.results:
+                rule_success[item.expectation_config.meta.get(RULE_KEY, item.expectation_config.type)] = item.success
+            # Docs are written; dropping the stored result keeps a long-lived process from growing per upload.
+            self.context.validation_results_store.remove_key(key)
+        return GxOutcome(success=bool(result.success), evaluated=evaluated, rule_success=rule_success)
+
+
+def upload_expectations(expectations: Any) -> list[Any]:
+    return [
+        expectations.ExpectColumnValuesToBeBetween(
+            column="rows_read",
+            min_value={"$PARAMETER": "rows_read_min"},
+            max_value={"$PARAMETER": "rows_read_max"},
+            meta={RULE_KEY: "row_count"},
+        ),
+        expectations.ExpectColumnValuesToBeBetween(
+            column="rejected_share",
+            min_value=0,
+            max_value={"$PARAMETER": "max_rejected_share"},
+            meta={RULE_KEY: "rejected_share"},
+        ),
+        expectations.ExpectColumnToExist(column="mapped__phone", meta={RULE_KEY: "phone_mapped"}),
+        expectations.ExpectColumnValuesToBeBetween(
+            column="identity_fields_mapped", min_value=1, meta={RULE_KEY: "identity_mapped"}
+        ),
+    ]
+
+
+def docs_site_config(base_directory: Path) -> dict[str, Any]:
+    return {
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(base_directory)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }

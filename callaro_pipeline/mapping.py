@@ -1,0 +1,430 @@
+"""Source columns to contact fields: a mapping file, the campaign's remembered mapping, or automatic matching.
+
+Automatic matching normalizes headers (case, accents, punctuation), looks them up in a multilingual alias table,
+then falls back to fuzzy matching (rapidfuzz) above a confidence threshold. A column is never guessed into a
+field below the threshold and two columns never feed one field: what cannot be mapped is reported as unmapped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import polars as pl
+import yaml
+from rapidfuzz import fuzz, process
+
+from callaro_pipeline.config import STANDARD_FIELDS, CustomField
+from callaro_pipeline.errors import MappingError
+
+CUSTOM_PREFIX = "custom."
+MAPPING_SOURCES = ("file", "auto", "remembered")
+EXACT_SCORE = 100.0
+RENAME_THRESHOLD = 80.0
+
+# Per field, the headers people actually use (English, German, Spanish, French). Order matters: when two columns
+# match the same field equally well, the one whose alias comes first wins ("Phone" beats "Mobile").
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "phone": (
+        "phone", "phone number", "phone no", "phone #", "telephone", "telephone number", "tel", "tel no",
+        "mobile", "mobile phone", "mobile number", "cell", "cell phone", "cellphone", "contact number",
+        "number", "msisdn", "primary phone", "dial number",
+        "telefon", "telefonnummer", "rufnummer", "handy", "handynummer", "mobil", "mobilnummer", "mobiltelefon",
+        "telefono", "numero de telefono", "movil", "celular", "numero movil",
+        "telephone portable", "portable", "numero de telephone", "tel portable",
+    ),
+    "email": (
+        "email", "email address", "mail", "e mail address", "emailadresse", "e mail adresse", "mailadresse",
+        "correo", "correo electronico", "email correo",
+        "courriel", "adresse email", "adresse e mail", "adresse courriel", "mel",
+    ),
+    "first_name": (
+        "first name", "firstname", "given name", "forename", "fname", "first",
+        "vorname", "nombre", "prenom",
+    ),
+    "last_name": (
+        "last name", "lastname", "surname", "family name", "lname", "last",
+        "nachname", "familienname", "zuname", "apellido", "apellidos", "nom", "nom de famille",
+    ),
+    "full_name": (
+        "full name", "name", "fullname", "contact name", "contact", "customer name", "lead name",
+        "vollstandiger name", "kontaktname", "nombre completo", "nom complet",
+    ),
+    "company": (
+        "company", "company name", "organization", "organisation", "account", "account name", "business",
+        "business name", "employer",
+        "firma", "unternehmen", "firmenname", "empresa", "compania", "nombre de la empresa",
+        "societe", "entreprise", "nom de l entreprise",
+    ),
+    "timezone": (
+        "time zone", "timezone", "tz", "zeitzone", "zona horaria", "huso horario", "fuseau horaire",
+    ),
+    "country": (
+        "country", "country code", "land", "staat land", "pais", "codigo de pais", "pays", "code pays",
+    ),
+    "state": (
+        "state", "province", "state province", "region", "state code", "st",
+        "bundesland", "estado", "provincia", "etat",
+    ),
+    "postal_code": (
+        "zip", "zip code", "zipcode", "postal code", "postcode", "post code", "postal",
+        "plz", "postleitzahl", "codigo postal", "cp", "code postal",
+    ),
+    "lead_source": (
+        "lead source", "source", "lead origin", "origin", "channel", "campaign source",
+        "quelle", "herkunft", "lead quelle", "fuente", "origen", "fuente del lead", "origine", "provenance",
+    ),
+    "consent": (
+        "consent", "opt in", "optin", "opted in", "marketing consent", "call consent", "permission",
+        "einwilligung", "zustimmung", "consentimiento", "consentement",
+    ),
+    "consent_date": (
+        "consent date", "opt in date", "optin date", "consented at", "consent timestamp",
+        "einwilligungsdatum", "datum der einwilligung", "fecha de consentimiento", "date de consentement",
+        "date du consentement",
+    ),
+    "consent_source": (
+        "consent source", "opt in source", "consent method", "consent channel",
+        "einwilligungsquelle", "quelle der einwilligung", "fuente del consentimiento", "origen del consentimiento",
+        "source du consentement", "source de consentement",
+    ),
+    "external_id": (
+        "external id", "id", "customer id", "contact id", "lead id", "record id", "crm id", "client id",
+        "reference", "ref",
+        "kundennummer", "kunden id", "kunden nr", "referenz", "id cliente", "numero de cliente", "referencia",
+        "identifiant", "id client", "numero client", "reference client",
+    ),
+}  # fmt: skip
+
+
+@dataclass
+class Mapping:
+    fields: dict[str, str]
+    """source column -> standard field or `custom.<name>`"""
+    unmapped: list[str]
+    """source columns mapped to nothing: reported, never imported"""
+    source: str
+    """"file" | "auto" | "remembered\""""
+    scores: dict[str, float]
+    """auto-match confidence (0-100) per mapped source column"""
+    default_region: str | None = None
+    duplicates: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Mapping:
+        try:
+            raw = json.loads(text)
+            return cls(
+                fields={str(k): str(v) for k, v in raw["fields"].items()},
+                unmapped=[str(c) for c in raw.get("unmapped", [])],
+                source=str(raw.get("source", "remembered")),
+                scores={str(k): float(v) for k, v in raw.get("scores", {}).items()},
+                default_region=raw.get("default_region"),
+                duplicates=raw.get("duplicates"),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise MappingError(f"stored mapping is unreadable: {exc}") from None
+
+
+@dataclass
+class ColumnDrift:
+    added: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    """(previous name, current name)"""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.missing or self.renamed)
+
+
+def normalize_header(header: str) -> str:
+    """`"  Téléphone-Nr. "` -> `"telephone nr"`: lowercase ASCII words separated by single spaces."""
+    decomposed = unicodedata.normalize("NFKD", str(header))
+    ascii_text = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    return " ".join(re.sub(r"[^0-9a-z#]+", " ", ascii_text).split())
+
+
+def _compact(normalized: str) -> str:
+    """Spacing and `_` / `-` differences never matter: "E-mail", "email" and "e mail" are one header."""
+    return normalized.replace(" ", "")
+
+
+def _is_custom(target: str) -> bool:
+    return target.startswith(CUSTOM_PREFIX)
+
+
+def _alias_table(registry: dict[str, CustomField]) -> list[tuple[str, str, int]]:
+    """(normalized alias, target field, rank within the field) for every standard field and custom field."""
+    table = []
+    for target, aliases in FIELD_ALIASES.items():
+        names = (target.replace("_", " "), *aliases)
+        table += [(normalize_header(alias), target, rank) for rank, alias in enumerate(names)]
+    for name in registry:
+        table.append((normalize_header(name), CUSTOM_PREFIX + name, 0))
+    return table
+
+
+def _exact_matches(header: str, table: list[tuple[str, str, int]]) -> list[tuple[float, int, str]]:
+    return [(EXACT_SCORE, rank, target) for alias, target, rank in table if _compact(alias) == _compact(header)]
+
+
+def _fuzzy_matches(header: str, table: list[tuple[str, str, int]], threshold: float) -> list[tuple[float, int, str]]:
+    # token_sort_ratio, not WRatio: WRatio's partial matching scores "Phone Type" 90 against "phone".
+    aliases = [alias for alias, _, _ in table]
+    matches = process.extract(header, aliases, scorer=fuzz.token_sort_ratio, score_cutoff=threshold, limit=None)
+    return [(float(score), table[index][2], table[index][1]) for _, score, index in matches]
+
+
+def _candidates(column: str, table: list[tuple[str, str, int]], threshold: float) -> list[tuple[float, int, str]]:
+    """(score, alias rank, field) for every field this header could be: exact alias hits (score 100) when there
+    are any, else fuzzy matches at or above the threshold."""
+    header = normalize_header(column)
+    if not header:
+        return []
+    return _exact_matches(header, table) or _fuzzy_matches(header, table, threshold)
+
+
+def _assign(columns: list[str], candidates: dict[str, list[tuple[float, int, str]]]) -> dict[str, tuple[str, float]]:
+    """Greedy by confidence: each field goes to its best column, each column to its best free field."""
+    ranked = sorted(
+        (
+            (score, rank, position, column, target)
+            for position, column in enumerate(columns)
+            for score, rank, target in candidates.get(column, [])
+        ),
+        key=lambda item: (-item[0], item[1], item[2]),
+    )
+    chosen: dict[str, tuple[str, float]] = {}
+    taken: set[str] = set()
+    for score, _, _, column, target in ranked:
+        if column not in chosen and target not in taken:
+            chosen[column] = (target, round(score, 1))
+            taken.add(target)
+    return chosen
+
+
+def _usable_remembered(remembered: Mapping, registry: dict[str, CustomField]) -> dict[str, str]:
+    return {
+        column: target
+        for column, target in remembered.fields.items()
+        if (target in STANDARD_FIELDS) or (_is_custom(target) and target[len(CUSTOM_PREFIX) :] in registry)
+    }
+
+
+def auto_map(
+    columns: list[str],
+    registry: dict[str, CustomField],
+    remembered: Mapping | None = None,
+    threshold: float = 85,
+) -> Mapping:
+    """Map headers by name: the remembered mapping for the columns it mapped, then aliases, then fuzzy matches.
+
+    Columns the remembered mapping left unmapped are matched again: the registry may have gained their field."""
+    fields: dict[str, str] = {}
+    scores: dict[str, float] = {}
+    if remembered is not None:
+        reusable = _usable_remembered(remembered, registry)
+        for column in columns:
+            if column in reusable and reusable[column] not in fields.values():
+                fields[column], scores[column] = reusable[column], EXACT_SCORE
+    reused = bool(fields)
+    table = [entry for entry in _alias_table(registry) if entry[1] not in fields.values()]
+    open_columns = [column for column in columns if column not in fields]
+    candidates = {column: _candidates(column, table, threshold) for column in open_columns}
+    for column, (target, score) in _assign(open_columns, candidates).items():
+        fields[column], scores[column] = target, score
+    return Mapping(
+        fields={column: fields[column] for column in columns if column in fields},
+        unmapped=[column for column in columns if column not in fields],
+        source="remembered" if reused else "auto",
+        scores={column: scores[column] for column in columns if column in fields},
+        default_region=remembered.default_region if remembered is not None else None,
+        duplicates=remembered.duplicates if remembered is not None else None,
+    )
+
+
+def _check_target(target: str, column: str, registry: dict[str, CustomField]) -> None:
+    if _is_custom(target):
+        name = target[len(CUSTOM_PREFIX) :]
+        if name not in registry:
+            declared = ", ".join(sorted(registry)) or "none"
+            raise MappingError(
+                f"column {column!r} maps to {target}, which is not declared in custom_fields.yaml "
+                f"(declared: {declared})"
+            )
+    elif target not in STANDARD_FIELDS:
+        hint = f" (did you mean {CUSTOM_PREFIX}{target}?)" if target in registry else ""
+        raise MappingError(
+            f"column {column!r} maps to unknown field {target!r}{hint}; standard fields: {', '.join(STANDARD_FIELDS)}"
+        )
+
+
+def load_mapping_file(path: Path, columns: list[str], registry: dict[str, CustomField]) -> Mapping:
+    """Read a mapping YAML (`columns: {Source: field}`, optional `default_region`, `duplicates`) and check it
+    against the file's columns and the custom-field registry. A column the file does not name stays unmapped."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MappingError(f"cannot read mapping file {Path(path).name}: {exc.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise MappingError(f"mapping file {Path(path).name} is not valid YAML") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("columns"), dict):
+        raise MappingError(f"mapping file {Path(path).name} must hold `columns:` mapping source columns to fields")
+    fields: dict[str, str] = {}
+    for column, target in raw["columns"].items():
+        column = str(column)
+        if column not in columns:
+            raise MappingError(f"mapping file names column {column!r}, which is not in the uploaded file")
+        if target is None or str(target).strip() == "":
+            continue  # an explicit "import nothing from this column"
+        target = str(target).strip()
+        _check_target(target, column, registry)
+        twin = next((other for other, used in fields.items() if used == target), None)
+        if twin is not None:
+            raise MappingError(f"columns {twin!r} and {column!r} are both mapped to {target}: map only one")
+        fields[column] = target
+    default_region = raw.get("default_region")
+    duplicates = raw.get("duplicates")
+    return Mapping(
+        fields={column: fields[column] for column in columns if column in fields},
+        unmapped=[column for column in columns if column not in fields],
+        source="file",
+        scores={column: EXACT_SCORE for column in fields},
+        default_region=str(default_region).upper() if default_region else None,
+        duplicates=str(duplicates) if duplicates else None,
+    )
+
+
+def source_columns(mapping: Mapping) -> dict[str, str]:
+    """field (standard name or `custom.<name>`) -> the source column it comes from."""
+    return {target: column for column, target in mapping.fields.items()}
+
+
+# Spreadsheet vocabulary for yes/no cells, shared by boolean custom fields and consent.
+TRUE_WORDS = ("yes", "y", "true", "t", "1", "ja", "j", "si", "sí", "oui")
+FALSE_WORDS = ("no", "n", "false", "f", "0", "nein", "non")
+
+
+def _blank_to_null(expr: pl.Expr) -> pl.Expr:
+    text = expr.cast(pl.Utf8).str.strip_chars()
+    return pl.when(text == "").then(None).otherwise(text)
+
+
+def typed_custom_value(text: pl.Expr, field_type: str) -> pl.Expr:
+    """The value of a custom-field cell in its declared type, or null when it does not fit (or is blank).
+
+    Applying it to its own output as text gives the same value, so validation can re-check stored JSON."""
+    if field_type == "integer":
+        digits = text.str.replace(r"^([+-]?\d+)\.0+$", "$1")
+        return pl.when(digits.str.contains(r"^[+-]?\d+$")).then(digits.cast(pl.Int64, strict=False))
+    if field_type == "number":
+        plain = text.str.replace(r"^[$€£]\s*", "").str.replace(r"\s*[$€£]$", "")
+        plain = (
+            pl.when(plain.str.contains(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"))
+            .then(plain.str.replace_all(",", ""))
+            .when(plain.str.contains(r"^[+-]?\d+,\d+$"))
+            .then(plain.str.replace(",", "."))
+            .otherwise(plain)
+        )
+        number = plain.cast(pl.Float64, strict=False)
+        return pl.when(number.is_finite()).then(number)
+    if field_type == "boolean":
+        word = text.str.to_lowercase()
+        return pl.when(word.is_in(TRUE_WORDS)).then(True).when(word.is_in(FALSE_WORDS)).then(False)
+    if field_type == "date":
+        iso = pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"))
+        return iso.then(text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False))
+    return text
+
+
+def _json_string(expr: pl.Expr) -> pl.Expr:
+    """A text expression as a JSON string literal (or `null`), escaped by polars' own encoder."""
+    return pl.struct(expr.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
+
+
+def _custom_json_value(text: pl.Expr, field_type: str) -> pl.Expr:
+    """JSON for one cell: the typed value when it fits its type, else the original text (validation flags it)."""
+    if field_type == "string":
+        return _json_string(text)
+    typed = typed_custom_value(text, field_type)
+    literal = _json_string(typed.cast(pl.Utf8)) if field_type == "date" else typed.cast(pl.Utf8)
+    return pl.when(typed.is_not_null()).then(literal).otherwise(_json_string(text))
+
+
+def custom_fields_json(custom: dict[str, tuple[str, str]]) -> pl.Expr:
+    """`{name: (source column, type)}` -> one JSON object per row (`{}` when no custom field is mapped)."""
+    parts: list[pl.Expr] = []
+    for name, (column, field_type) in custom.items():
+        separator = "{" if not parts else ","
+        parts += [
+            pl.lit(f"{separator}{json.dumps(name)}:"),
+            _custom_json_value(_blank_to_null(pl.col(column)), field_type),
+        ]
+    if not parts:
+        return pl.lit("{}").alias("custom_fields")
+    return pl.concat_str([*parts, pl.lit("}")]).alias("custom_fields")
+
+
+def apply_mapping(rows: pl.DataFrame, mapping: Mapping, registry: dict[str, CustomField]) -> pl.DataFrame:
+    """Source rows -> row_number, every standard field as trimmed text (null when blank or not mapped), and
+    custom_fields as a JSON object string. Rows without a row_number column are numbered from 2 (header = 1)."""
+    missing = [column for column in mapping.fields if column not in rows.columns]
+    if missing:
+        raise MappingError(f"mapped column(s) not in the file: {', '.join(repr(c) for c in missing)}")
+    for column, target in mapping.fields.items():
+        _check_target(target, column, registry)
+    by_field = source_columns(mapping)
+    if "row_number" not in rows.columns:
+        rows = rows.with_row_index("row_number", offset=2)
+    standard = [
+        (_blank_to_null(pl.col(by_field[name])) if name in by_field else pl.lit(None, pl.Utf8)).alias(name)
+        for name in STANDARD_FIELDS
+    ]
+    custom = {
+        target[len(CUSTOM_PREFIX) :]: (column, registry[target[len(CUSTOM_PREFIX) :]].type)
+        for target, column in by_field.items()
+        if _is_custom(target)
+    }
+    return rows.select(pl.col("row_number").cast(pl.Int64), *standard, custom_fields_json(custom))
+
+
+def _standard_field(column: str) -> str | None:
+    matches = _exact_matches(normalize_header(column), _alias_table({}))
+    return min(matches)[2] if matches else None
+
+
+def _rename_score(old: str, new: str) -> float:
+    """How sure we are that `new` is `old` renamed: 100 when both are aliases of one field, else name similarity."""
+    field_of_old = _standard_field(old)
+    if field_of_old is not None and field_of_old == _standard_field(new):
+        return EXACT_SCORE
+    return fuzz.token_sort_ratio(normalize_header(old), normalize_header(new))
+
+
+def column_drift(previous: list[str] | None, current: list[str]) -> ColumnDrift:
+    """How a recurring file's header changed since the last upload (no drift on a campaign's first upload).
+    A vanished and a new column count as a rename when both mean the same field or their names are close."""
+    if previous is None:
+        return ColumnDrift()
+    added = [column for column in current if column not in previous]
+    missing = [column for column in previous if column not in current]
+    pairs = sorted(
+        ((-_rename_score(old, new), i, j) for i, old in enumerate(missing) for j, new in enumerate(added)),
+    )
+    renamed: list[tuple[str, str]] = []
+    for negative_score, i, j in pairs:
+        old, new = missing[i], added[j]
+        if -negative_score >= RENAME_THRESHOLD and all(old != o and new != n for o, n in renamed):
+            renamed.append((old, new))
+    return ColumnDrift(
+        added=[column for column in added if all(column != new for _, new in renamed)],
+        missing=[column for column in missing if all(column != old for old, _ in renamed)],
+        renamed=renamed,
+    )

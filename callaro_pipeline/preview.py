@@ -1,0 +1,83 @@
+"""`callaro preview`: what an import would do — mapping, first rows as imported, problems — writing nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from callaro_pipeline.config import Campaign, campaign_path, load_campaign, load_custom_fields, paths
+from callaro_pipeline.errors import UnusableInput
+from callaro_pipeline.flow import check_upload, map_upload
+from callaro_pipeline.ingest import read_table
+from callaro_pipeline.uploads import UploadOptions
+from callaro_pipeline.warehouse import open_readonly
+
+SHOWN_FIELDS = ("row_number", "first_name", "last_name", "full_name", "phone_e164", "phone_extension", "email", "timezone", "timezone_source")
+
+
+def _campaign_state(campaign: str) -> tuple[str | None, str | None, pl.DataFrame | None]:
+    """The campaign's remembered mapping, last columns and existing contacts, read from the analysts' snapshot
+    so a preview never takes the writer lock or creates anything."""
+    snapshot = paths().warehouse_snapshot
+    if not snapshot.exists():
+        return None, None, None
+    con = open_readonly(snapshot, wait_seconds=5)
+    try:
+        state = con.execute("SELECT last_mapping, last_columns FROM campaign_state WHERE campaign = ?", [campaign]).fetchone()
+        existing = con.execute(
+            "SELECT c.phone_e164, c.external_id, cc.upload_id FROM campaign_contacts cc JOIN contacts c USING (contact_id) "
+            "WHERE cc.campaign = ?",
+            [campaign],
+        ).pl()
+    finally:
+        con.close()
+    return (state[0], state[1], existing) if state else (None, None, existing)
+
+
+def preview_file(file: Path, *, campaign: str, mapping: Path | None, rows: int, sheet: str | None) -> str:
+    if not file.is_file():
+        raise UnusableInput(f"no such file: {file.name}")
+    config = load_campaign(campaign) if campaign_path(campaign).exists() else Campaign(name=campaign)
+    registry = load_custom_fields()
+    options = UploadOptions(mapping_path=str(mapping.resolve()) if mapping else None, sheet=sheet)
+    table = read_table(file.read_bytes(), file.name, sheet=sheet)
+    remembered, previous_columns, existing = _campaign_state(campaign)
+    mapped = map_upload(
+        table.rows,
+        table.columns,
+        campaign=config,
+        options=options,
+        registry=registry,
+        remembered_mapping=remembered,
+        previous_columns=previous_columns,
+    )
+    checked = check_upload(
+        mapped.contacts, mapped.mapping, campaign=config, options=options, registry=registry,
+        malformed=table.malformed, existing=existing,
+    )
+    lines = [
+        f"file       {file.name}: {table.rows.height + table.malformed.height} rows, encoding {table.encoding}, "
+        f"delimiter {table.delimiter!r}, header on row {table.header_row}",
+        f"mapping    ({mapped.mapping.source})",
+    ]
+    lines += [f"  {source!r:>28} -> {target}" for source, target in mapped.mapping.fields.items()]
+    if mapped.mapping.unmapped:
+        lines.append("unmapped   " + ", ".join(repr(c) for c in mapped.mapping.unmapped))
+    if mapped.drift.changed:
+        lines.append(f"drift      added {mapped.drift.added}, missing {mapped.drift.missing}, renamed {mapped.drift.renamed}")
+    kept = checked.kept
+    shown = [c for c in SHOWN_FIELDS if c in kept.columns]
+    with pl.Config(tbl_rows=rows, tbl_cols=len(shown), fmt_str_lengths=40, tbl_width_chars=200):
+        lines.append(f"first rows as they would be imported ({min(rows, kept.height)} of {kept.height}):")
+        lines.append(str(kept.select(shown).head(rows)))
+        problems = checked.problems
+        counts = checked.counts()
+        lines.append(
+            f"would import {kept.height}, reject {counts['rejected']}, skip {counts['duplicates']} duplicates "
+            "(DNC suppression is applied at import)"
+        )
+        if problems.height:
+            lines.append("problems:")
+            lines.append(str(problems.select("row_number", "column", "code", "message").head(rows)))
+    return "\n".join(lines)

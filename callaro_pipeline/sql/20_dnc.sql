@@ -1,0 +1,96 @@
+-- Do-Not-Call lists (owned by callaro_pipeline/suppression.py) and calling windows (callaro_pipeline/windows.py).
+-- Append-only: a number leaves a list through a removal event or a newer national snapshot, never a DELETE.
+CREATE SEQUENCE IF NOT EXISTS dnc_load_seq;
+CREATE TABLE IF NOT EXISTS dnc_loads (
+    load_id VARCHAR PRIMARY KEY,
+    load_seq BIGINT NOT NULL DEFAULT nextval('dnc_load_seq'),  -- order of events; timestamps can tie
+    source VARCHAR NOT NULL,            -- internal | national | call_outcome | campaign:<name>
+    kind VARCHAR NOT NULL,              -- full | add | delete (files or removals) | manual (numbers typed in)
+    file_name VARCHAR,
+    stored_path VARCHAR,
+    sha256 VARCHAR,
+    snapshot_date DATE,
+    rows_loaded BIGINT NOT NULL,        -- distinct numbers added (or removed, for kind delete)
+    rows_rejected BIGINT NOT NULL,
+    loaded_at TIMESTAMP NOT NULL
+);
+-- Numbers as E.164 digits without '+': +14155550134 is 14155550134.
+CREATE TABLE IF NOT EXISTS dnc_numbers (
+    number BIGINT NOT NULL,
+    source VARCHAR NOT NULL,
+    load_id VARCHAR NOT NULL,
+    reason VARCHAR,
+    added_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dnc_removals (
+    number BIGINT NOT NULL,
+    source VARCHAR NOT NULL,
+    load_id VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    removed_at TIMESTAMP NOT NULL
+);
+-- Area codes a national full snapshot covers (registry files may come one per area code).
+CREATE TABLE IF NOT EXISTS dnc_load_area_codes (
+    load_id VARCHAR NOT NULL,
+    area_code SMALLINT NOT NULL,
+    rows_loaded BIGINT NOT NULL
+);
+
+-- For each national area code, the latest full snapshot covering it: events before it no longer count.
+CREATE OR REPLACE VIEW dnc_national_base AS
+SELECT a.area_code, max(l.load_seq) AS base_seq
+FROM dnc_load_area_codes a JOIN dnc_loads l USING (load_id)
+WHERE l.source = 'national' AND l.kind = 'full'
+GROUP BY a.area_code;
+
+-- Every add/remove event that still shapes a list. Other sources never drop numbers implicitly.
+CREATE OR REPLACE VIEW dnc_events AS
+WITH events AS (
+    SELECT number, source, load_id, 'add' AS op, reason, added_at AS event_at FROM dnc_numbers
+    UNION ALL
+    SELECT number, source, load_id, 'remove' AS op, reason, removed_at AS event_at FROM dnc_removals
+)
+SELECT e.number, e.source, e.load_id, e.op, e.reason, e.event_at, l.load_seq, l.snapshot_date
+FROM events e
+JOIN dnc_loads l USING (load_id)
+LEFT JOIN dnc_national_base b ON e.source = 'national' AND b.area_code = (e.number // 10000000) % 1000
+WHERE l.load_seq >= coalesce(b.base_seq, 0);
+
+-- One row per (source, number) currently listed, with the event that listed it.
+CREATE OR REPLACE VIEW dnc_active AS
+SELECT number, source, arg_max(load_id, load_seq) AS load_id
+FROM dnc_events
+GROUP BY number, source
+HAVING arg_max(op, load_seq) = 'add';
+
+-- Analysts: one row per (source, number) ever listed, its latest listing, and whether it is listed now.
+CREATE OR REPLACE VIEW dnc AS
+WITH latest_add AS (
+    SELECT n.number, n.source, n.reason, n.added_at, l.snapshot_date, n.load_id
+    FROM dnc_numbers n JOIN dnc_loads l USING (load_id)
+    QUALIFY row_number() OVER (PARTITION BY n.source, n.number ORDER BY l.load_seq DESC) = 1
+)
+SELECT '+' || la.number::VARCHAR AS phone_e164, la.source, la.reason, la.added_at, la.snapshot_date,
+       a.number IS NOT NULL AS active, la.load_id
+FROM latest_add la
+LEFT JOIN dnc_active a ON a.number = la.number AND a.source = la.source;
+
+-- Calling windows: UTC intervals, next 14 days, per audience member (windows.call_windows).
+CREATE TABLE IF NOT EXISTS audience_call_windows (
+    build_id VARCHAR NOT NULL,
+    contact_id VARCHAR NOT NULL,
+    opens_utc TIMESTAMPTZ NOT NULL,
+    closes_utc TIMESTAMPTZ NOT NULL     -- exclusive
+);
+-- Who in campaign X may be called at instant T (latest build): SELECT * FROM callable_contacts('spring', now())
+CREATE OR REPLACE MACRO callable_contacts(campaign_name, ts) AS TABLE
+SELECT m.*
+FROM audience_members m
+WHERE m.build_id = (
+        SELECT arg_max(build_id, built_at) FROM audience_builds WHERE campaign = campaign_name
+    )
+  AND EXISTS (
+        SELECT 1 FROM audience_call_windows w
+        WHERE w.build_id = m.build_id AND w.contact_id = m.contact_id
+          AND w.opens_utc <= ts::TIMESTAMPTZ AND ts::TIMESTAMPTZ < w.closes_utc
+    );

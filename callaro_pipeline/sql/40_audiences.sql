@@ -1,0 +1,13 @@
+-- The current audience of each campaign: the members of its latest build. Build ids end in a zero-padded
+-- sequence per campaign, so the latest build is the greatest id (clock changes cannot reorder builds).
+CREATE OR REPLACE VIEW campaign_audiences AS
+WITH latest AS (
+    SELECT campaign, max(build_id) AS build_id FROM audience_builds GROUP BY campaign
+)
+SELECT
+    m.campaign, m.contact_id, m.phone_e164, m.timezone, m.timezone_candidates, m.timezone_source,
+    m.external_id, m.next_call_start_utc, m.agent_variables, m.dnc_snapshot, m.consent_evidence,
+    m.build_id, b.built_at
+FROM audience_members AS m
+JOIN latest USING (campaign, build_id)
+JOIN audience_builds AS b USING (build_id);

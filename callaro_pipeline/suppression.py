@@ -1,0 +1,548 @@
+"""Do-Not-Call lists and consent: load lists, audit removals, find fail-closed problems, scrub contacts.
+
+Storage (sql/20_dnc.sql): numbers are BIGINT E.164 digits without '+', one row per (load, number) in
+`dnc_numbers`; every load is a `dnc_loads` row with its stored file copy and sha256; removals are events in
+`dnc_removals`. Nothing is ever deleted: a number is listed when its latest event still in force is an add.
+
+Which events are in force: for `national`, a full snapshot replaces earlier events for the area codes it
+covers (registry files may come one per area code), and later add/delete change lists apply on top. For
+every other source a full file only adds numbers; numbers leave those lists through audited removals only,
+so a partial internal export can never silently unlist anyone.
+
+Fail closed: a file that cannot be read, has no valid number, or is a full snapshot more than 10% smaller
+than the previous one raises `DncUnavailable` before anything is written. `dnc_problems` lists what makes
+the lists untrustworthy for an audience build (missing, empty, stale national list); messages carry no
+phone numbers, and parse errors are re-raised without the offending line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from callaro_pipeline.config import Campaign, Paths, callaro_home, check_name
+from callaro_pipeline.errors import ConfigError, DncUnavailable
+from callaro_pipeline.phones import normalize_phones
+from callaro_pipeline.warehouse import stage
+
+FIXED_SOURCES = ("internal", "national", "call_outcome")
+FILE_KINDS = ("full", "add", "delete")
+MAX_SHRINK = 0.10
+NANP_OFFSET = 10_000_000_000  # 10-digit NANP number -> E.164 digits with country code 1
+_BARE_LINE = re.compile(r"^\s*\+?1?[2-9]\d{2}[2-9]\d{6}\s*$")
+_PHONE_HEADER = re.compile(r"phone|number|tel|mobile|cell|msisdn", re.IGNORECASE)
+_SNIFF_BYTES = 65536
+
+
+@dataclass
+class DncLoadResult:
+    load_id: str
+    source: str
+    rows_loaded: int
+    rows_rejected: int
+    snapshot_date: date | None
+
+
+def add_numbers(
+    con: duckdb.DuckDBPyConnection,
+    phones: list[str],
+    *,
+    source: str = "internal",
+    reason: str | None = None,
+    default_region: str = "US",
+) -> DncLoadResult:
+    """Add numbers typed in any format; invalid ones are counted as rejected. None valid: DncUnavailable."""
+    check_source(source)
+    numbers, rejected = _normalize_to_numbers(pl.Series("phone", phones, dtype=pl.Utf8), default_region)
+    if numbers.is_empty():
+        raise DncUnavailable(f"none of the {len(phones)} given numbers is a valid phone number: nothing added")
+    with _atomic(con):
+        load_id = _record_load(
+            con, source=source, kind="manual", rows_loaded=numbers.height, rows_rejected=rejected
+        )
+        _insert_numbers(con, numbers, source=source, load_id=load_id, reason=reason)
+    return DncLoadResult(load_id, source, numbers.height, rejected, None)
+
+
+def import_dnc_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    source: str,
+    snapshot_date: date | None = None,
+    kind: str = "full",
+    default_region: str = "US",
+) -> DncLoadResult:
+    """Load a DNC file: a CSV with a phone column, or registry-style bare 10-digit lines (full or change list).
+
+    The file's bytes are kept under `Paths.dnc_files` with their sha256. `snapshot_date` defaults to the
+    file's modification date (when it was downloaded), never to today, so an old file does not look fresh.
+    """
+    check_source(source)
+    if kind not in FILE_KINDS:
+        raise ConfigError(f"DNC file kind must be one of {', '.join(FILE_KINDS)}, not {kind!r}")
+    path = Path(path)
+    stored, sha256 = _store_copy(path, _warehouse_paths(con).dnc_files / _source_dir(source))
+    snapshot = snapshot_date or datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
+    numbers, rejected = _read_numbers(stored, source=source, default_region=default_region)
+    if numbers.is_empty():
+        raise DncUnavailable(f"DNC file {path.name} has no valid phone number ({rejected} rejected lines): not loaded")
+    with _atomic(con):
+        if kind == "full":
+            _check_not_shrunk(con, source, numbers, path.name)
+        load_id = _record_load(
+            con,
+            source=source,
+            kind=kind,
+            rows_loaded=numbers.height,
+            rows_rejected=rejected,
+            file_name=path.name,
+            stored_path=str(stored),
+            sha256=sha256,
+            snapshot_date=snapshot,
+        )
+        if kind == "delete":
+            _insert_removals(con, numbers, source=source, load_id=load_id, reason=f"delete list {path.name}")
+        else:
+            _insert_numbers(con, numbers, source=source, load_id=load_id, reason=None)
+        if kind == "full" and source == "national":
+            _record_area_codes(con, numbers, load_id)
+    return DncLoadResult(load_id, source, numbers.height, rejected, snapshot)
+
+
+def remove_numbers(con: duckdb.DuckDBPyConnection, phones: list[str], *, source: str, reason: str) -> int:
+    """Unlist numbers from one source by recording removal events; returns how many were listed."""
+    check_source(source)
+    if not reason or not reason.strip():
+        raise ConfigError("a DNC removal needs a reason (it is audited)")
+    candidates, _ = _normalize_to_numbers(pl.Series("phone", phones, dtype=pl.Utf8), "US")
+    with _atomic(con):
+        listed = _listed_numbers(con, candidates, [source])
+        if listed.is_empty():
+            return 0
+        numbers = listed.select("number")
+        load_id = _record_load(con, source=source, kind="delete", rows_loaded=numbers.height, rows_rejected=0)
+        _insert_removals(con, numbers, source=source, load_id=load_id, reason=reason.strip())
+    return numbers.height
+
+
+def dnc_problems(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    sources: list[str],
+    require_national: bool,
+    now: datetime,
+    max_age_days: int = 31,
+) -> list[str]:
+    """Why the lists cannot be trusted for a build (empty list: fine). `sources` must each have a load;
+    with `require_national` the national list must exist and be at most `max_age_days` old."""
+    required = list(dict.fromkeys([*sources, *(["national"] if require_national else [])]))
+    states = source_states(con, required)
+    problems = []
+    for source in required:
+        state = states[source]
+        if state is None:
+            problems.append(f"the {source} DNC list has never been loaded")
+        elif state["latest_rows"] == 0:
+            problems.append(f"the latest load of the {source} DNC list ({state['latest_load_id']}) has zero rows")
+    national = states.get("national")
+    if require_national and national is not None:
+        as_of = national["snapshot_date"]
+        if as_of is None:
+            problems.append("the national DNC list has no full snapshot (change lists alone are not a list)")
+        else:
+            age = (now.date() - date.fromisoformat(as_of)).days
+            if age > max_age_days:
+                problems.append(
+                    f"the national DNC snapshot is {age} days old (as of {as_of}; limit {max_age_days} days)"
+                )
+    return problems
+
+
+def scrub(con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame, *, campaign: Campaign) -> pl.DataFrame:
+    """The same rows plus `reasons` (List[Utf8]; empty = callable) and `dnc_snapshot` (JSON of loads checked).
+
+    Reasons: `dnc:<source>` for every applicable list the number is on, `no_consent` when the campaign
+    requires consent and the row lacks consent == yes with its date and source.
+    """
+    sources = campaign.dnc_sources
+    numbers = contacts.select(_e164_to_number(pl.col("phone_e164")).alias("number"))
+    listed = _listed_numbers(con, numbers.unique().drop_nulls(), sources)
+    source_order = {source: i for i, source in enumerate(sources)}
+    dnc_reasons = (
+        listed.with_columns(pl.col("source").replace_strict(source_order, return_dtype=pl.Int32).alias("order"))
+        .sort("number", "order")
+        .group_by("number", maintain_order=True)
+        .agg(("dnc:" + pl.col("source")).alias("dnc_reasons"))
+    )
+    consent_missing = pl.lit(False)
+    if campaign.require_consent:
+        consent_missing = ~(
+            (pl.col("consent").cast(pl.Utf8).str.strip_chars().str.to_lowercase() == "yes").fill_null(False)
+            & _present("consent_date")
+            & _present("consent_source")
+        )
+    snapshot_json = json.dumps(source_states(con, sources), sort_keys=True)
+    return (
+        contacts.with_columns(numbers["number"].alias("_dnc_number"))
+        .join(dnc_reasons, left_on="_dnc_number", right_on="number", how="left", maintain_order="left")
+        .with_columns(
+            pl.concat_list(
+                pl.col("dnc_reasons").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
+                pl.when(consent_missing)
+                .then(pl.lit(["no_consent"], dtype=pl.List(pl.Utf8)))
+                .otherwise(pl.lit([], dtype=pl.List(pl.Utf8))),
+            ).alias("reasons"),
+            pl.lit(snapshot_json, dtype=pl.Utf8).alias("dnc_snapshot"),
+        )
+        .drop("_dnc_number", "dnc_reasons")
+    )
+
+
+def source_states(con: duckdb.DuckDBPyConnection, sources: list[str]) -> dict[str, dict | None]:
+    """Per source, the loads a check is made against: the latest load (which, with the append-only history,
+    pins the list's state) and the date the list is current as of. None for a source never loaded."""
+    rows = con.execute(
+        """
+        SELECT source, arg_max(load_id, load_seq), arg_max(rows_loaded, load_seq), max(loaded_at),
+               count(*), max(snapshot_date)
+        FROM dnc_loads WHERE source IN (SELECT unnest(?::VARCHAR[])) GROUP BY source
+        """,
+        [sources],
+    ).fetchall()
+    states: dict[str, dict | None] = dict.fromkeys(sources)
+    for source, load_id, latest_rows, loaded_at, loads, latest_snapshot in rows:
+        as_of = _national_as_of(con) if source == "national" else latest_snapshot
+        states[source] = {
+            "latest_load_id": load_id,
+            "latest_rows": latest_rows,
+            "latest_loaded_at": loaded_at.isoformat(),
+            "loads": loads,
+            "snapshot_date": as_of.isoformat() if as_of else None,
+        }
+    return states
+
+
+def check_source(source: str) -> str:
+    if source in FIXED_SOURCES:
+        return source
+    if source.startswith("campaign:"):
+        check_name(source.removeprefix("campaign:"), "campaign name")
+        return source
+    raise ConfigError(f"unknown DNC source {source!r}: use {', '.join(FIXED_SOURCES)} or campaign:<name>")
+
+
+def _national_as_of(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The national list is as fresh as its stalest area code: each area code's full snapshot date, or a
+    later add change list's date (a delete list alone does not bring new registrations)."""
+    row = con.execute(
+        """
+        SELECT min(greatest(full_load.snapshot_date, coalesce(
+            (SELECT max(c.snapshot_date) FROM dnc_loads c
+             WHERE c.source = 'national' AND c.kind = 'add' AND c.load_seq > b.base_seq),
+            full_load.snapshot_date)))
+        FROM dnc_national_base b JOIN dnc_loads full_load ON full_load.load_seq = b.base_seq
+        """
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _listed_numbers(con: duckdb.DuckDBPyConnection, numbers: pl.DataFrame, sources: list[str]) -> pl.DataFrame:
+    """(number, source) for the given numbers currently listed in the given sources.
+
+    Same rule as the `dnc_active` view, but starting from the (few) numbers asked about so a 100M-row list
+    is probed by a hash join instead of being aggregated whole.
+    """
+    stage(con, "dnc_probe", numbers.select(pl.col("number").cast(pl.Int64)))
+    try:
+        return con.execute(
+            """
+            WITH probe AS (SELECT DISTINCT number FROM dnc_probe WHERE number IS NOT NULL),
+            wanted AS (SELECT unnest(?::VARCHAR[]) AS source),
+            events AS (
+                SELECT n.number, n.source, n.load_id, 'add' AS op
+                FROM dnc_numbers n JOIN probe USING (number) WHERE n.source IN (SELECT source FROM wanted)
+                UNION ALL
+                SELECT r.number, r.source, r.load_id, 'remove' AS op
+                FROM dnc_removals r JOIN probe USING (number) WHERE r.source IN (SELECT source FROM wanted)
+            )
+            SELECT e.number, e.source
+            FROM events e
+            JOIN dnc_loads l USING (load_id)
+            LEFT JOIN dnc_national_base b ON e.source = 'national' AND b.area_code = (e.number // 10000000) % 1000
+            WHERE l.load_seq >= coalesce(b.base_seq, 0)
+            GROUP BY e.number, e.source
+            HAVING arg_max(e.op, l.load_seq) = 'add'
+            """,
+            [sources],
+        ).pl()
+    finally:
+        con.unregister("dnc_probe")
+
+
+def _check_not_shrunk(con: duckdb.DuckDBPyConnection, source: str, numbers: pl.DataFrame, file_name: str) -> None:
+    """A full snapshot much smaller than the one it follows is more likely truncated than real: refuse it.
+    National snapshots compare against the previous snapshots of the same area codes."""
+    if source == "national":
+        stage(con, "dnc_incoming_area_codes", _area_code_counts(numbers))
+        try:
+            previous = con.execute(
+                """
+                SELECT sum(a.rows_loaded)
+                FROM dnc_incoming_area_codes i
+                JOIN dnc_national_base b USING (area_code)
+                JOIN dnc_loads l ON l.load_seq = b.base_seq
+                JOIN dnc_load_area_codes a ON a.load_id = l.load_id AND a.area_code = i.area_code
+                """
+            ).fetchone()[0]
+        finally:
+            con.unregister("dnc_incoming_area_codes")
+    else:
+        previous = con.execute(
+            "SELECT arg_max(rows_loaded, load_seq) FROM dnc_loads WHERE source = ? AND kind = 'full'", [source]
+        ).fetchone()[0]
+    if previous and numbers.height < (1 - MAX_SHRINK) * previous:
+        raise DncUnavailable(
+            f"the {source} DNC list shrank unexpectedly: {file_name} has {numbers.height} numbers, the previous "
+            f"full snapshot had {previous} (more than {MAX_SHRINK:.0%} fewer); not loaded"
+        )
+
+
+def _area_code_counts(numbers: pl.DataFrame) -> pl.DataFrame:
+    return (
+        numbers.group_by(((pl.col("number") // 10_000_000) % 1000).cast(pl.Int16).alias("area_code"))
+        .agg(pl.len().cast(pl.Int64).alias("rows_loaded"))
+        .sort("area_code")
+    )
+
+
+def _record_area_codes(con: duckdb.DuckDBPyConnection, numbers: pl.DataFrame, load_id: str) -> None:
+    stage(con, "dnc_area_codes_new", _area_code_counts(numbers).with_columns(pl.lit(load_id).alias("load_id")))
+    con.execute("INSERT INTO dnc_load_area_codes BY NAME SELECT * FROM dnc_area_codes_new")
+    con.unregister("dnc_area_codes_new")
+
+
+def _record_load(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    source: str,
+    kind: str,
+    rows_loaded: int,
+    rows_rejected: int,
+    file_name: str | None = None,
+    stored_path: str | None = None,
+    sha256: str | None = None,
+    snapshot_date: date | None = None,
+) -> str:
+    loaded_at = _utc_now()
+    load_id = f"dnc-{loaded_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    con.execute(
+        """
+        INSERT INTO dnc_loads (load_id, source, kind, file_name, stored_path, sha256, snapshot_date,
+                               rows_loaded, rows_rejected, loaded_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        [load_id, source, kind, file_name, stored_path, sha256, snapshot_date, rows_loaded, rows_rejected, loaded_at],
+    )
+    return load_id
+
+
+def _insert_numbers(
+    con: duckdb.DuckDBPyConnection, numbers: pl.DataFrame, *, source: str, load_id: str, reason: str | None
+) -> None:
+    stage(con, "dnc_numbers_new", numbers.select("number"))
+    con.execute(
+        """
+        INSERT INTO dnc_numbers (number, source, load_id, reason, added_at)
+        SELECT number, ?, ?, ?, ? FROM dnc_numbers_new
+        """,
+        [source, load_id, reason, _utc_now()],
+    )
+    con.unregister("dnc_numbers_new")
+
+
+def _insert_removals(
+    con: duckdb.DuckDBPyConnection, numbers: pl.DataFrame, *, source: str, load_id: str, reason: str
+) -> None:
+    stage(con, "dnc_removals_new", numbers.select("number"))
+    con.execute(
+        """
+        INSERT INTO dnc_removals (number, source, load_id, reason, removed_at)
+        SELECT number, ?, ?, ?, ? FROM dnc_removals_new
+        """,
+        [source, load_id, reason, _utc_now()],
+    )
+    con.unregister("dnc_removals_new")
+
+
+def _read_numbers(path: Path, *, source: str, default_region: str) -> tuple[pl.DataFrame, int]:
+    """Distinct valid numbers (column `number`, Int64) and the count of rejected non-blank lines/cells."""
+    with path.open("rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    if _is_utf16(head):
+        return _read_csv_numbers(path, default_region)
+    if source == "national" or _looks_like_bare_lines(head):
+        return _read_bare_lines(path)
+    return _read_csv_numbers(path, default_region)
+
+
+def _read_bare_lines(path: Path) -> tuple[pl.DataFrame, int]:
+    """Registry style: one 10-digit number per line (or 1 + 10 digits), in bulk with the streaming engine."""
+    line = pl.col("line").str.strip_chars()
+    digits = line.str.replace_all(r"[\s().+-]", "")
+    is_nanp = digits.str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$").fill_null(False)
+    try:
+        parsed = (
+            pl.scan_csv(
+                path,
+                has_header=False,
+                separator="\x01",
+                quote_char=None,
+                encoding="utf8-lossy",
+                schema={"line": pl.Utf8},
+                truncate_ragged_lines=True,
+            )
+            .select(
+                pl.when(is_nanp).then(digits.str.slice(-10).cast(pl.Int64) + NANP_OFFSET).alias("number"),
+                (line.str.len_bytes().fill_null(0) > 0).alias("non_blank"),
+            )
+            .collect(engine="streaming")
+        )
+    except (pl.exceptions.PolarsError, OSError):
+        # Polars quotes the offending line (PII): report the file only.
+        raise DncUnavailable(f"DNC file {path.name} cannot be read as one number per line") from None
+    rejected = parsed.filter(pl.col("non_blank") & pl.col("number").is_null()).height
+    return parsed.select(pl.col("number").drop_nulls().unique()), rejected
+
+
+def _read_csv_numbers(path: Path, default_region: str) -> tuple[pl.DataFrame, int]:
+    """A CSV/TSV list: the column named like phone/number/tel, else the first; any phone format."""
+    text = _decode(path.read_bytes())
+    first_line = text.split("\n", 1)[0]
+    separator = max(",;\t|", key=first_line.count) if any(c in first_line for c in ",;\t|") else ","
+    try:
+        table = pl.read_csv(
+            io.StringIO(text),
+            has_header=False,
+            infer_schema=False,
+            separator=separator,
+            truncate_ragged_lines=True,
+        )
+    except pl.exceptions.PolarsError:
+        raise DncUnavailable(f"DNC file {path.name} is not a readable CSV") from None
+    if table.is_empty():
+        return pl.DataFrame(schema={"number": pl.Int64}), 0
+    header = [str(cell or "") for cell in table.row(0)]
+    has_header = any(ch.isalpha() for cell in header for ch in cell)
+    column = table.columns[0]
+    if has_header:
+        column = next((col for col, name in zip(table.columns, header) if _PHONE_HEADER.search(name)), column)
+        table = table.slice(1)
+    return _normalize_to_numbers(table[column], default_region)
+
+
+def _normalize_to_numbers(raw: pl.Series, default_region: str) -> tuple[pl.DataFrame, int]:
+    normalized = normalize_phones(raw, default_region=default_region)
+    numbers = normalized.select(_e164_to_number(pl.col("phone_e164")).alias("number"))
+    rejected = numbers["number"].null_count()
+    return numbers.drop_nulls().unique(), rejected
+
+
+def _e164_to_number(phone: pl.Expr) -> pl.Expr:
+    return phone.cast(pl.Utf8).str.strip_prefix("+").cast(pl.Int64, strict=False)
+
+
+def _present(column: str) -> pl.Expr:
+    return (pl.col(column).cast(pl.Utf8).str.strip_chars().str.len_chars() > 0).fill_null(False)
+
+
+def _looks_like_bare_lines(head: bytes) -> bool:
+    lines = head.decode("latin-1").splitlines()
+    if len(head) == _SNIFF_BYTES:
+        lines = lines[:-1]  # the last sniffed line may be cut
+    non_blank = [line for line in lines if line.strip()]
+    return bool(non_blank) and all(_BARE_LINE.match(line) for line in non_blank)
+
+
+def _is_utf16(head: bytes) -> bool:
+    return head.startswith((b"\xff\xfe", b"\xfe\xff"))
+
+
+def _decode(data: bytes) -> str:
+    if _is_utf16(data):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _store_copy(path: Path, directory: Path) -> tuple[Path, str]:
+    """Keep the file's bytes (content-addressed, so a re-download of the same file is stored once)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    tmp = directory / f".incoming-{uuid.uuid4().hex}"
+    try:
+        with path.open("rb") as src, tmp.open("wb") as dst:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                dst.write(chunk)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DncUnavailable(f"DNC file {path.name} cannot be read ({exc.strerror or type(exc).__name__})") from None
+    sha256 = digest.hexdigest()
+    stored = directory / f"{sha256[:16]}-{_safe_file_name(path.name)}"
+    if stored.exists():
+        tmp.unlink()
+    else:
+        shutil.move(tmp, stored)
+    return stored, sha256
+
+
+def _safe_file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[-100:] or "dnc"
+
+
+def _source_dir(source: str) -> str:
+    return source.replace(":", "_")
+
+
+def _warehouse_paths(con: duckdb.DuckDBPyConnection) -> Paths:
+    """The home of the connection's warehouse file (reads of stored copies must stay inside it)."""
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return Paths(Path(row[0]).resolve().parent) if row and row[0] else Paths(callaro_home())
+
+
+@contextlib.contextmanager
+def _atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction: ours, or the caller's if one is open (DuckDB has no nested transactions, and a
+    BEGIN inside one aborts it; inside a transaction txid_current() is stable across statements)."""
+    in_transaction = (
+        con.execute("SELECT txid_current()").fetchone()[0] == con.execute("SELECT txid_current()").fetchone()[0]
+    )
+    if in_transaction:
+        yield
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

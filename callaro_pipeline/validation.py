@@ -1,0 +1,260 @@
+"""Row validation: mapped rows in, accepted contacts and one problem line per problem out.
+
+Every check is a vectorized expression over the whole frame; library calls (phonenumbers, email-validator) run
+once per distinct value and are joined back. A row with any problem is rejected as a whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+from email_validator import EmailNotValidError, validate_email
+
+from callaro_pipeline.config import CustomField, load_custom_fields
+from callaro_pipeline.mapping import CUSTOM_PREFIX, FALSE_WORDS, TRUE_WORDS, typed_custom_value
+from callaro_pipeline.phones import normalize_phones
+from callaro_pipeline.timezones import resolve_timezones
+
+PROBLEM_CODES = {
+    "missing_required": "a required value is empty: the phone, or all of first_name, last_name, full_name and "
+    "external_id (field `name`)",
+    "invalid_phone": "the phone cannot be read as a valid number for its country or the default region "
+    "(including spreadsheet damage such as 4.15556E+09)",
+    "invalid_timezone": "the time zone given is not an IANA name, abbreviation or UTC offset we recognize",
+    "invalid_email": "the e-mail address is not syntactically valid (no network lookup is made)",
+    "invalid_consent": "consent is not one of yes/no/unknown or a recognized synonym (y, true, 1, opt-in, ja, sí, "
+    "oui / n, false, 0, opt-out, nein, non)",
+    "invalid_custom_field": "a custom-field value does not fit the type declared in custom_fields.yaml",
+    "duplicate": "the row repeats the phone or external_id of an earlier row or of a contact already in the "
+    "campaign (handled by the campaign's duplicate policy)",
+    "malformed_row": "the reader could not split the line into the header's columns (e.g. an unclosed quote)",
+}
+VALIDATED_COLUMNS = (
+    "row_number",
+    "phone_e164",
+    "phone_extension",
+    "phone_type",
+    "phone_region",
+    "phone_state",
+    "external_id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "company",
+    "email",
+    "country",
+    "state",
+    "postal_code",
+    "lead_source",
+    "consent",
+    "consent_date",
+    "consent_source",
+    "timezone",
+    "timezone_candidates",
+    "timezone_source",
+    "custom_fields",
+)
+PROBLEM_SCHEMA = {
+    "row_number": pl.Int64,
+    "column": pl.Utf8,
+    "field": pl.Utf8,
+    "code": pl.Utf8,
+    "message": pl.Utf8,
+    "value": pl.Utf8,
+}
+NAME_FIELDS = ("first_name", "last_name", "full_name", "external_id")
+CONSENT_YES = (*TRUE_WORDS, "opt-in", "opt in", "optin", "opted in", "opted-in", "granted", "consented")
+CONSENT_NO = (*FALSE_WORDS, "opt-out", "opt out", "optout", "opted out", "opted-out", "declined", "withdrawn")
+CUSTOM_TYPE_HINTS = {
+    "integer": "not a whole number",
+    "number": "not a number",
+    "boolean": "not yes/no (true/false, yes/no, 1/0)",
+    "date": "not a date: use YYYY-MM-DD",
+}
+
+
+@dataclass
+class ValidationResult:
+    valid: pl.DataFrame
+    """one row per accepted source row, columns VALIDATED_COLUMNS (validated_contacts without upload_id)"""
+    problems: pl.DataFrame
+    """PROBLEM_SCHEMA: one line per problem, sorted by row_number"""
+    rows_read: int
+
+
+@dataclass(frozen=True)
+class Check:
+    """Rows where `failed` holds get one problem line."""
+
+    field: str
+    code: str
+    failed: pl.Expr
+    message: pl.Expr
+    value: pl.Expr
+
+
+def empty_problems() -> pl.DataFrame:
+    return pl.DataFrame(schema=PROBLEM_SCHEMA)
+
+
+def _email_verdicts(emails: pl.Series) -> pl.DataFrame:
+    """email -> (normalized form, error message), one email-validator call per distinct address."""
+    distinct = emails.drop_nulls().unique().to_list()
+    normalized, errors = [], []
+    for address in distinct:
+        try:
+            normalized.append(validate_email(address, check_deliverability=False).normalized)
+            errors.append(None)
+        except EmailNotValidError as exc:
+            normalized.append(None)
+            errors.append(str(exc))
+    return pl.DataFrame(
+        {"email": distinct, "email_normalized": normalized, "email_error": errors},
+        schema={"email": pl.Utf8, "email_normalized": pl.Utf8, "email_error": pl.Utf8},
+    )
+
+
+def _consent(raw: pl.Expr) -> pl.Expr:
+    """yes / no / unknown, or null for a value we cannot read (reported as invalid_consent)."""
+    word = raw.str.to_lowercase().str.replace_all(r"\s+", " ")
+    return (
+        pl.when(raw.is_null() | (word == "unknown"))
+        .then(pl.lit("unknown"))
+        .when(word.is_in(CONSENT_YES))
+        .then(pl.lit("yes"))
+        .when(word.is_in(CONSENT_NO))
+        .then(pl.lit("no"))
+    )
+
+
+def _custom_checks(registry: dict[str, CustomField], mapped_fields: set[str]) -> list[Check]:
+    checks = []
+    for name, spec in registry.items():
+        if CUSTOM_PREFIX + name not in mapped_fields or spec.type == "string":
+            continue
+        text = pl.col("custom_fields").str.json_path_match(f"$.{name}")
+        checks.append(
+            Check(
+                field=CUSTOM_PREFIX + name,
+                code="invalid_custom_field",
+                failed=text.is_not_null() & typed_custom_value(text, spec.type).is_null(),
+                message=pl.lit(f"{name}: {CUSTOM_TYPE_HINTS[spec.type]}"),
+                value=text,
+            )
+        )
+    return checks
+
+
+def _checks(source_columns: dict[str, str], registry: dict[str, CustomField]) -> list[Check]:
+    name_missing = pl.all_horizontal(pl.col(name).is_null() for name in NAME_FIELDS)
+    return [
+        Check(
+            "phone",
+            "missing_required",
+            pl.col("phone_error") == "missing_required",
+            pl.col("phone_error_message"),
+            pl.col("phone"),
+        ),
+        Check(
+            "phone",
+            "invalid_phone",
+            pl.col("phone_error") == "invalid_phone",
+            pl.col("phone_error_message"),
+            pl.col("phone"),
+        ),
+        Check(
+            "name",
+            "missing_required",
+            name_missing,
+            pl.lit("a name (first_name, last_name or full_name) or an external_id is required"),
+            pl.lit(None, pl.Utf8),
+        ),
+        Check(
+            "email",
+            "invalid_email",
+            pl.col("email_error").is_not_null(),
+            pl.col("email_error"),
+            pl.col("email"),
+        ),
+        Check(
+            "timezone",
+            "invalid_timezone",
+            pl.col("timezone_error") == "invalid_timezone",
+            pl.col("timezone_error_message"),
+            pl.col("timezone_given"),
+        ),
+        Check(
+            "consent",
+            "invalid_consent",
+            pl.col("consent_normalized").is_null(),
+            pl.lit("consent must be yes, no or unknown (or y/n, true/false, 1/0, opt-in/opt-out)"),
+            pl.col("consent"),
+        ),
+        *_custom_checks(registry, set(source_columns)),
+    ]
+
+
+def _problem_lines(checked: pl.DataFrame, check: Check, source_columns: dict[str, str]) -> pl.DataFrame:
+    if check.field == "name":
+        column = ", ".join(source_columns[name] for name in NAME_FIELDS if name in source_columns) or None
+    else:
+        column = source_columns.get(check.field)
+    return checked.filter(check.failed).select(
+        pl.col("row_number"),
+        pl.lit(column, pl.Utf8).alias("column"),
+        pl.lit(check.field).alias("field"),
+        pl.lit(check.code).alias("code"),
+        check.message.cast(pl.Utf8).alias("message"),
+        check.value.cast(pl.Utf8).alias("value"),
+    )
+
+
+def _malformed_lines(malformed: pl.DataFrame) -> pl.DataFrame:
+    return malformed.select(
+        pl.col("row_number").cast(pl.Int64),
+        pl.lit(None, pl.Utf8).alias("column"),
+        pl.lit(None, pl.Utf8).alias("field"),
+        pl.lit("malformed_row").alias("code"),
+        pl.col("message").cast(pl.Utf8),
+        pl.lit(None, pl.Utf8).alias("value"),
+    )
+
+
+def validate_contacts(
+    mapped: pl.DataFrame,
+    *,
+    source_columns: dict[str, str],
+    default_region: str = "US",
+    registry: dict[str, CustomField] | None = None,
+    malformed: pl.DataFrame | None = None,
+) -> ValidationResult:
+    """Check mapped rows (apply_mapping's output). `source_columns` (field -> source column) names the column
+    of each problem; `registry` defaults to the configured custom-field registry; `malformed` holds the
+    reader's unreadable lines (row_number, message)."""
+    registry = load_custom_fields() if registry is None else registry
+    with_phones = pl.concat([mapped, normalize_phones(mapped.get_column("phone"), default_region)], how="horizontal")
+    checked = (
+        resolve_timezones(with_phones.with_columns(pl.col("timezone").alias("timezone_given")))
+        .join(_email_verdicts(mapped.get_column("email")), on="email", how="left", maintain_order="left")
+        .with_columns(_consent(pl.col("consent")).alias("consent_normalized"))
+    )
+    malformed = malformed if malformed is not None else pl.DataFrame(schema={"row_number": pl.Int64, "message": pl.Utf8})
+    problems = pl.concat(
+        [
+            _malformed_lines(malformed),
+            *(_problem_lines(checked, check, source_columns) for check in _checks(source_columns, registry)),
+        ]
+    ).sort("row_number", maintain_order=True)
+    valid = (
+        checked.filter(~pl.col("row_number").is_in(problems.get_column("row_number").implode()))
+        .with_columns(
+            pl.col("email_normalized").alias("email"),
+            pl.col("consent_normalized").alias("consent"),
+            pl.col("timezone_candidates").cast(pl.List(pl.Utf8)),
+        )
+        .select(VALIDATED_COLUMNS)
+        .sort("row_number")
+    )
+    rows_read = pl.concat([mapped.get_column("row_number"), malformed.get_column("row_number").cast(pl.Int64)])
+    return ValidationResult(valid=valid, problems=problems, rows_read=rows_read.n_unique())
