@@ -10,10 +10,17 @@ import polars as pl
 
 from callaro_pipeline.config import Campaign, CustomField, config_dir
 from callaro_pipeline.duplicates import DuplicateResult, apply_duplicate_policy
-from callaro_pipeline.mapping import ColumnDrift, Mapping, apply_mapping, auto_map, column_drift, load_mapping_file
+from callaro_pipeline.mapping import (
+    ColumnDrift,
+    Mapping,
+    apply_mapping,
+    auto_map,
+    column_drift,
+    load_mapping_file,
+    source_columns,
+)
 from callaro_pipeline.uploads import UploadOptions
 from callaro_pipeline.validation import ValidationResult, validate_contacts
-from callaro_pipeline.mapping import source_columns
 
 
 @dataclass

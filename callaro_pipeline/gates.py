@@ -74,15 +74,15 @@ def validated_contacts_schema() -> pa.DataFrameSchema:
     text = {name: pa.Column(pl.Utf8, nullable=True) for name in OPTIONAL_TEXT_COLUMNS}
     return pa.DataFrameSchema(
         {
-            "row_number": pa.Column(pl.Int64, pa.Check.ge(2, name="row_number_after_header"), unique=True),
-            "phone_e164": pa.Column(pl.Utf8, pa.Check.str_matches(E164_PATTERN, name="e164_format"), unique=True),
+            "row_number": pa.Column(pl.Int64, pa.Check.ge(2, error="row_number_after_header"), unique=True),
+            "phone_e164": pa.Column(pl.Utf8, pa.Check.str_matches(E164_PATTERN, error="e164_format"), unique=True),
             **text,
-            "consent": pa.Column(pl.Utf8, pa.Check.isin(CONSENT_VALUES, name="consent_value")),
+            "consent": pa.Column(pl.Utf8, pa.Check.isin(CONSENT_VALUES, error="consent_value")),
             "timezone": pa.Column(
-                pl.Utf8, pa.Check.isin(sorted(zoneinfo.available_timezones()), name="iana_timezone"), nullable=True
+                pl.Utf8, pa.Check.isin(sorted(zoneinfo.available_timezones()), error="iana_timezone"), nullable=True
             ),
             "timezone_candidates": pa.Column(pl.List(pl.Utf8), nullable=True),
-            "timezone_source": pa.Column(pl.Utf8, pa.Check.isin(TIMEZONE_SOURCES, name="timezone_source_value")),
+            "timezone_source": pa.Column(pl.Utf8, pa.Check.isin(TIMEZONE_SOURCES, error="timezone_source_value")),
         },
         name="validated_contacts",
         strict=False,
@@ -113,8 +113,16 @@ def pandera_gate(valid: pl.DataFrame) -> GateResult:
 
 
 def failure_counts(failure_cases: pl.DataFrame) -> dict[str, int]:
-    """`column.check` -> number of failure cases; reads only the column and check names, never the values."""
-    grouped = failure_cases.group_by("column", "check").len().sort("column", "check")
+    """`column.check` -> number of failure cases; reads only the column and check names, never the cell values."""
+    labelled = failure_cases.select(
+        pl.when(pl.col("check") == "column_in_dataframe")
+        # For a missing column Pandera names the schema as `column` and the missing column as the case.
+        .then(pl.col("failure_case").cast(pl.Utf8))
+        .otherwise(pl.col("column"))
+        .alias("column"),
+        pl.col("check"),
+    )
+    grouped = labelled.group_by("column", "check").len().sort("column", "check")
     return {
         f"{column or 'frame'}.{check_label(check)}": count
         for column, check, count in grouped.select("column", "check", "len").iter_rows()

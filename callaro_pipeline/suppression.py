@@ -96,7 +96,7 @@ def import_dnc_file(
     path = Path(path)
     stored, sha256 = _store_copy(path, _warehouse_paths(con).dnc_files / _source_dir(source))
     snapshot = snapshot_date or datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
-    numbers, rejected = _read_numbers(stored, source=source, default_region=default_region)
+    numbers, rejected = _read_numbers(stored, path.name, source=source, default_region=default_region)
     if numbers.is_empty():
         raise DncUnavailable(f"DNC file {path.name} has no valid phone number ({rejected} rejected lines): not loaded")
     with _atomic(con):
@@ -387,18 +387,18 @@ def _insert_removals(
     con.unregister("dnc_removals_new")
 
 
-def _read_numbers(path: Path, *, source: str, default_region: str) -> tuple[pl.DataFrame, int]:
+def _read_numbers(path: Path, name: str, *, source: str, default_region: str) -> tuple[pl.DataFrame, int]:
     """Distinct valid numbers (column `number`, Int64) and the count of rejected non-blank lines/cells."""
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     if _is_utf16(head):
-        return _read_csv_numbers(path, default_region)
+        return _read_csv_numbers(path, name, default_region)
     if source == "national" or _looks_like_bare_lines(head):
-        return _read_bare_lines(path)
-    return _read_csv_numbers(path, default_region)
+        return _read_bare_lines(path, name)
+    return _read_csv_numbers(path, name, default_region)
 
 
-def _read_bare_lines(path: Path) -> tuple[pl.DataFrame, int]:
+def _read_bare_lines(path: Path, name: str) -> tuple[pl.DataFrame, int]:
     """Registry style: one 10-digit number per line (or 1 + 10 digits), in bulk with the streaming engine."""
     line = pl.col("line").str.strip_chars()
     digits = line.str.replace_all(r"[\s().+-]", "")
@@ -422,14 +422,16 @@ def _read_bare_lines(path: Path) -> tuple[pl.DataFrame, int]:
         )
     except (pl.exceptions.PolarsError, OSError):
         # Polars quotes the offending line (PII): report the file only.
-        raise DncUnavailable(f"DNC file {path.name} cannot be read as one number per line") from None
+        raise DncUnavailable(f"DNC file {name} cannot be read as one number per line") from None
     rejected = parsed.filter(pl.col("non_blank") & pl.col("number").is_null()).height
     return parsed.select(pl.col("number").drop_nulls().unique()), rejected
 
 
-def _read_csv_numbers(path: Path, default_region: str) -> tuple[pl.DataFrame, int]:
+def _read_csv_numbers(path: Path, name: str, default_region: str) -> tuple[pl.DataFrame, int]:
     """A CSV/TSV list: the column named like phone/number/tel, else the first; any phone format."""
     text = _decode(path.read_bytes())
+    if not text.strip():
+        return pl.DataFrame(schema={"number": pl.Int64}), 0
     first_line = text.split("\n", 1)[0]
     separator = max(",;\t|", key=first_line.count) if any(c in first_line for c in ",;\t|") else ","
     try:
@@ -441,7 +443,7 @@ def _read_csv_numbers(path: Path, default_region: str) -> tuple[pl.DataFrame, in
             truncate_ragged_lines=True,
         )
     except pl.exceptions.PolarsError:
-        raise DncUnavailable(f"DNC file {path.name} is not a readable CSV") from None
+        raise DncUnavailable(f"DNC file {name} is not a readable CSV") from None
     if table.is_empty():
         return pl.DataFrame(schema={"number": pl.Int64}), 0
     header = [str(cell or "") for cell in table.row(0)]

@@ -96,7 +96,7 @@ def update_upload(con: duckdb.DuckDBPyConnection, upload_id: str, *, status: str
     if status:
         assignments.append("status = ?")
         params.append(status)
-    sql = "UPDATE uploads SET " + ", ".join(assignments) + " WHERE upload_id = ?"
+    sql = "UPDATE uploads SET " + ", ".join(assignments) + " WHERE upload_id = ?"  # noqa: S608 - columns from code
     con.execute(sql, [*params, upload_id])
 
 

@@ -239,7 +239,9 @@ def validate_contacts(
         .join(_email_verdicts(mapped.get_column("email")), on="email", how="left", maintain_order="left")
         .with_columns(_consent(pl.col("consent")).alias("consent_normalized"))
     )
-    malformed = malformed if malformed is not None else pl.DataFrame(schema={"row_number": pl.Int64, "message": pl.Utf8})
+    malformed = (
+        malformed if malformed is not None else pl.DataFrame(schema={"row_number": pl.Int64, "message": pl.Utf8})
+    )
     problems = pl.concat(
         [
             _malformed_lines(malformed),

@@ -12,7 +12,7 @@ from callaro_pipeline.assets.metadata import frame_markdown
 from callaro_pipeline.config import load_campaign, load_custom_fields
 from callaro_pipeline.errors import CallaroError
 from callaro_pipeline.flow import check_upload, map_upload
-from callaro_pipeline.gates import GE_GATE, PANDERA_GATE, GateResult, great_expectations_gate, pandera_gate
+from callaro_pipeline.gates import GateResult, great_expectations_gate, pandera_gate
 from callaro_pipeline.ingest import from_cells
 from callaro_pipeline.mapping import Mapping
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions

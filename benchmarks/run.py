@@ -1,0 +1,188 @@
+"""The benchmark: every performance target of the project, measured in one run on this machine.
+
+    uv run python benchmarks/run.py                 # 1M-row upload, 100M DNC numbers, 20 uploads
+    uv run python benchmarks/run.py --quick         # 100k rows, 1M DNC numbers, 3 uploads (smoke run)
+
+Prints each figure next to its target. Figures go into benchmarks/RESULTS.md by hand, with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import phonenumbers
+import polars as pl
+from phonenumbers import timezone as pn_timezone
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate import generate_upload  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def naive_baseline(path: Path) -> tuple[float, list[tuple]]:
+    """Read the file and call phonenumbers parse/valid/format/time zone row by row (what a first version does)."""
+    started = time.perf_counter()
+    results = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                number = phonenumbers.parse(row["Phone Number"], "US")
+                valid = phonenumbers.is_valid_number(number)
+                e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if valid else None
+                zones = pn_timezone.time_zones_for_number(number) if valid else ()
+            except phonenumbers.NumberParseException:
+                e164, zones = None, ()
+            results.append((e164, zones))
+    return time.perf_counter() - started, results
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, dict, int]:
+    """One whole `callaro import` command in a child process; returns seconds, summary and peak RSS (KiB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "callaro_pipeline.cli", *args, "--json"], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"import failed ({done.returncode}): {done.stderr[-2000:]}")
+    return seconds, json.loads(done.stdout.strip().splitlines()[-1]), max(peak, before)
+
+
+def line(what: str, value: str, target: str, ok: bool | None) -> None:
+    mark = "" if ok is None else ("  PASS" if ok else "  MISS")
+    print(f"{what:<58} {value:>22}   target {target}{mark}", flush=True)
+
+
+def bench_phones(path: Path, naive_seconds: float, naive: list[tuple]) -> None:
+    from callaro_pipeline.phones import normalize_phones
+
+    raw = pl.read_csv(path, columns=["Phone Number"], infer_schema=False).get_column("Phone Number")
+    started = time.perf_counter()
+    fast = normalize_phones(raw, "US")
+    seconds = time.perf_counter() - started
+    expected = pl.Series([r[0] for r in naive], dtype=pl.Utf8)
+    # Extensions are kept apart by the pipeline, the naive loop keeps them inside the parse: compare E.164.
+    agree = (fast.get_column("phone_e164").eq_missing(expected)).mean()
+    ratio = naive_seconds / seconds
+    line("phone normalization, rows", f"{raw.len():,}", "", None)
+    line("phone normalization (s) / naive (s)", f"{seconds:.2f} / {naive_seconds:.1f}", "", None)
+    line("phone normalization speed-up vs naive", f"{ratio:.1f}x", ">= 20x", ratio >= 20)
+    line("phone normalization agreement with phonenumbers", f"{agree:.4%}", "100%", agree == 1.0)
+
+
+def bench_gates(rows: int) -> None:
+    from callaro_pipeline.gates import great_expectations_gate
+
+    docs = Path(tempfile.mkdtemp())
+    kwargs = dict(rows_read=rows, rejected=rows // 20, expected_count=rows, max_rejected_share=0.1,
+                  mapped_fields=["first_name", "phone"], docs_root=docs)
+    great_expectations_gate(upload_id="warmup", **kwargs)
+    started = time.perf_counter()
+    result = great_expectations_gate(upload_id="bench", **kwargs)
+    seconds = time.perf_counter() - started
+    line("Great Expectations gate, 1M-row upload (warm, s)", f"{seconds:.2f}", "< 1 s", seconds < 1)
+    line("  expectations evaluated", str(result.metadata.get("expectations_evaluated")), "> 0", None)
+
+
+def bench_dnc(numbers: int, contacts_path: Path) -> None:
+    from callaro_pipeline.config import Campaign
+    from callaro_pipeline.phones import normalize_phones
+    from callaro_pipeline.suppression import import_dnc_file, scrub
+    from callaro_pipeline.warehouse import Warehouse
+
+    home = Path(tempfile.mkdtemp(prefix="callaro-dnc-"))
+    warehouse = Warehouse(home=str(home))
+    national = home / "dnc" / "national.txt"
+    national.parent.mkdir(parents=True)
+    started = time.perf_counter()
+    (
+        pl.select(pl.int_range(0, numbers, dtype=pl.Int64).alias("i"))
+        .select(((pl.col("i") * 7919 % 8_000_000_000) + 2_000_000_000).cast(pl.Utf8).alias("n"))
+        .write_csv(national, include_header=False)
+    )
+    line("DNC national file generated (s)", f"{time.perf_counter() - started:.1f}", "", None)
+    started = time.perf_counter()
+    with warehouse.transaction() as con:
+        loaded = import_dnc_file(con, national, source="national", snapshot_date=date.today())
+    seconds = time.perf_counter() - started
+    rate = loaded.rows_loaded / seconds
+    line(f"DNC load {loaded.rows_loaded:,} numbers (numbers/s)", f"{rate:,.0f}", ">= 5M/s", rate >= 5_000_000)
+    raw = pl.read_csv(contacts_path, columns=["Phone Number"], infer_schema=False).get_column("Phone Number")
+    contacts = normalize_phones(raw, "US").filter(pl.col("phone_e164").is_not_null()).select(
+        "phone_e164", pl.lit("yes").alias("consent"), pl.lit(None, pl.Utf8).alias("consent_date"), pl.lit(None, pl.Utf8).alias("consent_source")
+    )
+    started = time.perf_counter()
+    with warehouse.transaction() as con:
+        scrubbed = scrub(con, contacts, campaign=Campaign(name="bench"))
+    seconds = time.perf_counter() - started
+    hits = scrubbed.filter(pl.col("reasons").list.len() > 0).height
+    line(f"DNC scrub {contacts.height:,} contacts ({hits:,} listed) (s)", f"{seconds:.2f}", "< 2 s", seconds < 2)
+
+
+def bench_imports(path: Path, uploads: int, naive_seconds: float, rows: int) -> None:
+    home = Path(tempfile.mkdtemp(prefix="callaro-bench-"))
+    config = home / "config"
+    (config / "campaigns").mkdir(parents=True)
+    (config / "campaigns" / "bench.yaml").write_text("name: bench\nmax_rejected_share: 0.5\nduplicates: suppress\n")
+    env = {**os.environ, "CALLARO_HOME": str(home / "state"), "CALLARO_CONFIG": str(config)}
+    firsts = None
+    for n in range(1, uploads + 1):
+        file = path if n == 1 else home / f"upload_{n}.csv"
+        if n > 1:
+            generate_upload(rows, seed=1000 + n).write_csv(file)
+        seconds, summary, peak_kib = run_cli(["import", str(file), "--campaign", "bench"], env)
+        if n == 1:
+            firsts = seconds
+            ratio = naive_seconds / seconds
+            line("callaro import, whole command (s)", f"{seconds:.1f}", "", None)
+            for stage, value in sorted((summary.get("timings") or {}).items()):
+                line(f"  stage {stage}", f"{value:.2f}", "", None)
+            line("  rows/s (whole command)", f"{rows / seconds:,.0f}", "", None)
+            line("callaro import speed-up vs naive baseline", f"{ratio:.1f}x", ">= 5x", ratio >= 5)
+            line("callaro import peak RSS (MiB)", f"{peak_kib / 1024:,.0f}", "< 2048", peak_kib / 1024 < 2048)
+            line("  status / imported / rejected / duplicates", f"{summary['status']} {summary['imported']} {summary['rejected']} {summary['duplicates']}", "", None)
+        elif n == uploads:
+            ratio = seconds / firsts
+            line(f"upload #{n} vs #1 into the same campaign", f"{seconds:.1f}s = {ratio:.2f}x", "<= 1.5x", ratio <= 1.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--dnc-numbers", type=int, default=100_000_000)
+    parser.add_argument("--uploads", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["imports", "dnc", "phones", "gates"])
+    args = parser.parse_args()
+    if args.quick:
+        args.rows, args.dnc_numbers, args.uploads = 100_000, 1_000_000, 3
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d}")
+    work = Path(tempfile.mkdtemp(prefix="callaro-upload-"))
+    upload = work / "upload.csv"
+    generate_upload(args.rows, seed=42).write_csv(upload)
+    naive_seconds, naive = naive_baseline(upload)
+    line(f"naive baseline, {args.rows:,} rows (s)", f"{naive_seconds:.1f}", "", None)
+    if "phones" not in args.skip:
+        bench_phones(upload, naive_seconds, naive)
+    if "gates" not in args.skip:
+        bench_gates(args.rows)
+    if "imports" not in args.skip:
+        bench_imports(upload, args.uploads, naive_seconds, args.rows)
+    if "dnc" not in args.skip:
+        bench_dnc(args.dnc_numbers, upload)
+
+
+if __name__ == "__main__":
+    main()
