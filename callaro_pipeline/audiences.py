@@ -29,7 +29,7 @@ import polars as pl
 
 from callaro_pipeline import segments, suppression, windows
 from callaro_pipeline.config import AgentVariable, Campaign
-from callaro_pipeline.contact_book import DEAD_UPLOAD_STATUSES, as_utc_naive
+from callaro_pipeline.contact_book import as_utc_naive
 from callaro_pipeline.errors import ConfigError, DncUnavailable
 from callaro_pipeline.privacy import mask_phone
 from callaro_pipeline.report import write_csv_safely
@@ -75,7 +75,7 @@ def _non_empty(expr: pl.Expr) -> pl.Expr:
 
 
 def _custom_value(key: str) -> pl.Expr:
-    return _non_empty(pl.col("custom_fields").str.json_path_match(f"$.{key}"))
+    return _non_empty(pl.col("custom_fields").cast(pl.Utf8).str.json_path_match(f"$.{key}"))
 
 
 def _static_value(value: Any) -> pl.Expr:
@@ -134,21 +134,21 @@ def resolve_agent_variables(
 # --- building ----------------------------------------------------------------------------------------------
 
 
-def _live_links_sql() -> str:
-    dead = ", ".join(f"'{status}'" for status in DEAD_UPLOAD_STATUSES)
-    return (
-        "SELECT cc.contact_id FROM campaign_contacts AS cc LEFT JOIN uploads AS u USING (upload_id) "
-        f"WHERE coalesce(u.status, '') NOT IN ({dead})"
-    )
+# Links from uploads that were undone (or never released) do not count.
+_LIVE_LINKS_SQL = (
+    "SELECT cc.contact_id FROM campaign_contacts AS cc LEFT JOIN uploads AS u USING (upload_id) "
+    "WHERE coalesce(u.status, '') NOT IN ('undone', 'blocked', 'failed')"
+)
 
 
 def _candidate_ids_sql(campaign: Campaign) -> tuple[str, list[Any]]:
     if campaign.audience_segments:
         union = " UNION ".join(
-            f"SELECT contact_id FROM ({segments.segment_contacts_sql(name)})" for name in campaign.audience_segments
+            f"SELECT contact_id FROM ({segments.segment_contacts_sql(name)})"  # noqa: S608 - validated name
+            for name in campaign.audience_segments
         )
-        return f"SELECT contact_id FROM ({union}) WHERE contact_id IN ({_live_links_sql()})", []  # noqa: S608
-    sql = f"{_live_links_sql()} AND cc.campaign = ?"
+        return f"SELECT contact_id FROM ({union}) WHERE contact_id IN ({_LIVE_LINKS_SQL})", []  # noqa: S608
+    sql = f"{_LIVE_LINKS_SQL} AND cc.campaign = ?"
     if campaign.audience_uploads == "all":
         return sql, [campaign.name]
     return f"{sql} AND cc.upload_id IN (SELECT unnest(?::VARCHAR[]))", [campaign.name, list(campaign.audience_uploads)]
@@ -156,10 +156,12 @@ def _candidate_ids_sql(campaign: Campaign) -> tuple[str, list[Any]]:
 
 def candidate_contacts(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl.DataFrame:
     ids, params = _candidate_ids_sql(campaign)
-    return con.execute(
-        f"SELECT * FROM contacts WHERE contact_id IN ({ids}) ORDER BY contact_id",  # noqa: S608
-        params,
-    ).pl()
+    try:
+        return con.execute(f"SELECT * FROM contacts WHERE contact_id IN ({ids}) ORDER BY contact_id", params).pl()  # noqa: S608
+    except duckdb.CatalogException:
+        raise ConfigError(
+            f"campaign {campaign.name}: segment(s) {', '.join(campaign.audience_segments)} not built yet (run dbt)"
+        ) from None
 
 
 def _value_counts(values: pl.Series) -> dict[str, int]:
@@ -181,16 +183,32 @@ def _member_rows(callable_contacts: pl.DataFrame, build_id: str, campaign: str) 
     ).select(pl.lit(build_id).alias("build_id"), pl.lit(campaign).alias("campaign"), *_MEMBER_COLUMNS)
 
 
+def _insert_staged(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame) -> None:
+    staged = stage(con, f"_staged_{table}", rows)
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {staged}")  # noqa: S608 - identifiers from code
+    con.unregister(staged)
+
+
 def _write_build(
-    con: duckdb.DuckDBPyConnection, build_id: str, campaign: str, now: datetime, members: pl.DataFrame, detail: dict
+    con: duckdb.DuckDBPyConnection,
+    build: AudienceBuild,
+    now: datetime,
+    members: pl.DataFrame,
+    call_windows: pl.DataFrame,
 ) -> None:
     con.execute(
         "INSERT INTO audience_builds VALUES (?, ?, ?, ?, ?, ?::JSON)",
-        [build_id, campaign, as_utc_naive(now), members.height, detail["missing_required"], json.dumps(detail)],
+        [
+            build.build_id,
+            build.campaign,
+            as_utc_naive(now),
+            build.members,
+            build.missing_required,
+            json.dumps(build.detail),
+        ],
     )
-    staged = stage(con, "_audience_members", members)
-    con.execute(f"INSERT INTO audience_members BY NAME SELECT * FROM {staged}")  # noqa: S608 - identifier from code
-    con.unregister(staged)
+    _insert_staged(con, "audience_members", members)
+    _insert_staged(con, "audience_call_windows", call_windows.with_columns(pl.lit(build.build_id).alias("build_id")))
 
 
 def build_audience(con: duckdb.DuckDBPyConnection, campaign: Campaign, *, now: datetime) -> AudienceBuild:
@@ -226,8 +244,7 @@ def build_audience(con: duckdb.DuckDBPyConnection, campaign: Campaign, *, now: d
         if campaign.audience_segments
         else {"uploads": campaign.audience_uploads},
     }
-    _write_build(con, build_id, campaign.name, now, _member_rows(callable_contacts, build_id, campaign.name), detail)
-    return AudienceBuild(
+    build = AudienceBuild(
         build_id=build_id,
         campaign=campaign.name,
         members=callable_contacts.height,
@@ -237,6 +254,11 @@ def build_audience(con: duckdb.DuckDBPyConnection, campaign: Campaign, *, now: d
         not_callable=detail["not_callable"],
         detail=detail,
     )
+    members = _member_rows(callable_contacts, build_id, campaign.name)
+    # Precomputed open intervals, read by the SQL macro callable_contacts(campaign, ts).
+    intervals = windows.call_windows(callable_contacts, campaign.window, aware_now)
+    _write_build(con, build, now, members, intervals)
+    return build
 
 
 # --- export ------------------------------------------------------------------------------------------------
@@ -250,14 +272,12 @@ def export_audience(con: duckdb.DuckDBPyConnection, campaign: str, out: Path) ->
     (builds,) = con.execute("SELECT count(*) FROM audience_builds WHERE campaign = ?", [campaign]).fetchone()
     if not builds:
         raise ConfigError(f"no audience has been built for campaign {campaign!r}")
-    audience = con.execute(
-        "SELECT * FROM campaign_audiences WHERE campaign = ? ORDER BY contact_id", [campaign]
-    ).pl()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    audience = con.execute("SELECT * FROM campaign_audiences WHERE campaign = ? ORDER BY contact_id", [campaign]).pl()
     if out.suffix.lower() == ".csv":
-        write_csv_safely(audience.with_columns(pl.col("timezone_candidates").list.join("|")), out)
+        write_csv_safely(audience, out)
     else:
-        tmp = out.with_name(out.name + ".tmp")
-        audience.write_parquet(tmp)
-        os.replace(tmp, out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + ".partial")
+        audience.write_parquet(partial)
+        os.replace(partial, out)
     return audience.height

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,9 @@ def cmd_dnc(args: argparse.Namespace) -> int:
                 con, path, source=args.source, snapshot_date=args.snapshot_date, kind=args.kind
             )
     warehouse.publish_snapshot()
-    print(f"DNC {result.source}: {result.rows_loaded} numbers loaded, {result.rows_rejected} lines rejected (load {result.load_id})")
+    print(
+        f"DNC {result.source}: {result.rows_loaded} numbers loaded, {result.rows_rejected} lines rejected (load {result.load_id})"
+    )
     return 0
 
 
@@ -216,7 +219,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     dagster_instance()
     dagster = shutil.which("dagster") or "dagster"
-    os.execvp(dagster, [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)])
+    os.execvp(
+        dagster, [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    )
     return 0
 
 
@@ -264,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = dnc_sub.add_parser("import", help="load a DNC file (CSV with a phone column, or bare 10-digit lines)")
     q.add_argument("file")
     q.add_argument("--source", default="internal", help="internal | national | campaign:<name> | call_outcome")
-    q.add_argument("--snapshot-date", type=date.fromisoformat, help="date of the registry snapshot (YYYY-MM-DD; default today)")
+    q.add_argument(
+        "--snapshot-date", type=date.fromisoformat, help="date of the registry snapshot (YYYY-MM-DD; default today)"
+    )
     q.add_argument("--kind", default="full", choices=("full", "add", "delete"), help="full snapshot or change list")
     p.set_defaults(func=cmd_dnc)
 
@@ -286,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Dagster flags preview features (partitioned asset checks) on every load; users need not see that.
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", category=UserWarning, message=".*(preview|beta).*")
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))

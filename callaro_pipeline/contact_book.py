@@ -36,7 +36,6 @@ from callaro_pipeline.warehouse import stage
 
 PIPELINE_USER = "pipeline"
 MANUAL_TIMEZONE_SOURCE = "manual"
-DEAD_UPLOAD_STATUSES = ("undone", "blocked", "failed")
 
 # Values that each stand on their own: the latest non-empty one wins.
 _SINGLE_FIELDS = (
@@ -98,6 +97,7 @@ _OPERATORS = {
     "=": "{col} = ?",
     "!=": "{col} IS DISTINCT FROM ?",
     "in": "{col} IN (SELECT unnest(?::VARCHAR[]))",
+    "not in": "{col} NOT IN (SELECT unnest(?::VARCHAR[]))",
     "contains": "contains(lower({col}), lower(?))",
     "starts_with": "starts_with(lower({col}), lower(?))",
     "is_null": "nullif({col}, '') IS NULL",
@@ -105,8 +105,10 @@ _OPERATORS = {
 }
 OPERATORS = tuple(_OPERATORS)
 _VALUELESS_OPERATORS = ("is_null", "not_null")
+_LIST_OPERATORS = ("in", "not in")
 
-Condition = tuple[str, str, Any]
+# A `(field, operator, value)` triple, or an object with those attributes (segments.parse_where's Condition).
+Condition = Any
 
 
 # --- identity and time -------------------------------------------------------------------------------------
@@ -235,7 +237,13 @@ def merge_upload_into_book(
     con.execute("DROP TABLE _incoming")
     counts = {"inserted": inserted, "updated": updated, "linked": linked}
     _record_change(
-        con, action="upload_merged", changed_by=changed_by, now=now, detail=counts, campaign=campaign, upload_id=upload_id
+        con,
+        action="upload_merged",
+        changed_by=changed_by,
+        now=now,
+        detail=counts,
+        campaign=campaign,
+        upload_id=upload_id,
     )
     return counts
 
@@ -297,21 +305,28 @@ def _column_sql(field: str) -> tuple[str, list[Any]]:
 def _value_params(operator: str, value: Any) -> list[Any]:
     if operator in _VALUELESS_OPERATORS:
         return []
-    if operator == "in":
+    if operator in _LIST_OPERATORS:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, Sequence) or not items:
-            raise ConfigError("'in' needs a non-empty list of values")
+            raise ConfigError(f"{operator!r} needs a non-empty list of values")
         return [[str(item).strip() for item in items]]
     if value is None:
         raise ConfigError(f"{operator!r} needs a value (use is_null / not_null for empty fields)")
     return [str(value)]
 
 
+def _triple(condition: Condition) -> tuple[str, str, Any]:
+    if hasattr(condition, "operator"):
+        return condition.field, condition.operator, condition.value
+    field, operator, value = condition
+    return field, operator, value
+
+
 def where_sql(conditions: Sequence[Condition]) -> tuple[str, list[Any]]:
     """AND of the conditions as SQL over `contacts`, with its parameters; `TRUE` when there are none."""
     clauses: list[str] = []
     params: list[Any] = []
-    for field, operator, value in conditions:
+    for field, operator, value in map(_triple, conditions):
         if operator not in _OPERATORS:
             raise ConfigError(f"unknown operator {operator!r}: use one of {', '.join(OPERATORS)}")
         column, column_params = _column_sql(field)
@@ -358,7 +373,7 @@ def _record_per_contact(
 
 def _condition_summary(conditions: Sequence[Condition]) -> list[list[str]]:
     """Field names and operators only: values may be personal data."""
-    return [[field, operator] for field, operator, _ in conditions]
+    return [[field, operator] for field, operator, _ in map(_triple, conditions)]
 
 
 def _set_sql(changes: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -22,7 +22,14 @@ from callaro_pipeline.mapping import CUSTOM_PREFIX
 from callaro_pipeline.validation import PROBLEM_SCHEMA, empty_problems
 
 GROUP = "duplicate_of"
-CONFLICT_SCHEMA = {"row_number": pl.Int64, "field": pl.Utf8, "kept_row": pl.Int64, "other_row": pl.Int64}
+CONFLICT_SCHEMA = pl.Schema(
+    {
+        "row_number": pl.Int64,
+        "field": pl.Utf8,
+        "kept_row": pl.Int64,
+        "other_row": pl.Int64,
+    }
+)
 # Values that only make sense together are merged as a unit, taken from the first row whose lead value is set:
 # a phone with its extension and type, a resolved zone with its candidates and source, consent with its evidence.
 MERGE_UNITS = {
@@ -88,18 +95,23 @@ def _split_existing(valid: pl.DataFrame, existing: pl.DataFrame | None) -> tuple
 
 
 def _group_duplicates(rows: pl.DataFrame) -> pl.DataFrame:
-    """Add `duplicate_of`: the lowest row_number among rows linked by phone or external_id, transitively.
+    """Add `duplicate_of`: the lowest row_number among rows linked by phone or external_id, transitively, and
+    `first_with_phone` / `first_with_id`: the earliest row sharing this row's phone / external_id.
 
-    Label propagation: each pass spreads the smallest row number one hop; it stops when nothing changes
-    (one or two passes on real files)."""
-    frame = rows.sort("row_number").with_columns(pl.col("row_number").alias(GROUP))
+    Label propagation over those integer keys: each pass spreads the smallest row number one hop and it stops
+    when nothing changes (one or two passes on real files)."""
+    frame = rows.sort("row_number").with_columns(
+        pl.col("row_number").min().over("phone_e164").alias("first_with_phone"),
+        pl.when(pl.col("external_id").is_not_null())
+        .then(pl.col("row_number").min().over("external_id"))
+        .alias("first_with_id"),
+    )
+    frame = frame.with_columns(pl.min_horizontal("first_with_phone", "first_with_id").alias(GROUP))
     while True:
         spread = frame.with_columns(
             pl.min_horizontal(
-                pl.col(GROUP).min().over("phone_e164"),
-                pl.when(pl.col("external_id").is_not_null())
-                .then(pl.col(GROUP).min().over("external_id"))
-                .otherwise(pl.col(GROUP)),
+                pl.col(GROUP).min().over("first_with_phone"),
+                pl.when(pl.col("first_with_id").is_not_null()).then(pl.col(GROUP).min().over("first_with_id")),
             ).alias(GROUP)
         )
         if spread.get_column(GROUP).equals(frame.get_column(GROUP)):
@@ -112,23 +124,23 @@ def _with_links(grouped: pl.DataFrame) -> pl.DataFrame:
 
     A row tied to its group only through later rows (same phone as row 6, which shares an external_id with
     row 3) has no earlier twin: `same_as` stays null and the message names the group's first row instead."""
-    earliest_phone = pl.col("row_number").min().over("phone_e164")
-    earliest_id = pl.when(pl.col("external_id").is_not_null()).then(pl.col("row_number").min().over("external_id"))
+    earlier_phone = pl.col("first_with_phone") < pl.col("row_number")
+    earlier_id = pl.col("first_with_id") < pl.col("row_number")
     return grouped.with_columns(
-        pl.when(earliest_phone < pl.col("row_number"))
+        pl.when(earlier_phone)
         .then(pl.lit("phone"))
-        .when(earliest_id < pl.col("row_number"))
+        .when(earlier_id)
         .then(pl.lit("external_id"))
-        .when(pl.len().over("phone_e164") > 1)
+        .when(pl.len().over("first_with_phone") > 1)
         .then(pl.lit("phone"))
         .otherwise(pl.lit("external_id"))
         .alias("linked_by"),
-        pl.when(earliest_phone < pl.col("row_number"))
-        .then(earliest_phone)
-        .when(earliest_id < pl.col("row_number"))
-        .then(earliest_id)
+        pl.when(earlier_phone)
+        .then(pl.col("first_with_phone"))
+        .when(earlier_id)
+        .then(pl.col("first_with_id"))
         .alias("same_as"),
-    )
+    ).drop("first_with_phone", "first_with_id")
 
 
 def _reason() -> pl.Expr:
@@ -177,7 +189,7 @@ def _merge(grouped: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.col("row_number")
         .filter(_nonempty(lead, expanded.schema[lead]))
         .first()
-        .over(GROUP, order_by="row_number")
+        .over(GROUP)
         .fill_null(pl.col(GROUP))
         .alias(winner[lead])
         for lead in units

@@ -15,16 +15,18 @@ import time
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandera.polars as pa
 import polars as pl
-from pandera.errors import SchemaErrors
 
 from callaro_pipeline.config import check_name
 
+if TYPE_CHECKING:
+    import pandera.polars as pa
+
 PANDERA_GATE = "pandera_validated_contacts"
 GX_GATE = "great_expectations_upload"
+GE_GATE = GX_GATE  # the name other modules import
 GX_SUITE_NAME = "callaro_upload_gate"
 
 E164_PATTERN = r"^\+[1-9]\d{6,14}$"
@@ -71,6 +73,8 @@ class GateResult:
 @functools.cache
 def validated_contacts_schema() -> pa.DataFrameSchema:
     """The validated_contacts table (without upload_id) as a Pandera schema; extra columns are allowed."""
+    import pandera.polars as pa  # imports pandas too: seconds that definition loading need not pay
+
     text = {name: pa.Column(pl.Utf8, nullable=True) for name in OPTIONAL_TEXT_COLUMNS}
     return pa.DataFrameSchema(
         {
@@ -90,6 +94,8 @@ def validated_contacts_schema() -> pa.DataFrameSchema:
 
 
 def pandera_gate(valid: pl.DataFrame) -> GateResult:
+    from pandera.errors import SchemaErrors
+
     rows = valid.height
     try:
         validated_contacts_schema().validate(valid, lazy=True)
@@ -107,7 +113,7 @@ def pandera_gate(valid: pl.DataFrame) -> GateResult:
     return GateResult(
         PANDERA_GATE,
         True,
-        f"all {rows:,} validated contacts match the validated_contacts schema",
+        f"all {rows:,} validated contact{'' if rows == 1 else 's'} match the validated_contacts schema",
         {"rows_checked": rows, "rows_failing": 0, "failing_checks": 0},
     )
 
@@ -379,5 +385,6 @@ def docs_site_config(base_directory: Path) -> dict[str, Any]:
     return {
         "class_name": "SiteBuilder",
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(base_directory)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_how_to_buttons": False},
+        "show_how_to_buttons": False,
     }

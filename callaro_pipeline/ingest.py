@@ -16,8 +16,9 @@ import io
 import itertools
 import re
 import zipfile
+import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import charset_normalizer
@@ -32,10 +33,12 @@ DELIMITERS = ("\t", "|", ";", ",")  # tie-break order: tabs and pipes rarely occ
 ROW_NUMBER = "row_number"
 
 _SAMPLE_RECORDS = 200
+_SAMPLE_CHARS = 1024 * 1024
 _HEADER_SEARCH_ROWS = 50
 _CHUNK_ROWS = 100_000
 _REPAIRABLE_NUMBER = r"^[0-9]{6,}\.0+$"
 _NUMBER_LIKE = re.compile(r"[+\-]?[\d\s().,/:-]*(?:[eE][+\-]?\d+)?")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 _CONTROL_CHARS = re.compile(r"[\x01-\x08\x0e-\x1f\x7f]")  # \t \n \v \f \r occur in real exports
 _BINARY_SAMPLE_CHARS = 100_000
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -66,16 +69,12 @@ class RawTable:
     repaired_cells: int = 0
 
 
-def read_table(
-    data: bytes, filename: str, *, sheet: str | None = None, limits: ReadLimits = ReadLimits()
-) -> RawTable:
+def read_table(data: bytes, filename: str, *, sheet: str | None = None, limits: ReadLimits = ReadLimits()) -> RawTable:
     """Read an upload's bytes as a table of text; the content decides the format, the name only must be allowed."""
     if not data:
         raise UnusableInput("the file is empty")
     if len(data) > limits.max_bytes:
-        raise UnusableInput(
-            f"the file is {len(data) / _MEGABYTE:.1f} MB; the limit is {limits.max_bytes / _MEGABYTE:.1f} MB"
-        )
+        raise UnusableInput(f"the file is {_size_text(len(data))}; the limit is {_size_text(limits.max_bytes)}")
     if data.startswith(_ZIP_MAGICS):
         return _read_xlsx(data, sheet, limits)
     if data.startswith(_OLE2_MAGIC):
@@ -101,10 +100,9 @@ def file_extension(filename: str) -> str:
 
 def to_cells(table: RawTable) -> pl.DataFrame:
     """row_number + cells (one list of texts per row, in column order): the shape of the DuckDB table raw_rows."""
-    return table.rows.select(
-        pl.col(ROW_NUMBER).cast(pl.Int64),
-        pl.concat_list([pl.col(name) for name in table.columns]).alias("cells"),
-    )
+    # by position: pl.col() would read a header such as "*" or "^.*$" as a wildcard or regex
+    positions = [table.rows.get_column_index(name) for name in table.columns]
+    return table.rows.select(pl.col(ROW_NUMBER).cast(pl.Int64), pl.concat_list(pl.nth(positions)).alias("cells"))
 
 
 def from_cells(cells: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
@@ -129,13 +127,12 @@ def _read_delimited(data: bytes, limits: ReadLimits) -> RawTable:
     width = _dominant_width(sample)
     if width > limits.max_columns:
         raise UnusableInput(f"the table has {width} columns; the limit is {limits.max_columns}")
-    header_index = _find_header(sample, width)
-    columns = unique_column_names(_fit_width(sample[header_index], width))
+    header_index, header = _find_header(sample, width)
     with _gc_paused():
-        frame, malformed = _parse_records(text, delimiter, header_index, width, limits)
+        frame, malformed = _parse_records(text, delimiter, header_index, len(header), limits)
     return _finish(
         frame,
-        columns,
+        unique_column_names(header),
         malformed,
         encoding=encoding,
         delimiter=delimiter,
@@ -196,7 +193,7 @@ def _refuse_binary(text: str) -> str:
 
 
 def _csv_records(text: str, delimiter: str) -> Iterator[list[str]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', doublequote=True)
+    reader = csv.reader(_lines(text), delimiter=delimiter, quotechar='"', doublequote=True)
     row_number = 0
     try:
         for row_number, record in enumerate(reader, start=1):  # noqa: B007 - read in the except clause
@@ -209,24 +206,32 @@ def _csv_records(text: str, delimiter: str) -> Iterator[list[str]]:
         ) from None
 
 
+def _lines(text: str) -> Iterator[str]:
+    """Lines with their CRLF/CR/LF ends, as `newline=""` reads them (io.StringIO would copy the text, 4 bytes a char)."""
+    return map(re.Match.group, _LINE.finditer(text))
+
+
 def _detect_delimiter(text: str) -> tuple[str, list[list[str]]]:
     """The delimiter under which most of the first records share one field count (>1), quoting respected."""
-    best: tuple[tuple[int, int], str, list[list[str]]] | None = None
-    for delimiter in DELIMITERS:
-        try:
-            sample = list(itertools.islice(_csv_records(text, delimiter), _SAMPLE_RECORDS))
-        except UnusableInput:
-            continue
-        score = _consistency(sample)
-        if best is None or score > best[0]:
-            best = (score, delimiter, sample)
-    if best is None:
-        raise UnusableInput("row 1: the CSV cannot be parsed (broken quoting)")
-    score, delimiter, sample = best
-    if score[0] == 0:  # a single column: no delimiter in use
+    candidates = [(delimiter, _sample_records(text, delimiter)) for delimiter in DELIMITERS]
+    # max() keeps the first of equal scores: DELIMITERS is in tie-break order
+    delimiter, sample = max(candidates, key=lambda candidate: _consistency(candidate[1]))
+    if _consistency(sample)[0] == 0:  # a single column: no delimiter in use
         delimiter = ","
-        sample = list(itertools.islice(_csv_records(text, delimiter), _SAMPLE_RECORDS))
+        sample = _sample_records(text, delimiter)
     return delimiter, sample
+
+
+def _sample_records(text: str, delimiter: str) -> list[list[str]]:
+    """The first records, parsed from a prefix (cheap for every candidate); a cut last record is dropped."""
+    records: list[list[str]] = []
+    try:
+        records.extend(itertools.islice(_csv_records(text[:_SAMPLE_CHARS], delimiter), _SAMPLE_RECORDS))
+    except UnusableInput:
+        return records  # the records before a parse error; the full parse reports the error with its row
+    if len(text) > _SAMPLE_CHARS and len(records) < _SAMPLE_RECORDS:
+        return records[:-1]
+    return records
 
 
 def _consistency(sample: list[list[str]]) -> tuple[int, int]:
@@ -241,12 +246,15 @@ def _dominant_width(sample: list[list[str]]) -> int:
     return _consistency(sample)[1]
 
 
-def _find_header(sample: list[list[str]], width: int) -> int:
-    """Index of the first record with the table's width that reads as column labels (title rows are skipped)."""
+def _find_header(sample: list[list[str]], width: int) -> tuple[int, list[str]]:
+    """The first record that reads as column labels for rows of `width` cells (title rows above are skipped)."""
     for index, record in enumerate(sample[:_HEADER_SEARCH_ROWS]):
-        cells = _fit_width(record, width)
-        if len(cells) == width and _looks_like_labels(cells):
-            return index
+        if _looks_like_labels(record, width):
+            fitted = _fit_width(record, width)
+            if len(fitted) == width:
+                return index, fitted
+            if len(record) < width:  # the data rows end in surplus delimiters: their blank tails are trimmed
+                return index, record
     raise UnusableInput(
         f"no header row found: none of the first {_HEADER_SEARCH_ROWS} rows holds column names for a "
         f"{width}-column table"
@@ -260,11 +268,12 @@ def _fit_width(record: list[str], width: int) -> list[str]:
     return record
 
 
-def _looks_like_labels(cells: list[str]) -> bool:
-    filled = [cell.strip() for cell in cells if cell.strip()]
+def _looks_like_labels(record: list[str], width: int) -> bool:
+    """Labels fill at least half the width (title rows fill one cell) and none is a number, date or e-mail."""
+    filled = [cell.strip() for cell in record if cell.strip()]
     return (
-        len(filled) >= min(2, len(cells))
-        and 2 * len(filled) >= len(cells)
+        len(filled) >= min(2, width)
+        and 2 * len(filled) >= width
         and all("@" not in cell and not _NUMBER_LIKE.fullmatch(cell) for cell in filled)
     )
 
@@ -277,9 +286,9 @@ def _parse_records(
         pass
     frames: list[pl.DataFrame] = []
     malformed: list[tuple[int, str]] = []
-    next_row = header_index + 2
+    first_data_row = next_row = header_index + 2
     while chunk := list(itertools.islice(records, _CHUNK_ROWS)):
-        if next_row + len(chunk) - header_index - 2 > limits.max_rows:
+        if next_row + len(chunk) - first_data_row > limits.max_rows:
             raise UnusableInput(f"the file has more than {limits.max_rows} rows; the limit is {limits.max_rows}")
         frame, chunk_malformed = _chunk_frame(chunk, next_row, width)
         frames.append(frame)
@@ -288,9 +297,7 @@ def _parse_records(
     return (pl.concat(frames) if frames else _cells_frame([], [], width)), malformed
 
 
-def _chunk_frame(
-    chunk: list[list[str]], first_row: int, width: int
-) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+def _chunk_frame(chunk: list[list[str]], first_row: int, width: int) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
     lengths = list(map(len, chunk))
     if lengths.count(width) == len(chunk):
         return _cells_frame(range(first_row, first_row + len(chunk)), chunk, width), []
@@ -333,6 +340,11 @@ def _gc_paused() -> Iterator[None]:
 
 def _read_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> RawTable:
     _check_workbook_archive(data, limits)
+    with _gc_paused():
+        return _read_checked_xlsx(data, sheet, limits)
+
+
+def _read_checked_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> RawTable:
     try:
         workbook = python_calamine.CalamineWorkbook.from_object(io.BytesIO(data))
         names = workbook.sheet_names
@@ -341,9 +353,10 @@ def _read_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> RawTable:
         if not names:
             raise UnusableInput("the workbook has no sheets")
         chosen = workbook.get_sheet_by_name(sheet) if sheet is not None else workbook.get_sheet_by_index(0)
-        if chosen.total_width > limits.max_columns:
-            raise UnusableInput(f"the sheet has {chosen.total_width} columns; the limit is {limits.max_columns}")
-        if chosen.total_height > limits.max_rows + _HEADER_SEARCH_ROWS:
+        last_row, last_column = chosen.end or (-1, -1)  # 0-based position of the last used cell
+        if last_column + 1 > limits.max_columns:
+            raise UnusableInput(f"the sheet has {last_column + 1} columns; the limit is {limits.max_columns}")
+        if last_row + 1 > limits.max_rows + _HEADER_SEARCH_ROWS:
             raise UnusableInput(f"the sheet has more than {limits.max_rows} rows; the limit is {limits.max_rows}")
         values = chosen.to_python(skip_empty_area=False)
     except UnusableInput:
@@ -351,10 +364,10 @@ def _read_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> RawTable:
     except Exception as exc:  # calamine raises many error types whose messages may quote cell content
         raise UnusableInput(f"the workbook cannot be read ({type(exc).__name__})") from None
     width = max(map(len, values), default=0)
-    sample = [[_cell_text(value) for value in row] for row in values[:_SAMPLE_RECORDS]]
-    if not any(cell.strip() for row in sample for cell in row) and not values[_SAMPLE_RECORDS:]:
+    if width == 0:
         raise UnusableInput(f"the sheet {chosen.name!r} is empty")
-    header_index = _find_header(sample, width)
+    sample = [[_cell_text(value) for value in row] for row in values[:_SAMPLE_RECORDS]]
+    header_index, header = _find_header(sample, width)
     data_rows = values[header_index + 1 :]
     if len(data_rows) > limits.max_rows:
         raise UnusableInput(f"the sheet has more than {limits.max_rows} rows; the limit is {limits.max_rows}")
@@ -368,7 +381,7 @@ def _read_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> RawTable:
     )
     return _finish(
         frame,
-        unique_column_names(sample[header_index]),
+        unique_column_names(header),
         [],
         encoding=None,
         delimiter=None,
@@ -394,16 +407,17 @@ def _check_workbook_archive(data: bytes, limits: ReadLimits) -> None:
     declared = sum(entry.file_size for entry in entries)
     if declared > limits.max_xlsx_uncompressed_bytes:
         raise UnusableInput(
-            f"the workbook expands to {declared / _MEGABYTE:.0f} MB; the limit is "
-            f"{limits.max_xlsx_uncompressed_bytes / _MEGABYTE:.0f} MB"
+            f"the workbook expands to {_size_text(declared)}; the limit is {_size_text(limits.max_xlsx_uncompressed_bytes)}"
         )
-    for entry in entries:
-        if (
-            entry.file_size > _RATIO_CHECK_MIN_BYTES
-            and entry.file_size > _MAX_COMPRESSION_RATIO * max(entry.compress_size, 1)
-        ):
-            raise UnusableInput("the workbook is compressed far beyond any real spreadsheet (a zip bomb); refused")
+    if any(map(_compressed_like_a_bomb, entries)):
+        raise UnusableInput("the workbook is compressed far beyond any real spreadsheet (a zip bomb); refused")
     _verify_inflated_sizes(archive, entries)
+
+
+def _compressed_like_a_bomb(entry: zipfile.ZipInfo) -> bool:
+    return entry.file_size > _RATIO_CHECK_MIN_BYTES and entry.file_size > _MAX_COMPRESSION_RATIO * max(
+        entry.compress_size, 1
+    )
 
 
 def _verify_inflated_sizes(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo]) -> None:
@@ -413,14 +427,14 @@ def _verify_inflated_sizes(archive: zipfile.ZipFile, entries: list[zipfile.ZipIn
             with archive.open(entry) as stream:
                 while stream.read(_MEGABYTE):
                     pass
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, RuntimeError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, OSError, EOFError, RuntimeError):
         raise UnusableInput("the workbook archive is damaged or uses unsupported compression") from None
 
 
-def _sheet_columns(rows: list[list[object]], width: int) -> list[tuple[object, ...]]:
+def _sheet_columns(rows: Sequence[Sequence[object]], width: int) -> list[tuple[object, ...]]:
     if not rows:
         return [()] * width
-    padded = rows if all(len(row) == width for row in rows) else [row + [""] * (width - len(row)) for row in rows]
+    padded = rows if all(len(row) == width for row in rows) else [[*row, *[""] * (width - len(row))] for row in rows]
     return list(zip(*padded, strict=True))
 
 
@@ -476,12 +490,12 @@ def _finish(
 ) -> RawTable:
     """Strip, blank -> null, lossless repair of `4155550134.0`, drop all-blank rows, apply the column names."""
     positional = [f"c{position}" for position in range(len(columns))]
+    stripped_values = [pl.col(name).str.strip_chars() for name in positional]
     stripped = frame.with_columns(
-        pl.when(pl.col(name).str.strip_chars() != "").then(pl.col(name).str.strip_chars()).alias(name)
-        for name in positional
+        pl.when(value != "").then(value).alias(name) for name, value in zip(positional, stripped_values, strict=True)
     )
     damaged = [pl.col(name).str.contains(_REPAIRABLE_NUMBER) for name in positional]
-    repaired_cells = stripped.select(pl.sum_horizontal(damaged).sum()).item() if positional else 0
+    repaired_cells = stripped.select(pl.sum_horizontal(damaged).sum()).item()
     rows = (
         stripped.with_columns(
             pl.when(is_damaged).then(pl.col(name).str.replace(r"\.0+$", "")).otherwise(pl.col(name)).alias(name)
@@ -512,3 +526,7 @@ def _malformed_frame(malformed: list[tuple[int, str]]) -> pl.DataFrame:
             "message": pl.Series([message for _, message in malformed], dtype=pl.Utf8),
         }
     )
+
+
+def _size_text(size: int) -> str:
+    return f"{size / _MEGABYTE:,.1f} MB" if size >= _MEGABYTE else f"{size / 1024:,.1f} KB"

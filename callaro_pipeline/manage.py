@@ -100,12 +100,19 @@ def contacts_change(args: argparse.Namespace, *, changed_by: str) -> int:
     with Warehouse().transaction() as con:
         if args.contacts_command == "update":
             change = update_contacts(
-                con, conditions, _checked_changes(_pairs(args.set, "--set")), now=utcnow(), changed_by=changed_by, dry_run=dry_run
+                con,
+                conditions,
+                _checked_changes(_pairs(args.set, "--set")),
+                now=utcnow(),
+                changed_by=changed_by,
+                dry_run=dry_run,
             )
         else:
             change = remove_contacts(con, conditions, now=utcnow(), changed_by=changed_by, dry_run=dry_run)
     verb = "would change" if dry_run else "changed"
-    print(f"{change.contacts} contacts {verb} ({args.contacts_command}); campaigns: {', '.join(change.campaigns) or '-'}")
+    print(
+        f"{change.contacts} contacts {verb} ({args.contacts_command}); campaigns: {', '.join(change.campaigns) or '-'}"
+    )
     if dry_run:
         print("dry run: add --yes to apply")
     elif change.contacts:
@@ -124,7 +131,12 @@ def contacts_export(args: argparse.Namespace) -> int:
         found.write_parquet(out)
     elif out.suffix.lower() == ".csv":
         flat = found.with_columns(
-            [found.get_column(c).cast(str) if found.schema[c].is_nested() is False else found.get_column(c).list.join("|") for c in found.columns]
+            [
+                found.get_column(c).cast(str)
+                if found.schema[c].is_nested() is False
+                else found.get_column(c).list.join("|")
+                for c in found.columns
+            ]
         )
         write_csv_safely(flat, out)
     else:
@@ -192,5 +204,3 @@ def add_segment_parser(sub: Any, handler: Any) -> None:
     q.add_argument("--dry-run", action="store_true", help="only show how many contacts it would hold")
     ssub.add_parser("list", help="every segment: SQL models and filter segments")
     p.set_defaults(func=handler)
-
-

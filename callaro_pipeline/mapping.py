@@ -17,11 +17,10 @@ import polars as pl
 import yaml
 from rapidfuzz import fuzz, process
 
-from callaro_pipeline.config import STANDARD_FIELDS, CustomField
+from callaro_pipeline.config import DUPLICATE_POLICIES, STANDARD_FIELDS, CustomField
 from callaro_pipeline.errors import MappingError
 
 CUSTOM_PREFIX = "custom."
-MAPPING_SOURCES = ("file", "auto", "remembered")
 EXACT_SCORE = 100.0
 RENAME_THRESHOLD = 80.0
 
@@ -107,7 +106,7 @@ class Mapping:
     unmapped: list[str]
     """source columns mapped to nothing: reported, never imported"""
     source: str
-    """"file" | "auto" | "remembered\""""
+    """where it came from: "file", "auto" (matched by name) or "remembered" (the campaign's last mapping)"""
     scores: dict[str, float]
     """auto-match confidence (0-100) per mapped source column"""
     default_region: str | None = None
@@ -214,7 +213,7 @@ def _usable_remembered(remembered: Mapping, registry: dict[str, CustomField]) ->
     return {
         column: target
         for column, target in remembered.fields.items()
-        if (target in STANDARD_FIELDS) or (_is_custom(target) and target[len(CUSTOM_PREFIX) :] in registry)
+        if target in STANDARD_FIELDS or (_is_custom(target) and target[len(CUSTOM_PREFIX) :] in registry)
     }
 
 
@@ -291,7 +290,11 @@ def load_mapping_file(path: Path, columns: list[str], registry: dict[str, Custom
             raise MappingError(f"columns {twin!r} and {column!r} are both mapped to {target}: map only one")
         fields[column] = target
     default_region = raw.get("default_region")
+    if default_region is not None and not re.fullmatch(r"[A-Za-z]{2}", str(default_region)):
+        raise MappingError(f"mapping file default_region must be a two-letter country code, not {default_region!r}")
     duplicates = raw.get("duplicates")
+    if duplicates is not None and duplicates not in DUPLICATE_POLICIES:
+        raise MappingError(f"mapping file duplicates must be one of {', '.join(DUPLICATE_POLICIES)}")
     return Mapping(
         fields={column: fields[column] for column in columns if column in fields},
         unmapped=[column for column in columns if column not in fields],
@@ -320,27 +323,26 @@ def _blank_to_null(expr: pl.Expr) -> pl.Expr:
 def typed_custom_value(text: pl.Expr, field_type: str) -> pl.Expr:
     """The value of a custom-field cell in its declared type, or null when it does not fit (or is blank).
 
-    Applying it to its own output as text gives the same value, so validation can re-check stored JSON."""
+    Applying it to its own output as text gives the same value, so validation can re-check stored JSON.
+    Each conversion is one chain of string operations: eager polars does not share repeated subexpressions."""
     if field_type == "integer":
-        digits = text.str.replace(r"^([+-]?\d+)\.0+$", "$1")
-        return pl.when(digits.str.contains(r"^[+-]?\d+$")).then(digits.cast(pl.Int64, strict=False))
+        return text.str.extract(r"^([+-]?\d+)(?:\.0+)?$", 1).cast(pl.Int64, strict=False)
     if field_type == "number":
-        plain = text.str.replace(r"^[$€£]\s*", "").str.replace(r"\s*[$€£]$", "")
-        plain = (
-            pl.when(plain.str.contains(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"))
-            .then(plain.str.replace_all(",", ""))
-            .when(plain.str.contains(r"^[+-]?\d+,\d+$"))
-            .then(plain.str.replace(",", "."))
-            .otherwise(plain)
+        number = (
+            text.str.replace_all(r"^[$€£]\s*|\s*[$€£]$", "")
+            # a decimal comma is one not followed by exactly three digits ("12,5"); the others group thousands
+            .str.replace(r"^([+-]?\d+),(\d{1,2}|\d{4,})$", "${1}.${2}")
+            .str.replace_all(r",(\d{3})\b", "${1}")
+            .str.extract(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)$", 1)
+            .cast(pl.Float64, strict=False)
         )
-        number = plain.cast(pl.Float64, strict=False)
-        return pl.when(number.is_finite()).then(number)
+        return number.replace([float("inf"), float("-inf")], None)
     if field_type == "boolean":
-        word = text.str.to_lowercase()
-        return pl.when(word.is_in(TRUE_WORDS)).then(True).when(word.is_in(FALSE_WORDS)).then(False)
+        words = dict.fromkeys(TRUE_WORDS, True) | dict.fromkeys(FALSE_WORDS, False)
+        return text.str.to_lowercase().replace_strict(words, default=None, return_dtype=pl.Boolean)
     if field_type == "date":
-        iso = pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"))
-        return iso.then(text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False))
+        iso_date = r"^(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"
+        return text.str.extract(iso_date, 1).str.to_date("%Y-%m-%d", strict=False)
     return text
 
 

@@ -13,7 +13,17 @@ from callaro_pipeline.ingest import read_table
 from callaro_pipeline.uploads import UploadOptions
 from callaro_pipeline.warehouse import open_readonly
 
-SHOWN_FIELDS = ("row_number", "first_name", "last_name", "full_name", "phone_e164", "phone_extension", "email", "timezone", "timezone_source")
+SHOWN_FIELDS = (
+    "row_number",
+    "first_name",
+    "last_name",
+    "full_name",
+    "phone_e164",
+    "phone_extension",
+    "email",
+    "timezone",
+    "timezone_source",
+)
 
 
 def _campaign_state(campaign: str) -> tuple[str | None, str | None, pl.DataFrame | None]:
@@ -24,7 +34,9 @@ def _campaign_state(campaign: str) -> tuple[str | None, str | None, pl.DataFrame
         return None, None, None
     con = open_readonly(snapshot, wait_seconds=5)
     try:
-        state = con.execute("SELECT last_mapping, last_columns FROM campaign_state WHERE campaign = ?", [campaign]).fetchone()
+        state = con.execute(
+            "SELECT last_mapping, last_columns FROM campaign_state WHERE campaign = ?", [campaign]
+        ).fetchone()
         existing = con.execute(
             "SELECT c.phone_e164, c.external_id, cc.upload_id FROM campaign_contacts cc JOIN contacts c USING (contact_id) "
             "WHERE cc.campaign = ?",
@@ -53,8 +65,13 @@ def preview_file(file: Path, *, campaign: str, mapping: Path | None, rows: int, 
         previous_columns=previous_columns,
     )
     checked = check_upload(
-        mapped.contacts, mapped.mapping, campaign=config, options=options, registry=registry,
-        malformed=table.malformed, existing=existing,
+        mapped.contacts,
+        mapped.mapping,
+        campaign=config,
+        options=options,
+        registry=registry,
+        malformed=table.malformed,
+        existing=existing,
     )
     lines = [
         f"file       {file.name}: {table.rows.height + table.malformed.height} rows, encoding {table.encoding}, "
@@ -65,7 +82,9 @@ def preview_file(file: Path, *, campaign: str, mapping: Path | None, rows: int, 
     if mapped.mapping.unmapped:
         lines.append("unmapped   " + ", ".join(repr(c) for c in mapped.mapping.unmapped))
     if mapped.drift.changed:
-        lines.append(f"drift      added {mapped.drift.added}, missing {mapped.drift.missing}, renamed {mapped.drift.renamed}")
+        lines.append(
+            f"drift      added {mapped.drift.added}, missing {mapped.drift.missing}, renamed {mapped.drift.renamed}"
+        )
     kept = checked.kept
     shown = [c for c in SHOWN_FIELDS if c in kept.columns]
     with pl.Config(tbl_rows=rows, tbl_cols=len(shown), fmt_str_lengths=40, tbl_width_chars=200):

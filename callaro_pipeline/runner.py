@@ -18,6 +18,9 @@ from callaro_pipeline.partitions import UPLOADS
 from callaro_pipeline.uploads import UploadOptions, find_upload_by_sha, register_upload, update_upload, upload_summary
 from callaro_pipeline.warehouse import Warehouse
 
+# The console logger would print every Dagster event to the terminal; events still reach the instance's log.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
 DAGSTER_YAML = """\
 telemetry:
   enabled: false
@@ -102,6 +105,7 @@ def run_import(request: ImportRequest, *, progress: bool = False) -> dict[str, A
         defs.resolve_job_def("import_upload").execute_in_process(
             partition_key=landed.upload_id,
             instance=instance,
+            run_config=QUIET_RUN_CONFIG,
             tags={"callaro/campaign": campaign_name, "callaro/upload_id": landed.upload_id, "callaro/via": "cli"},
             raise_on_error=False,
         )
@@ -111,7 +115,12 @@ def run_import(request: ImportRequest, *, progress: bool = False) -> dict[str, A
     with warehouse.transaction() as con:
         summary = upload_summary(con, landed.upload_id)
         if summary["status"] not in ("imported", "blocked") and "failure" not in summary:
-            update_upload(con, landed.upload_id, status="failed", failure={"stage": "run", "message": "the run failed; see the Dagster UI"})
+            update_upload(
+                con,
+                landed.upload_id,
+                status="failed",
+                failure={"stage": "run", "message": "the run failed; see the Dagster UI"},
+            )
             summary = upload_summary(con, landed.upload_id)
     warehouse.publish_snapshot()
     return summary
@@ -120,6 +129,8 @@ def run_import(request: ImportRequest, *, progress: bool = False) -> dict[str, A
 def run_job(name: str, *, tags: dict[str, str] | None = None) -> bool:
     from callaro_pipeline.definitions import defs
 
-    result = defs.resolve_job_def(name).execute_in_process(instance=dagster_instance(), tags=tags or {}, raise_on_error=False)
+    result = defs.resolve_job_def(name).execute_in_process(
+        instance=dagster_instance(), tags=tags or {}, raise_on_error=False
+    )
     Warehouse().publish_snapshot()
     return result.success

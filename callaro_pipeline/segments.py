@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -313,7 +313,7 @@ def parse_where(text: str, registry: Mapping[str, CustomField] | None = None) ->
     """Parse `field op value [and ...]`; ConfigError (one clear line) for anything outside the allowlists.
 
     Values: bare words (`lead_source = paid search`) or quoted (`company = "Smith and Sons"`); lists for
-    in / not in: `state in (CA, NY)`. Text comparisons ignore case. Dates/timestamps take ISO dates or relative
+    in / not in: `state in (CA, NY)`. Text comparisons ignore case and surrounding spaces. Dates/timestamps take ISO dates or relative
     times (`updated_at >= -30d`), evaluated when the segment is queried.
     """
     if not isinstance(text, str):
@@ -361,7 +361,7 @@ def _condition_sql(cond: Condition, position: int) -> str:
     if cond.operator == "not_null":
         return f"nullif(trim(CAST({expr} AS VARCHAR)), '') is not null"
     if kind == "text":
-        column, value, item = f"lower({expr})", f"lower({text})", "lower(value)"
+        column, value, item = f"lower(trim({expr}))", f"lower(trim({text}))", "lower(trim(value))"
     elif kind == "number":
         column, value, item = f"try_cast({expr} AS DOUBLE)", f"try_cast({text} AS DOUBLE)", "try_cast(value AS DOUBLE)"
     elif kind == "boolean":
@@ -585,6 +585,19 @@ def delete_filter_segment(con: duckdb.DuckDBPyConnection, name: str, *, dbt_dir:
         (directory / f"{name}{suffix}").unlink(missing_ok=True)
     _replace_rows(con, name, None)
     con.execute(f'DROP VIEW IF EXISTS segments."{name}"')
+
+
+def build_models(warehouse: Any, select: Sequence[str] = (), *, dbt_dir: Path | None = None) -> None:
+    """`dbt build` segment models outside Dagster (e.g. right after `create_filter_segment`), under the
+    warehouse writer lock, then publish the analysts' snapshot. ConfigError if dbt fails."""
+    from callaro_pipeline.assets import segments as dbt_segments  # imports dagster-dbt: only when needed
+
+    project = dbt_segments.make_project(dbt_dir) if dbt_dir else None
+    if not dbt_segments.build_segments(warehouse, select, project=project):
+        which = ", ".join(select) if select else "all models"
+        raise ConfigError(
+            f"dbt build failed for {which}: see target/dbt.log in the dbt project (the segment definition was saved)"
+        )
 
 
 def list_segments(dbt_dir: Path) -> list[dict[str, Any]]:

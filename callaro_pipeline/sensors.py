@@ -6,7 +6,6 @@ import once, while a corrected file under the same name imports again. A crash m
 tick finds the upload already registered for those bytes and requests the same run_key again.
 """
 
-from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
@@ -71,7 +70,7 @@ def land_dropped_file(warehouse: Warehouse, dropped: DroppedFile) -> str:
     with warehouse.transaction() as con:
         register_upload(con, landed, UploadOptions())
         con.execute(
-            "UPDATE uploads SET summary = json_merge_patch(summary, '{\"via\": \"inbox\"}') WHERE upload_id = ?",
+            'UPDATE uploads SET summary = json_merge_patch(summary, \'{"via": "inbox"}\') WHERE upload_id = ?',
             [landed.upload_id],
         )
     return landed.upload_id
@@ -92,7 +91,7 @@ def inbox_run_requests(warehouse: Warehouse) -> tuple[list[dg.RunRequest], list[
     return requests, keys
 
 
-def build_inbox_sensor(job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+def build_inbox_sensor(job: "dg.JobDefinition") -> dg.SensorDefinition:
     @dg.sensor(
         name="vendor_drop_folder_sensor",
         job=job,
@@ -111,7 +110,7 @@ def build_inbox_sensor(job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinit
     return vendor_drop_folder_sensor
 
 
-def build_vendor_schedule(job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+def build_vendor_schedule(job: "dg.JobDefinition") -> dg.ScheduleDefinition:
     @dg.schedule(
         name="daily_vendor_feed_schedule",
         job=job,
@@ -124,7 +123,9 @@ def build_vendor_schedule(job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDe
     def daily_vendor_feed_schedule(context: dg.ScheduleEvaluationContext, warehouse: Warehouse):
         requests, keys = inbox_run_requests(warehouse)
         if keys:
-            context.instance.add_dynamic_partitions(UPLOADS, [k for k in keys if not context.instance.has_dynamic_partition(UPLOADS, k)])
+            context.instance.add_dynamic_partitions(
+                UPLOADS, [k for k in keys if not context.instance.has_dynamic_partition(UPLOADS, k)]
+            )
         return requests or dg.SkipReason("no new vendor files in the inbox")
 
     return daily_vendor_feed_schedule

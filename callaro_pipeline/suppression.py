@@ -42,7 +42,7 @@ FILE_KINDS = ("full", "add", "delete")
 MAX_SHRINK = 0.10
 NANP_OFFSET = 10_000_000_000  # 10-digit NANP number -> E.164 digits with country code 1
 _BARE_LINE = re.compile(r"^\s*\+?1?[2-9]\d{2}[2-9]\d{6}\s*$")
-_PHONE_HEADER = re.compile(r"phone|number|tel|mobile|cell|msisdn", re.IGNORECASE)
+_PHONE_HEADERS = [re.compile(p, re.IGNORECASE) for p in (r"phone|mobile|cell|msisdn", r"tel", r"number")]  # by priority
 _SNIFF_BYTES = 65536
 
 
@@ -69,9 +69,7 @@ def add_numbers(
     if numbers.is_empty():
         raise DncUnavailable(f"none of the {len(phones)} given numbers is a valid phone number: nothing added")
     with _atomic(con):
-        load_id = _record_load(
-            con, source=source, kind="manual", rows_loaded=numbers.height, rows_rejected=rejected
-        )
+        load_id = _record_load(con, source=source, kind="manual", rows_loaded=numbers.height, rows_rejected=rejected)
         _insert_numbers(con, numbers, source=source, load_id=load_id, reason=reason)
     return DncLoadResult(load_id, source, numbers.height, rejected, None)
 
@@ -146,19 +144,23 @@ def dnc_problems(
     now: datetime,
     max_age_days: int = 31,
 ) -> list[str]:
-    """Why the lists cannot be trusted for a build (empty list: fine). `sources` must each have a load;
-    with `require_national` the national list must exist and be at most `max_age_days` old."""
-    required = list(dict.fromkeys([*sources, *(["national"] if require_national else [])]))
-    states = source_states(con, required)
+    """Why the lists cannot be trusted for a build (empty result: they can).
+
+    `sources` are the lists that apply (e.g. `campaign.dnc_sources`): the latest load of each must not be
+    empty. A list never loaded is simply empty (a fresh installation has no internal numbers yet), except the
+    national list when `require_national`: it must exist and be at most `max_age_days` old.
+    """
+    applicable = list(dict.fromkeys([*sources, *(["national"] if require_national else [])]))
+    states = source_states(con, applicable)
     problems = []
-    for source in required:
+    for source in applicable:
         state = states[source]
-        if state is None:
-            problems.append(f"the {source} DNC list has never been loaded")
-        elif state["latest_rows"] == 0:
+        if state is not None and state["latest_rows"] == 0:
             problems.append(f"the latest load of the {source} DNC list ({state['latest_load_id']}) has zero rows")
     national = states.get("national")
-    if require_national and national is not None:
+    if require_national and national is None:
+        problems.append("the national DNC list has never been loaded")
+    elif require_national:
         as_of = national["snapshot_date"]
         if as_of is None:
             problems.append("the national DNC list has no full snapshot (change lists alone are not a list)")
@@ -450,7 +452,13 @@ def _read_csv_numbers(path: Path, name: str, default_region: str) -> tuple[pl.Da
     has_header = any(ch.isalpha() for cell in header for ch in cell)
     column = table.columns[0]
     if has_header:
-        column = next((col for col, name in zip(table.columns, header) if _PHONE_HEADER.search(name)), column)
+        named = [
+            col
+            for pattern in _PHONE_HEADERS
+            for col, name in zip(table.columns, header, strict=True)
+            if pattern.search(name)
+        ]
+        column = named[0] if named else column
         table = table.slice(1)
     return _normalize_to_numbers(table[column], default_region)
 

@@ -96,7 +96,7 @@ def _offset_zone(key: pl.Expr) -> pl.Expr:
 
 
 def _canonical_offset(key: pl.Expr) -> pl.Expr:
-    """"UTC+5:30" -> "+05:30": the alias-table key of a non-whole-hour offset."""
+    """ "UTC+5:30" -> "+05:30": the alias-table key of a non-whole-hour offset."""
     return pl.concat_str(
         key.str.extract(_OFFSET_PATTERN, 1),
         key.str.extract(_OFFSET_PATTERN, 2).str.zfill(2),
@@ -128,15 +128,13 @@ def parse_timezone_text(values: pl.Series) -> pl.DataFrame:
             .then(pl.lit("invalid_timezone"))
             .otherwise(None),
         )
-        .with_columns(
-            tz_error_message=pl.when(pl.col("tz_error").is_not_null()).then(pl.lit(INVALID_TIMEZONE_MESSAGE))
-        )
+        .with_columns(tz_error_message=pl.when(pl.col("tz_error").is_not_null()).then(pl.lit(INVALID_TIMEZONE_MESSAGE)))
     )
     return text.join(parsed, on="text", how="left", nulls_equal=True, maintain_order="left").drop("text")
 
 
 def _country_group(country: pl.Expr) -> pl.Expr:
-    """"US", "CA", "other" (a country that disables US/Canadian state and postal rules) or null."""
+    """ "US", "CA", "other" (a country that disables US/Canadian state and postal rules) or null."""
     upper = country.str.strip_chars().str.to_uppercase()
     return (
         pl.when(upper.is_null() | (upper == ""))
@@ -199,7 +197,7 @@ def _resolve_distinct(keys: pl.DataFrame) -> pl.DataFrame:
         .with_columns(after_state=after_state)
         .with_columns(after_postal=after_postal)
         .with_columns(
-            timezone_source=pl.when(pl.col("tz_candidates").list.len() == 1)
+            resolved_timezone_source=pl.when(pl.col("tz_candidates").list.len() == 1)
             .then(pl.lit("provided"))
             .when(pl.col("phone_zones").list.len() == 1)
             .then(pl.lit("phone"))
@@ -210,16 +208,16 @@ def _resolve_distinct(keys: pl.DataFrame) -> pl.DataFrame:
             .when(pl.col("after_postal").list.len() > 1)
             .then(pl.lit("ambiguous"))
             .otherwise(pl.lit("unknown")),
-            timezone_candidates=pl.when(pl.col("tz_candidates").list.len() == 1)
+            resolved_timezone_candidates=pl.when(pl.col("tz_candidates").list.len() == 1)
             .then(pl.col("tz_candidates"))
             .otherwise(pl.col("after_postal")),
         )
         .with_columns(
-            timezone=pl.when(pl.col("timezone_candidates").list.len() == 1).then(
-                pl.col("timezone_candidates").list.first()
+            resolved_timezone=pl.when(pl.col("resolved_timezone_candidates").list.len() == 1).then(
+                pl.col("resolved_timezone_candidates").list.first()
             ),
-            timezone_error=pl.col("tz_error"),
-            timezone_error_message=pl.col("tz_error_message"),
+            resolved_timezone_error=pl.col("tz_error"),
+            resolved_timezone_error_message=pl.col("tz_error_message"),
         )
     )
 
@@ -240,6 +238,8 @@ def resolve_timezones(df: pl.DataFrame) -> pl.DataFrame:
     )
     key_columns = [name for name in inputs.columns if name != "phone_timezones"]
     keys = inputs.unique(subset=key_columns, keep="first")
-    resolved = _resolve_distinct(keys).select(*key_columns, *(pl.col(name).alias(f"_{name}") for name in outputs))
-    joined = inputs.select(key_columns).join(resolved, on=key_columns, how="left", nulls_equal=True, maintain_order="left")
-    return df.with_columns(joined.select(pl.col(f"_{name}").alias(name) for name in outputs))
+    resolved = _resolve_distinct(keys).select(*key_columns, *(f"resolved_{name}" for name in outputs))
+    joined = inputs.select(key_columns).join(
+        resolved, on=key_columns, how="left", nulls_equal=True, maintain_order="left"
+    )
+    return df.with_columns(joined.select(pl.col(f"resolved_{name}").alias(name) for name in outputs))

@@ -55,14 +55,16 @@ VALIDATED_COLUMNS = (
     "timezone_source",
     "custom_fields",
 )
-PROBLEM_SCHEMA = {
-    "row_number": pl.Int64,
-    "column": pl.Utf8,
-    "field": pl.Utf8,
-    "code": pl.Utf8,
-    "message": pl.Utf8,
-    "value": pl.Utf8,
-}
+PROBLEM_SCHEMA = pl.Schema(
+    {
+        "row_number": pl.Int64,
+        "column": pl.Utf8,
+        "field": pl.Utf8,
+        "code": pl.Utf8,
+        "message": pl.Utf8,
+        "value": pl.Utf8,
+    }
+)
 NAME_FIELDS = ("first_name", "last_name", "full_name", "external_id")
 CONSENT_YES = (*TRUE_WORDS, "opt-in", "opt in", "optin", "opted in", "opted-in", "granted", "consented")
 CONSENT_NO = (*FALSE_WORDS, "opt-out", "opt out", "optout", "opted out", "opted-out", "declined", "withdrawn")
@@ -101,7 +103,8 @@ def empty_problems() -> pl.DataFrame:
 def _email_verdicts(emails: pl.Series) -> pl.DataFrame:
     """email -> (normalized form, error message), one email-validator call per distinct address."""
     distinct = emails.drop_nulls().unique().to_list()
-    normalized, errors = [], []
+    normalized: list[str | None] = []
+    errors: list[str | None] = []
     for address in distinct:
         try:
             normalized.append(validate_email(address, check_deliverability=False).normalized)
@@ -117,15 +120,9 @@ def _email_verdicts(emails: pl.Series) -> pl.DataFrame:
 
 def _consent(raw: pl.Expr) -> pl.Expr:
     """yes / no / unknown, or null for a value we cannot read (reported as invalid_consent)."""
+    words = dict.fromkeys(CONSENT_YES, "yes") | dict.fromkeys(CONSENT_NO, "no") | {"unknown": "unknown"}
     word = raw.str.to_lowercase().str.replace_all(r"\s+", " ")
-    return (
-        pl.when(raw.is_null() | (word == "unknown"))
-        .then(pl.lit("unknown"))
-        .when(word.is_in(CONSENT_YES))
-        .then(pl.lit("yes"))
-        .when(word.is_in(CONSENT_NO))
-        .then(pl.lit("no"))
-    )
+    return pl.when(raw.is_null()).then(pl.lit("unknown")).otherwise(word.replace_strict(words, default=None))
 
 
 def _custom_checks(registry: dict[str, CustomField], mapped_fields: set[str]) -> list[Check]:

@@ -23,7 +23,9 @@ def callaro_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def write_csv(path: Path, header: list[str], rows: list[list[str]], *, delimiter: str = ",", encoding: str = "utf-8") -> Path:
+def write_csv(
+    path: Path, header: list[str], rows: list[list[str]], *, delimiter: str = ",", encoding: str = "utf-8"
+) -> Path:
     import csv
     import io
 

@@ -120,6 +120,7 @@ def test_suppressed_and_unconsented_contacts_never_reach_the_audience(warehouse)
         load_dnc_lists(con, campaign, BOB)
         build = build_audience(con, campaign, now=NOW)
         [member] = con.execute("SELECT * FROM campaign_audiences").pl().rows(named=True)
+        callable_now = con.execute("SELECT phone_e164 FROM callable_contacts('spring', ?)", [NOW]).fetchall()
 
     assert (build.members, build.suppressed, build.missing_required, build.not_callable) == (1, 2, 1, 0)
     assert build.missing_sample == ["+1212*****04"]
@@ -133,7 +134,9 @@ def test_suppressed_and_unconsented_contacts_never_reach_the_audience(warehouse)
     }
     assert "internal" in json.loads(member["dnc_snapshot"])
     assert member["timezone_source"] == "explicit" and member["build_id"] == build.build_id
-    assert member["next_call_start_utc"] is not None
+    # Monday 10:00 in New York, inside the default 09:00-20:00 window: callable right away.
+    assert member["next_call_start_utc"] == NOW.replace(tzinfo=None)
+    assert callable_now == [(ANN,)]
 
 
 def test_contacts_that_can_never_be_called_in_the_window_are_left_out(warehouse):
@@ -200,21 +203,20 @@ def test_untrusted_dnc_lists_leave_the_previous_audience_untouched(warehouse):
         assert audience(con, "spring") == [ANN]
 
 
-def test_a_campaign_without_any_dnc_list_loaded_is_not_built(warehouse):
+def test_a_campaign_requiring_the_national_list_is_not_built_without_it(warehouse):
     with warehouse.transaction() as con:
         merge(con, "u1", "spring", {"phone_e164": ANN, **NEW_YORK})
-        with pytest.raises(DncUnavailable):
-            build_audience(con, Campaign(name="spring"), now=NOW)
-        assert con.execute("SELECT count(*) FROM audience_members").fetchone() == (0,)
+        suppression.add_numbers(con, [UNLISTED], source="internal")
+        with pytest.raises(DncUnavailable, match="national"):
+            build_audience(con, Campaign(name="spring", require_national_dnc=True), now=NOW)
+        assert con.execute("SELECT count(*) FROM audience_builds").fetchone() == (0,)
 
 
 # --- export ------------------------------------------------------------------------------------------------
 
 
 def built_campaign(warehouse, *rows: dict) -> None:
-    campaign = Campaign(
-        name="spring", agent_variables=[AgentVariable(name="note", source="custom", field="note")]
-    )
+    campaign = Campaign(name="spring", agent_variables=[AgentVariable(name="note", source="custom", field="note")])
     with warehouse.transaction() as con:
         merge(con, "u1", "spring", *rows)
         load_dnc_lists(con, campaign)
@@ -224,7 +226,7 @@ def built_campaign(warehouse, *rows: dict) -> None:
 def test_csv_export_makes_formula_cells_inert(warehouse, tmp_path):
     built_campaign(
         warehouse,
-        {"phone_e164": ANN, **NEW_YORK, "external_id": "=HYPERLINK(\"http://x\")"},
+        {"phone_e164": ANN, **NEW_YORK, "external_id": '=HYPERLINK("http://x")'},
         {"phone_e164": BOB, **NEW_YORK, "external_id": "-42"},
     )
     out = tmp_path / "exports" / "spring.csv"
@@ -232,10 +234,10 @@ def test_csv_export_makes_formula_cells_inert(warehouse, tmp_path):
         assert export_audience(con, "spring", out) == 2
 
     rows = {row["phone_e164"]: row for row in csv.DictReader(out.open(encoding="utf-8"))}
-    assert rows[ANN]["external_id"] == "'=HYPERLINK(\"http://x\")"
+    assert rows[ANN]["external_id"] == '\'=HYPERLINK("http://x")'
     assert rows[BOB]["external_id"] == "-42"
     assert rows[ANN]["timezone_candidates"] == "America/New_York"
-    assert not list(out.parent.glob("*.tmp"))
+    assert [path.name for path in out.parent.iterdir()] == ["spring.csv"]
 
 
 def test_parquet_export_keeps_types(warehouse, tmp_path):
@@ -255,3 +257,27 @@ def test_export_refuses_other_formats_and_unbuilt_campaigns(warehouse, tmp_path)
             export_audience(con, "spring", tmp_path / "spring.xlsx")
         with pytest.raises(ConfigError):
             export_audience(con, "autumn", tmp_path / "autumn.csv")
+
+
+def test_named_segments_feed_the_audience_from_any_campaign(warehouse):
+    campaign = Campaign(name="spring", audience_segments=["acme", "florida"])
+    with warehouse.transaction() as con:
+        merge(con, "u1", "spring", {"phone_e164": ANN, **NEW_YORK, "company": "Acme"}, {"phone_e164": BOB, **NEW_YORK})
+        merge(con, "u2", "autumn", {"phone_e164": CAROL, **NEW_YORK, "state": "FL"})
+        merge(con, "u3", "autumn", {"phone_e164": DAVE, **NEW_YORK, "state": "FL"})
+        con.execute("CREATE SCHEMA IF NOT EXISTS segments")
+        con.execute("CREATE VIEW segments.acme AS SELECT contact_id FROM contacts WHERE company = 'Acme'")
+        # A segment materialized as a table before the undo below still lists DAVE: he must stay out.
+        con.execute("CREATE TABLE segments.florida AS SELECT contact_id FROM contacts WHERE state = 'FL'")
+        undo_upload(con, upload_id="u3", now=NOW, changed_by="alice")
+        load_dnc_lists(con, campaign)
+        build_audience(con, campaign, now=NOW)
+        assert audience(con, "spring") == [CAROL, ANN]
+
+
+def test_a_segment_that_was_never_built_is_a_clear_error(warehouse):
+    campaign = Campaign(name="spring", audience_segments=["nowhere"])
+    with warehouse.transaction() as con:
+        load_dnc_lists(con, campaign)
+        with pytest.raises(ConfigError, match="nowhere"):
+            build_audience(con, campaign, now=NOW)

@@ -189,7 +189,9 @@ def test_update_with_dry_run_counts_then_changes_and_records_each_contact(con):
     assert (dry.contacts, dry.campaigns) == (2, ["spring"])
     assert find_contacts(con, [("company", "not_null", None)]).height == 0
 
-    done = update_contacts(con, conditions, {"company": "Acme", "timezone": "America/New_York"}, now=NOW, changed_by="alice")
+    done = update_contacts(
+        con, conditions, {"company": "Acme", "timezone": "America/New_York"}, now=NOW, changed_by="alice"
+    )
     assert done.contacts == 2
     changed = find_contacts(con, [("company", "=", "Acme")])
     assert changed["phone_e164"].to_list() == sorted([ANN, BOB], key=contact_id_for)
@@ -197,7 +199,11 @@ def test_update_with_dry_run_counts_then_changes_and_records_each_contact(con):
     assert set(changed["timezone_source"]) == {"manual"}
     records = table(con, "SELECT contact_id, changed_by, detail FROM contact_changes WHERE action = 'update'")
     assert sorted(r[0] for r in records) == sorted(changed["contact_id"])
-    assert json.loads(records[0][2]) == {"fields": ["company", "timezone"], "conditions": [["state", "="]], "matched": 2}
+    assert json.loads(records[0][2]) == {
+        "fields": ["company", "timezone"],
+        "conditions": [["state", "="]],
+        "matched": 2,
+    }
 
 
 def test_remove_with_dry_run_then_removes_from_book_and_campaigns(con):
@@ -252,9 +258,7 @@ def test_bad_conditions_are_refused(con, conditions):
         find_contacts(con, conditions)
 
 
-@pytest.mark.parametrize(
-    "changes", [{"phone_e164": "+14155550199"}, {"contact_id": "c_x"}, {INJECTION: "x"}, {}]
-)
+@pytest.mark.parametrize("changes", [{"phone_e164": "+14155550199"}, {"contact_id": "c_x"}, {INJECTION: "x"}, {}])
 def test_only_editable_fields_can_be_set(con, changes):
     merge(con, "u1", "spring", {"phone_e164": ANN})
     with pytest.raises(ConfigError):

@@ -1,6 +1,5 @@
 """contacts: the upload's released rows (validated, not suppressed) merged into the one contact book."""
 
-from __future__ import annotations
 
 import time
 
@@ -42,14 +41,26 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
         upload = load_upload(con, upload_id)
         # Blocking checks only block inside one run: a run that materializes this asset alone must not
         # release an upload whose gates failed or never ran.
-        passed = {r[0] for r in con.execute("SELECT name FROM upload_checks WHERE upload_id = ? AND passed", [upload_id]).fetchall()}
+        passed = {
+            r[0]
+            for r in con.execute(
+                "SELECT name FROM upload_checks WHERE upload_id = ? AND passed", [upload_id]
+            ).fetchall()
+        }
         failed = failed_checks(con, upload_id)
         missing = [gate for gate in REQUIRED_GATES if gate not in passed]
         if failed or missing:
-            reason = "; ".join(f"{name}: {detail}" for name, detail in failed) or f"gates not evaluated: {', '.join(missing)}"
-            raise dg.Failure(description=f"upload {upload_id} is blocked, nothing released ({reason})", allow_retries=False)
+            reason = (
+                "; ".join(f"{name}: {detail}" for name, detail in failed)
+                or f"gates not evaluated: {', '.join(missing)}"
+            )
+            raise dg.Failure(
+                description=f"upload {upload_id} is blocked, nothing released ({reason})", allow_retries=False
+            )
         released = con.execute(RELEASED_SQL, [upload_id, upload_id]).pl()
-        counts = merge_upload_into_book(con, upload_id=upload_id, campaign=upload.campaign, contacts=released, now=utcnow())
+        counts = merge_upload_into_book(
+            con, upload_id=upload_id, campaign=upload.campaign, contacts=released, now=utcnow()
+        )
         con.execute(
             """
             INSERT OR REPLACE INTO campaign_state (campaign, last_upload_id, last_mapping, last_columns, updated_at)
@@ -65,6 +76,6 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
             book=counts,
             timings={"contact_book_seconds": round(time.perf_counter() - started, 3)},
         )
-    return dg.MaterializeResult(metadata={"imported": released.height, **{k: int(v) for k, v in counts.items()}, "campaign": upload.campaign})
-
-
+    return dg.MaterializeResult(
+        metadata={"imported": released.height, **{k: int(v) for k, v in counts.items()}, "campaign": upload.campaign}
+    )

@@ -1,6 +1,5 @@
 """dnc_lists: DNC files dropped in CALLARO_HOME/dnc/inbox/<source>/ loaded into the append-only DNC store."""
 
-from __future__ import annotations
 
 from pathlib import Path
 
@@ -49,7 +48,9 @@ def dnc_lists(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mat
         done = path.parent / "loaded"
         done.mkdir(exist_ok=True)
         path.replace(done / path.name)
-        loaded.append({"source": source, "file": path.name, "numbers": result.rows_loaded, "rejected_lines": result.rows_rejected})
+        loaded.append(
+            {"source": source, "file": path.name, "numbers": result.rows_loaded, "rejected_lines": result.rows_rejected}
+        )
     if failures:
         raise dg.Failure(description="DNC load failed closed: " + "; ".join(failures), allow_retries=False)
     warehouse.publish_snapshot()

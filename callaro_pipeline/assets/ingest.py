@@ -1,6 +1,5 @@
 """raw_upload: the stored original file read into text rows, replaced per upload in one transaction."""
 
-from __future__ import annotations
 
 import time
 from pathlib import Path
@@ -18,7 +17,12 @@ from callaro_pipeline.warehouse import Warehouse, replace_partition
 def fail_upload(warehouse: Warehouse, upload_id: str, stage: str, error: CallaroError) -> dg.Failure:
     """Record a user-input failure on the upload and turn it into a clean Dagster failure (no traceback)."""
     with warehouse.transaction() as con:
-        update_upload(con, upload_id, status="failed", failure={"stage": stage, "message": str(error), "exit_code": error.exit_code})
+        update_upload(
+            con,
+            upload_id,
+            status="failed",
+            failure={"stage": stage, "message": str(error), "exit_code": error.exit_code},
+        )
     return dg.Failure(description=f"{stage}: {error}", metadata={"stage": stage}, allow_retries=False)
 
 
@@ -78,4 +82,3 @@ def raw_upload(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
             "sha256": upload.sha256,
         }
     )
-

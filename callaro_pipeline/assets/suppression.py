@@ -1,6 +1,5 @@
 """suppressed_contacts: the upload's validated contacts scrubbed against every DNC list and the consent policy."""
 
-from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
@@ -76,4 +75,6 @@ def dnc_lists_usable(context: dg.AssetCheckExecutionContext, warehouse: Warehous
         record_check(con, upload_id, DNC_GATE, not problems, detail, {"problems": len(problems)})
         if problems:
             update_upload(con, upload_id, status="blocked", blocked_by={"gate": DNC_GATE, "detail": detail})
-    return dg.AssetCheckResult(passed=not problems, description=detail, metadata={"problems": len(problems), "detail": detail})
+    return dg.AssetCheckResult(
+        passed=not problems, description=detail, metadata={"problems": len(problems), "detail": detail}
+    )

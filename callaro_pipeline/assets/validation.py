@@ -1,6 +1,5 @@
 """mapped_contacts, validated_contacts + rejected_rows, and the blocking Pandera and Great Expectations gates."""
 
-from __future__ import annotations
 
 import time
 
@@ -41,9 +40,18 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
     upload_id = context.partition_key
     with warehouse.connect() as con:
         upload = load_upload(con, upload_id)
-        columns = [r[0] for r in con.execute("SELECT name FROM raw_columns WHERE upload_id = ? ORDER BY position", [upload_id]).fetchall()]
-        cells = con.execute("SELECT row_number, cells FROM raw_rows WHERE upload_id = ? ORDER BY row_number", [upload_id]).pl()
-        state = con.execute("SELECT last_mapping, last_columns FROM campaign_state WHERE campaign = ?", [upload.campaign]).fetchone()
+        columns = [
+            r[0]
+            for r in con.execute(
+                "SELECT name FROM raw_columns WHERE upload_id = ? ORDER BY position", [upload_id]
+            ).fetchall()
+        ]
+        cells = con.execute(
+            "SELECT row_number, cells FROM raw_rows WHERE upload_id = ? ORDER BY row_number", [upload_id]
+        ).pl()
+        state = con.execute(
+            "SELECT last_mapping, last_columns FROM campaign_state WHERE campaign = ?", [upload.campaign]
+        ).fetchone()
     try:
         campaign = load_campaign(upload.campaign, create=True)
         registry = load_custom_fields()
@@ -64,7 +72,11 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
         update_upload(
             con,
             upload_id,
-            mapping={"source": mapped.mapping.source, "fields": mapped.mapping.fields, "unmapped": mapped.mapping.unmapped},
+            mapping={
+                "source": mapped.mapping.source,
+                "fields": mapped.mapping.fields,
+                "unmapped": mapped.mapping.unmapped,
+            },
             mapping_json=mapped.mapping.to_json(),
             column_drift=drift if mapped.drift.changed else None,
         )
@@ -108,7 +120,9 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
     started = time.perf_counter()
     with warehouse.connect() as con:
         upload = load_upload(con, upload_id)
-        mapped = con.execute("SELECT * EXCLUDE (upload_id) FROM mapped_contacts WHERE upload_id = ? ORDER BY row_number", [upload_id]).pl()
+        mapped = con.execute(
+            "SELECT * EXCLUDE (upload_id) FROM mapped_contacts WHERE upload_id = ? ORDER BY row_number", [upload_id]
+        ).pl()
         malformed = con.execute("SELECT row_number, message FROM raw_malformed WHERE upload_id = ?", [upload_id]).pl()
         existing = con.execute(
             """

@@ -82,13 +82,13 @@ CREATE TABLE IF NOT EXISTS audience_call_windows (
     opens_utc TIMESTAMPTZ NOT NULL,
     closes_utc TIMESTAMPTZ NOT NULL     -- exclusive
 );
--- Who in campaign X may be called at instant T (latest build): SELECT * FROM callable_contacts('spring', now())
+-- Who in campaign X may be called at instant T, from its latest build (the greatest build_id, as in
+-- campaign_audiences): SELECT * FROM callable_contacts('spring', now()). A TIMESTAMP without time zone is
+-- read in the session's TimeZone setting.
 CREATE OR REPLACE MACRO callable_contacts(campaign_name, ts) AS TABLE
 SELECT m.*
 FROM audience_members m
-WHERE m.build_id = (
-        SELECT arg_max(build_id, built_at) FROM audience_builds WHERE campaign = campaign_name
-    )
+WHERE m.build_id = (SELECT max(build_id) FROM audience_builds WHERE campaign = campaign_name)
   AND EXISTS (
         SELECT 1 FROM audience_call_windows w
         WHERE w.build_id = m.build_id AND w.contact_id = m.contact_id

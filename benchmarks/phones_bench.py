@@ -1,0 +1,153 @@
+"""Phone normalization: a naive per-row phonenumbers loop against `normalize_phones`.
+
+    uv run python benchmarks/phones_bench.py --rows 1000000
+
+Prints both timings, rows/s, the ratio and the agreement (E.164, extension, type, region, time zones, error).
+`generate_phone_values(n, seed)` makes realistic upload values and is meant to be imported by other benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import phonenumbers
+import polars as pl
+
+from callaro_pipeline.phones import PHONE_COLUMNS, normalize_one, normalize_phones
+from callaro_pipeline.timezones import read_reference
+
+US_SHAPES = (
+    "({a}) {e}-{l}",
+    "{a}.{e}.{l}",
+    "{a}-{e}-{l}",
+    "{a} {e} {l}",
+    "{a}{e}{l}",
+    "+1 {a} {e} {l}",
+    "+1{a}{e}{l}",
+    "+1 ({a}) {e}-{l}",
+    "1-{a}-{e}-{l}",
+    "1 ({a}) {e}-{l}",
+    "1{a}{e}{l}",
+)
+EXTENSIONS = (" x{n}", " ext. {n}", " ext {n}", "x{n}", ";ext={n}", " extension {n}", ", ext: {n}", " #{n}")
+NON_GEOGRAPHIC_AREA_CODES = ("800", "888", "877", "866", "855", "844", "833", "500", "900")
+JUNK = ("", " ", "n/a", "N/A", "none", "call me", "12345", "555-1234", "000-000-0000", "+", "tbd", "1-800-FLOWERS")
+
+
+def _area_codes() -> list[str]:
+    prefixes = read_reference("nanp_prefix_states.csv")["prefix"]
+    return sorted({p for p in prefixes if len(p) == 3}) + ["876", "787", "809", "242", "441", "340", "671"]
+
+
+def _international_pool(rng: random.Random, size: int) -> list[str]:
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS - set(phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1]))
+    kinds = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE)
+    pool = []
+    while len(pool) < size:
+        example = phonenumbers.example_number_for_type(rng.choice(regions), rng.choice(kinds))
+        if example is None:
+            continue
+        digits = str(example.national_number)
+        keep = max(len(digits) - 3, 1)
+        example.national_number = int(digits[:keep] + "".join(rng.choice("0123456789") for _ in digits[keep:]))
+        style = rng.choice((phonenumbers.PhoneNumberFormat.INTERNATIONAL, phonenumbers.PhoneNumberFormat.E164))
+        pool.append(phonenumbers.format_number(example, style))
+    return pool
+
+
+def generate_phone_values(n: int, seed: int) -> list[str | None]:
+    """Seeded upload-like phone cells: North American numbers in the usual shapes (some with extensions,
+    invalid area codes or exchanges, fictional 555-01xx lines, toll-free, Canada and the Caribbean), ~10%
+    international, spreadsheet damage ("4155550134.0", "4.15556E+09"), blanks and junk."""
+    rng = random.Random(seed)
+    area_codes = _area_codes()
+    international = _international_pool(rng, 5000)
+    values: list[str | None] = []
+    for _ in range(n):
+        roll = rng.random()
+        if roll < 0.10:
+            values.append(rng.choice(international))
+            continue
+        if roll < 0.12:
+            values.append(rng.choice(JUNK))
+            continue
+        if roll < 0.125:
+            values.append(None)
+            continue
+        area = rng.choice(NON_GEOGRAPHIC_AREA_CODES) if rng.random() < 0.05 else rng.choice(area_codes)
+        if rng.random() < 0.02:
+            area = f"{rng.choice('01')}{rng.randrange(100):02d}"
+        exchange = "555" if rng.random() < 0.02 else f"{rng.randrange(100, 1000)}"
+        line = f"01{rng.randrange(100):02d}" if exchange == "555" else f"{rng.randrange(10000):04d}"
+        if roll < 0.135:
+            digits = f"{area}{exchange}{line}"
+            values.append(f"{digits}.0" if rng.random() < 0.6 else f"{digits[0]}.{digits[1:6]}E+09")
+            continue
+        value = rng.choice(US_SHAPES).format(a=area, e=exchange, l=line)
+        if rng.random() < 0.05:
+            value += rng.choice(EXTENSIONS).format(n=rng.randrange(1, 100000))
+        values.append(value)
+    return values
+
+
+def naive(values: list[str | None], region: str) -> pl.DataFrame:
+    """What a per-row loop gives: phonenumbers parse, is_valid, format, type, region, time zones per value."""
+    rows = [normalize_one(value, region) for value in values]
+    return pl.DataFrame(rows, schema_overrides={"phone_timezones": pl.List(pl.Utf8)})
+
+
+def disagreements(values: list[str | None], expected: pl.DataFrame, actual: pl.DataFrame) -> pl.DataFrame:
+    """Rows where `normalize_phones` (actual) and the naive loop (expected) differ on anything compared."""
+    compared = ["phone_e164", "phone_extension", "phone_type", "phone_region", "phone_timezones"]
+    failed = expected["failure"].is_not_null()
+    expected_error = pl.when(expected["failure"] == "missing").then(pl.lit("missing_required"))
+    expected = expected.with_columns(
+        phone_error=expected_error.when(failed).then(pl.lit("invalid_phone")).otherwise(None)
+    )
+    differs = pl.lit(False)
+    both = pl.concat(
+        [
+            expected.select(compared + ["phone_error"]),
+            actual.select((pl.col(c).alias(f"{c}_actual") for c in compared + ["phone_error"])),
+        ],
+        how="horizontal",
+    ).with_columns(value=pl.Series(values, dtype=pl.Utf8))
+    for column in compared + ["phone_error"]:
+        differs = differs | pl.col(column).ne_missing(pl.col(f"{column}_actual"))
+    return both.filter(differs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=20240611)
+    parser.add_argument("--region", default="US")
+    args = parser.parse_args()
+
+    values = generate_phone_values(args.rows, args.seed)
+    series = pl.Series("phone", values, dtype=pl.Utf8)
+
+    started = time.perf_counter()
+    actual = normalize_phones(series, args.region)
+    fast_seconds = time.perf_counter() - started
+    assert actual.columns == PHONE_COLUMNS and actual.height == args.rows
+
+    started = time.perf_counter()
+    expected = naive(values, args.region)
+    naive_seconds = time.perf_counter() - started
+
+    mismatches = disagreements(values, expected, actual)
+    agreement = 1 - mismatches.height / args.rows
+    print(f"rows:              {args.rows:,} ({series.n_unique():,} distinct)")
+    print(f"naive per-row:     {naive_seconds:8.2f} s  {args.rows / naive_seconds:>12,.0f} rows/s")
+    print(f"normalize_phones:  {fast_seconds:8.2f} s  {args.rows / fast_seconds:>12,.0f} rows/s")
+    print(f"ratio:             {naive_seconds / fast_seconds:8.1f}x")
+    print(f"agreement:         {agreement:.6%} ({mismatches.height} rows differ)")
+    if mismatches.height:
+        print(mismatches.head(10))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Segment models: the dbt project `dbt_contacts/` as Dagster assets, downstream of the contact book.
+
+- Every dbt source of the pipeline's tables maps to the asset key `contacts` (the contact book asset), so the
+  segment views sit downstream of it; models get keys `staging/<model>` and `segments/<model>`, all in the
+  group `segments`; dbt tests are asset checks (dagster-dbt's default).
+- The dbt run holds the warehouse writer lock (`Warehouse.lock()`) and runs in the `duckdb` pool like every
+  other writer; dbt finds the file through CALLARO_WAREHOUSE (profiles.yml inside the project).
+- A manifest must exist before `@dbt_assets` can be defined: `ensure_manifest()` runs `dbt parse` when
+  target/manifest.json is missing or older than the project's files (e.g. after `callaro segment create`);
+  `DbtProject.prepare_if_dev()` does the same under `dagster dev` only. Both run at import.
+"""
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster import AssetExecutionContext
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
+
+from callaro_pipeline.config import dbt_project_dir, paths
+from callaro_pipeline.partitions import WAREHOUSE_POOL
+from callaro_pipeline.warehouse import Warehouse
+
+WAREHOUSE_ENV = "CALLARO_WAREHOUSE"
+SEGMENTS_GROUP = "segments"
+CONTACTS_KEY = dg.AssetKey(["contacts"])
+# dbt source table -> the Dagster asset that writes it. Sources not listed keep their table name as key (they
+# only matter if a model reads them). segment_filters is written by `callaro segment create`, next to the
+# contact book, so it is folded into the same upstream asset.
+SOURCE_ASSET_KEYS: dict[str, dg.AssetKey] = {
+    "contacts": CONTACTS_KEY,
+    "campaign_contacts": CONTACTS_KEY,
+    "segment_filters": CONTACTS_KEY,
+}
+_PROJECT_INPUTS = ("models", "macros", "seeds", "tests", "snapshots", "analyses")
+_PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependencies.yml")
+
+
+@contextlib.contextmanager
+def dbt_env(warehouse_path: Path | str | None) -> Iterator[None]:
+    """Set CALLARO_WAREHOUSE for dbt subprocesses (DbtCliResource passes os.environ on), then restore it.
+
+    With None, an already set value is kept, else the default warehouse path is used (parse never opens it).
+    """
+    old = os.environ.get(WAREHOUSE_ENV)
+    if warehouse_path is not None:
+        os.environ[WAREHOUSE_ENV] = str(warehouse_path)
+    elif not old:
+        os.environ[WAREHOUSE_ENV] = str(paths().warehouse)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(WAREHOUSE_ENV, None)
+        else:
+            os.environ[WAREHOUSE_ENV] = old
+
+
+def make_project(project_dir: Path | str | None = None) -> DbtProject:
+    """The dbt project (profiles.yml lives in the project directory)."""
+    directory = Path(project_dir) if project_dir else dbt_project_dir()
+    return DbtProject(project_dir=directory, profiles_dir=directory)
+
+
+def manifest_is_stale(project: DbtProject) -> bool:
+    """True if target/manifest.json is missing or older than any model, macro, seed, test or project file."""
+    manifest = Path(project.manifest_path)
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    root = Path(project.project_dir)
+    candidates = [root / name for name in _PROJECT_FILES]
+    for folder in _PROJECT_INPUTS:
+        if (root / folder).is_dir():
+            candidates.append(root / folder)  # a deleted file changes its directory's mtime
+            candidates.extend(root.joinpath(folder).rglob("*"))
+    return any(p.exists() and p.stat().st_mtime > built for p in candidates)
+
+
+def ensure_manifest(project: DbtProject | None = None, *, force: bool = False) -> Path:
+    """Make sure target/manifest.json exists and is current (`dbt parse`, a few seconds); returns its path."""
+    project = project or segments_project
+    if force or manifest_is_stale(project):
+        with dbt_env(None):
+            project.preparer.prepare(project)
+    return Path(project.manifest_path)
+
+
+def dbt_resource(project: DbtProject | None = None) -> DbtCliResource:
+    """The `dbt` resource the segment assets need."""
+    return DbtCliResource(project_dir=project or segments_project)
+
+
+class SegmentsTranslator(DagsterDbtTranslator):
+    """dbt nodes -> Dagster assets: sources are the contact book, models are staging/* or segments/*."""
+
+    def __init__(self, source_asset_keys: Mapping[str, dg.AssetKey] | None = None):
+        super().__init__(
+            settings=DagsterDbtTranslatorSettings(
+                enable_asset_checks=True,
+                # several pipeline tables (contacts, campaign_contacts, segment_filters) share one asset
+                enable_duplicate_source_asset_keys=True,
+            )
+        )
+        self.source_asset_keys = dict(SOURCE_ASSET_KEYS if source_asset_keys is None else source_asset_keys)
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        name = dbt_resource_props["name"]
+        if dbt_resource_props["resource_type"] == "source":
+            return self.source_asset_keys.get(name, dg.AssetKey([name]))
+        fqn = dbt_resource_props.get("fqn") or []
+        if len(fqn) > 2 and fqn[1] == "segments":
+            return dg.AssetKey(["segments", name])
+        return dg.AssetKey(["staging", name])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return SEGMENTS_GROUP
+
+
+def run_dbt(warehouse: Warehouse, args: Sequence[str], *, project: DbtProject | None = None) -> bool:
+    """Run one dbt command outside Dagster (CLI: build a new segment) under the writer lock; True on success.
+
+    The schema (including segment_filters) is applied first, so dbt's sources exist on a fresh warehouse.
+    """
+    project = project or segments_project
+    with warehouse.connect():
+        pass
+    with warehouse.lock() as path, dbt_env(path):
+        # the project's own target/: dbt rewrites target/manifest.json, so Dagster sees new models on reload
+        invocation = dbt_resource(project).cli(list(args), raise_on_error=False, target_path=project.target_path)
+        invocation.wait()
+    return invocation.is_successful()
+
+
+def build_segments(warehouse: Warehouse, select: Sequence[str] = (), *, project: DbtProject | None = None) -> bool:
+    """`dbt build` (optionally `--select` some models, e.g. a new filter segment), then publish the snapshot."""
+    args = ["build", *(["--select", *select] if select else [])]
+    ok = run_dbt(warehouse, args, project=project)
+    warehouse.publish_snapshot()
+    return ok
+
+
+def build_segment_assets(project: DbtProject, *, name: str = "segment_models") -> dg.AssetsDefinition:
+    """The @dbt_assets for a project (tests build them from a temporary copy of the project)."""
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=SegmentsTranslator(),
+        name=name,
+        pool=WAREHOUSE_POOL,
+    )
+    def _segment_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+        with warehouse.connect():  # apply the schema: segment_filters must exist before dbt reads it
+            pass
+        with warehouse.lock() as path, dbt_env(path):
+            yield from dbt.cli(["build"], context=context).stream()
+        # analysts read the snapshot: publish it so new or changed segment views show up there too
+        snapshot = warehouse.publish_snapshot()
+        context.log.info(f"published the analysts' snapshot {snapshot.name}")
+
+    return _segment_models
+
+
+segments_project = make_project()
+with dbt_env(None):
+    segments_project.prepare_if_dev()
+ensure_manifest(segments_project)
+segment_models = build_segment_assets(segments_project)

@@ -1,0 +1,120 @@
+"""The Dagster code location as the UI loads it, the drop-folder sensor, concurrency and the read-only copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from callaro_pipeline.config import PROJECT_ROOT
+from callaro_pipeline.warehouse import Warehouse, open_readonly
+
+SAMPLE = PROJECT_ROOT / "data" / "samples" / "demo_contacts.csv"
+
+
+def test_definitions_validate_as_the_ui_loads_them(callaro_env: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(PROJECT_ROOT / "workspace.yaml")],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_assets_are_grouped_by_stage_and_described() -> None:
+    from callaro_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups["raw_upload"] == "ingest"
+    assert groups["validated_contacts"] == groups["rejected_rows"] == "validate"
+    assert groups["suppressed_contacts"] == "suppress"
+    assert groups["contacts"] == "contact_book"
+    assert groups["campaign_audiences"] == "audiences"
+    assert any(group == "segments" for group in groups.values())
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).description, f"{key} has no description"
+    checks = {c.name: c for c in defs.resolve_all_asset_check_specs()}
+    assert checks["pandera_validated_contacts"].blocking and checks["great_expectations_upload"].blocking
+    assert checks["dnc_lists_usable"].blocking
+
+
+def _drop(home: Path, campaign: str, name: str, content: bytes) -> Path:
+    folder = home / "inbox" / campaign
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(content)
+    return path
+
+
+def test_drop_folder_sensor_keys_runs_on_content(callaro_env: Path) -> None:
+    from callaro_pipeline.definitions import defs
+
+    sensor = defs.get_sensor_def("vendor_drop_folder_sensor")
+    warehouse = Warehouse()
+    _drop(callaro_env, "vendor", "daily.csv", SAMPLE.read_bytes())
+    with dg.build_sensor_context(resources={"warehouse": warehouse}) as context:
+        first = sensor(context)
+    assert len(first.run_requests) == 1
+    request = first.run_requests[0]
+    assert request.partition_key.startswith("vendor-")
+    assert first.dynamic_partitions_requests[0].partition_keys == [request.partition_key]
+    # the same bytes again (e.g. a crash before the tick was saved): same run_key, same upload, no new landing
+    with dg.build_sensor_context(resources={"warehouse": warehouse}) as context:
+        again = sensor(context)
+    assert again.run_requests[0].run_key == request.run_key
+    assert again.run_requests[0].partition_key == request.partition_key
+    # a corrected file under the same name: a new run_key
+    _drop(callaro_env, "vendor", "daily.csv", SAMPLE.read_bytes() + b"CUST-9,Zed,Ray,,(415) 201-3344,,,,,,,\r\n")
+    with dg.build_sensor_context(resources={"warehouse": warehouse}) as context:
+        corrected = sensor(context)
+    assert corrected.run_requests[0].run_key != request.run_key
+    with warehouse.connect() as con:
+        assert con.execute("SELECT count(*) FROM uploads WHERE campaign = 'vendor'").fetchone()[0] == 2
+
+
+def test_sensor_and_schedule_are_off_by_default() -> None:
+    from callaro_pipeline.definitions import defs
+
+    assert defs.get_sensor_def("vendor_drop_folder_sensor").default_status == dg.DefaultSensorStatus.STOPPED
+    assert defs.get_schedule_def("daily_vendor_feed_schedule").default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+@pytest.mark.slow
+def test_concurrent_imports_queue_on_the_warehouse_lock(callaro_env: Path) -> None:
+    """Three imports started together all succeed; an analyst reads the published copy meanwhile."""
+    env = os.environ.copy()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "callaro_pipeline.cli", "import", str(SAMPLE), "--campaign", f"c{n}", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(3)
+    ]
+    reads = 0
+    while any(p.poll() is None for p in procs):
+        snapshot = callaro_env / "warehouse_read.duckdb"
+        if snapshot.exists():
+            con = open_readonly(snapshot, wait_seconds=10)
+            con.execute("SELECT count(*) FROM uploads").fetchone()
+            con.close()
+            reads += 1
+    results = [p.communicate() for p in procs]
+    for proc, (out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err[-2000:]
+        assert json.loads(out.strip().splitlines()[-1])["status"] == "imported"
+    con = duckdb.connect(str(callaro_env / "warehouse_read.duckdb"), read_only=True)
+    assert con.execute("SELECT count(DISTINCT campaign) FROM campaign_contacts").fetchone()[0] == 3
+    con.close()
