@@ -8,7 +8,8 @@ Either way only contacts with a link from a live upload count (not undone, block
 
 Then: DNC and consent scrub (suppressed contacts never enter), agent variables (contacts lacking a required
 one are left out and reported), next call start in the contact's calling window (contacts that cannot be
-called within the window horizon are left out as not callable).
+called within the window horizon are left out as not callable). Each member's open calling intervals for the
+next 14 days are stored with the build in `audience_call_windows`, for the SQL macro `callable_contacts`.
 
 A build is frozen: its members keep their rows for ever, and `campaign_audiences` shows each campaign's
 latest build. If a DNC source cannot be trusted nothing is written, so the previous build stays current.

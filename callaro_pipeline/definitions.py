@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 
 from callaro_pipeline.assets import audiences, contact_book, dnc, ingest, segments, suppression, validation
-from callaro_pipeline.partitions import upload_partitions
 from callaro_pipeline.sensors import build_inbox_sensor, build_vendor_schedule
 from callaro_pipeline.warehouse import Warehouse
 
@@ -22,7 +21,6 @@ UPLOAD_CHAIN = dg.AssetSelection.assets(
 import_upload_job = dg.define_asset_job(
     "import_upload",
     selection=UPLOAD_CHAIN,
-    partitions_def=upload_partitions,
     description="Imports one upload end to end in one run, so its blocking gates stop what follows: raw file → "
     "mapped → validated (Pandera, Great Expectations) → DNC/consent suppression → contact book → the campaign's "
     "audience.",

@@ -119,5 +119,7 @@ def check_upload(
         registry=registry,
         malformed=malformed,
     )
-    duplicates = apply_duplicate_policy(validation.valid, policy=policy, existing=existing)
+    duplicates = apply_duplicate_policy(
+        validation.valid, policy=policy, existing=existing, source_columns=source_columns(mapping)
+    )
     return CheckedUpload(validation=validation, duplicates=duplicates)

@@ -120,7 +120,7 @@ def from_cells(cells: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
 
 
 def _read_delimited(data: bytes, limits: ReadLimits) -> RawTable:
-    text, encoding = decode_text(data)
+    text, encoding = _decode_text(data)
     if not text.strip():
         raise UnusableInput("the file holds only blank lines")
     delimiter, sample = _detect_delimiter(text)
@@ -132,7 +132,7 @@ def _read_delimited(data: bytes, limits: ReadLimits) -> RawTable:
         frame, malformed = _parse_records(text, delimiter, header_index, len(header), limits)
     return _finish(
         frame,
-        unique_column_names(header),
+        _unique_column_names(header),
         malformed,
         encoding=encoding,
         delimiter=delimiter,
@@ -141,7 +141,7 @@ def _read_delimited(data: bytes, limits: ReadLimits) -> RawTable:
     )
 
 
-def decode_text(data: bytes) -> tuple[str, str]:
+def _decode_text(data: bytes) -> tuple[str, str]:
     """Decode with cheap rules first (BOMs, UTF-16 without BOM, strict UTF-8, Windows-1252), then charset-normalizer."""
     for bom, codec, name in (
         (codecs.BOM_UTF8, "utf-8-sig", "utf-8-sig"),
@@ -381,7 +381,7 @@ def _read_checked_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> Ra
     )
     return _finish(
         frame,
-        unique_column_names(header),
+        _unique_column_names(header),
         [],
         encoding=None,
         delimiter=None,
@@ -463,7 +463,7 @@ def _cell_text(value: object) -> str:
 # --- shared finishing -----------------------------------------------------------------------------------------
 
 
-def unique_column_names(header: list[str]) -> list[str]:
+def _unique_column_names(header: list[str]) -> list[str]:
     """Header labels with whitespace collapsed; blanks become `column_<n>`, repeats `Phone (2)` (case-insensitive)."""
     seen = {ROW_NUMBER}
     names: list[str] = []

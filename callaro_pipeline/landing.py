@@ -52,8 +52,10 @@ def make_upload_id(campaign: str, sha256: str, now: datetime) -> str:
 
 def display_name(original_name: str) -> str:
     """The user's file name made safe to show and store as text (never to use as a path)."""
-    text = _UNDISPLAYABLE.sub(" ", unicodedata.normalize("NFC", str(original_name)))
-    return " ".join(text.split())[:MAX_DISPLAY_NAME_LENGTH] or "upload"
+    text = " ".join(_UNDISPLAYABLE.sub(" ", unicodedata.normalize("NFC", str(original_name))).split())
+    if len(text) > MAX_DISPLAY_NAME_LENGTH:  # shorten in the middle: the extension still names the format
+        text = text[: MAX_DISPLAY_NAME_LENGTH - 15] + "…" + text[-14:]
+    return text or "upload"
 
 
 def stored_extension(original_name: str) -> str:

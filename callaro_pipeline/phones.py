@@ -5,13 +5,16 @@ Two paths, both giving exactly what plain phonenumbers gives (see `normalize_one
 - Fast path, pure polars: North American values in the usual shapes ("(415) 555-0134", "+1 415.555.0134",
   "14155550134 x12") are reduced to their 10-digit national number and joined on a table keyed by its first
   six digits (area code + exchange, NPA-NXX).
+- Blanks, spreadsheet scientific notation and North American shapes that cannot be valid (area code
+  starting 0 or 1) are also answered in polars.
 - Slow path: everything else is given to phonenumbers once per distinct value.
 
 Why the NPA-NXX table is exact: for a NANP number, phonenumbers' answer (validity, type, region, time zones)
 is a function of which metadata regexes the national number matches and of the longest time-zone key that
 prefixes it. `_nanp_blocks` reads those regexes as automata and splits the national-number space into blocks
 (prefixes) on which every regex verdict and the time-zone key are constant; phonenumbers is then asked about
-one number per block. The few six-digit prefixes that are not uniform go to the slow path. Building the
+one number per block. The few six-digit prefixes that are not uniform go to the slow path. (The automata
+read regexes through the standard library's own parser, `re._parser`, present in Python 3.11 and 3.12.) Building the
 blocks takes a few seconds, so they are cached under CALLARO_HOME/cache keyed on phonenumbers' version (an
 upgrade rebuilds them, never reuses a stale table); lookups go through a dense array of the 10**6 prefixes.
 """
@@ -64,21 +67,21 @@ SPREADSHEET_DAMAGE_MESSAGE = (
 _SCIENTIFIC = re.compile(r"^\s*[+-]?\d(?:[.,]\d+)?[eE]\+?\d+\s*$")
 # "4155550134.0": a spreadsheet turned the number into a float, losslessly; the ".0" is dropped.
 _FLOAT_SUFFIX = r"^(\+?\d{7,15})\.0$"
+# What phonenumbers tells about one value; `failure` ("missing", "spreadsheet", "unparseable", "invalid")
+# becomes phone_error and its message at the end.
 _ANSWER_SCHEMA = {
-    "phone_e164": pl.Utf8,
-    "phone_extension": pl.Utf8,
-    "phone_type": pl.Utf8,
-    "phone_region": pl.Utf8,
-    "phone_timezones": pl.List(pl.Utf8),
-    "failure": pl.Utf8,
-}
+    name: PHONE_SCHEMA[name]
+    for name in ("phone_e164", "phone_extension", "phone_type", "phone_region", "phone_timezones")
+} | {"failure": pl.Utf8}
 _TYPE_NAMES = {
     value: name.lower() for name, value in vars(phonenumbers.PhoneNumberType).items() if isinstance(value, int)
 }
 # The shapes the fast path takes: NANP digits with common punctuation, then an optional "x12", "ext. 12",
-# "extension 12" or ";ext=12" (a subset of what phonenumbers reads as an extension; the rest goes slow).
+# "extension 12", "#12" or ";ext=12" (a subset of what phonenumbers reads as an extension; the rest goes slow).
 _NANP_SHAPE = r"^\+?[0-9 ().\-]+$"
-_EXTENSION_SUFFIX = r"(?i)(?:[ \t,]*(?:ext(?:ension|n)?|x)[:.]?[ \t,\-]*(?<explicit>[0-9]{1,6})|;ext=(?<rfc>[0-9]{1,6}))$"
+_EXTENSION_SUFFIX = (
+    r"(?i)(?:[ \t,]*(?:ext(?:ension|n)?|x|#)[:.]?[ \t,\-]*(?<explicit>[0-9]{1,6})|;ext=(?<rfc>[0-9]{1,6}))$"
+)
 _PREFIX_DIGITS = 6
 _NATIONAL_DIGITS = 10
 _DIGIT_CHARS = "0123456789"
@@ -110,14 +113,7 @@ def normalize_one(raw: str | None, region: str) -> dict:
 
 
 def _failure(reason: str) -> dict:
-    return {
-        "phone_e164": None,
-        "phone_extension": None,
-        "phone_type": None,
-        "phone_region": None,
-        "phone_timezones": [],
-        "failure": reason,
-    }
+    return dict.fromkeys(_ANSWER_SCHEMA) | {"phone_timezones": [], "failure": reason}
 
 
 def _known_zones(zones: tuple[str, ...]) -> list[str]:
@@ -383,8 +379,9 @@ def _fast_region(region: str) -> bool:
     return metadata is not None and metadata.country_code == 1 and metadata.national_prefix_for_parsing == "1"
 
 
-def _with_nanp_shape(distinct: pl.DataFrame, region: str) -> pl.DataFrame:
-    """Add `national` (10 digits) and `fast_extension` for values the fast path can take, national null otherwise.
+def _with_nanp_shape(rows: pl.DataFrame, region: str) -> pl.DataFrame:
+    """Add `national` (10 digits) and `fast_extension` for values the fast path can take, national null otherwise,
+    and `impossible_national` for North American shapes that cannot be valid.
 
     Computed in stages so that each regex runs once per value.
     """
@@ -393,7 +390,7 @@ def _with_nanp_shape(distinct: pl.DataFrame, region: str) -> pl.DataFrame:
     starts_with_one = pl.col("digits").str.starts_with("1")
     without_plus = ~pl.col("main").str.starts_with("+")
     return (
-        distinct.with_columns(text=pl.col("raw").str.strip_chars().str.replace(_FLOAT_SUFFIX, "$1"))
+        rows.with_columns(text=pl.col("raw").str.strip_chars().str.replace(_FLOAT_SUFFIX, "$1"))
         .with_columns(extension_parts=pl.col("text").str.extract_groups(_EXTENSION_SUFFIX))
         .with_columns(
             fast_extension=pl.coalesce(
@@ -419,25 +416,41 @@ def _with_nanp_shape(distinct: pl.DataFrame, region: str) -> pl.DataFrame:
             .when(without_plus & pl.lit(fast_region) & (digit_count == 11) & starts_with_one)
             .then(pl.col("digits").str.slice(1))
         )
-        .with_columns(national=pl.when(pl.col("national").str.contains("^[2-9]")).then(pl.col("national")))
+        .with_columns(
+            # A national number starting 0 or 1 is never a valid NANP number (phonenumbers strips a "1" as the
+            # national prefix, leaving 9 digits); "011" is the international dialling prefix, so it goes slow.
+            impossible_national=pl.col("national").str.contains("^[01]") & ~pl.col("digits").str.starts_with("011"),
+            national=pl.when(pl.col("national").str.contains("^[2-9]")).then(pl.col("national")),
+        )
         .drop("text", "extension_parts", "main", "digits", "usable_shape")
     )
 
 
 def _fast_answers(rows: pl.DataFrame) -> pl.DataFrame:
-    """Answers from the NPA-NXX blocks, row by row; `fast` is false where the slow path must answer."""
+    """Answers that need no phonenumbers call, row by row: blanks, spreadsheet damage and values whose
+    NPA-NXX block is uniform. `fast` is false where the slow path must answer."""
     prefix6 = rows["national"].str.slice(0, _PREFIX_DIGITS).cast(pl.Int64)
-    answers = pl.concat([rows, nanp_blocks()[_block_index().gather(prefix6)]], how="horizontal")
-    valid = pl.col("failure").is_null()
+    block_answers = nanp_blocks().select("uniform", "phone_type", "phone_region", "phone_timezones", "failure")
+    answers = pl.concat([rows, block_answers[_block_index().gather(prefix6)]], how="horizontal")
+    blank = pl.col("raw").is_null() | (pl.col("raw").str.strip_chars() == "")
+    early_failure = (
+        pl.when(blank)
+        .then(pl.lit("missing"))
+        .when(pl.col("raw").str.contains(_SCIENTIFIC.pattern))
+        .then(pl.lit("spreadsheet"))
+        .when(pl.col("impossible_national").fill_null(False))
+        .then(pl.lit("invalid"))
+    )
+    valid = early_failure.is_null() & pl.col("failure").is_null()
     return answers.select(
         "raw",
-        fast=pl.col("uniform").fill_null(False),
+        fast=early_failure.is_not_null() | pl.col("uniform").fill_null(False),
         phone_e164=pl.when(valid).then(pl.lit("+1") + pl.col("national")),
         phone_extension=pl.when(valid).then(pl.col("fast_extension")),
-        phone_type="phone_type",
-        phone_region="phone_region",
-        phone_timezones="phone_timezones",
-        failure="failure",
+        phone_type=pl.when(valid).then(pl.col("phone_type")),
+        phone_region=pl.when(valid).then(pl.col("phone_region")),
+        phone_timezones=pl.when(valid).then(pl.col("phone_timezones")).otherwise(pl.lit([], dtype=pl.List(pl.Utf8))),
+        failure=pl.coalesce(early_failure, pl.col("failure")),
     )
 
 

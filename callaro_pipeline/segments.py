@@ -349,7 +349,9 @@ filter_list_values as (
 def _condition_sql(cond: Condition, position: int) -> str:
     if cond.operator not in OPERATORS:
         raise ConfigError(f"unknown operator {str(cond.operator)[:30]!r}")
-    kind = cond.type if cond.type in _OPERATORS_BY_TYPE else "text"
+    # standard fields have a fixed type; custom fields carry theirs from the registry (parse_where sets it)
+    kind = STANDARD_FIELDS[cond.field][1] if cond.field in STANDARD_FIELDS else cond.type
+    kind = kind if kind in _OPERATORS_BY_TYPE else "text"
     if cond.operator not in _OPERATORS_BY_TYPE[kind]:
         raise ConfigError(f"operator '{cond.operator}' does not apply to {cond.field} ({kind})")
     expr = _field_expr(cond.field)
@@ -495,13 +497,18 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
+    """True inside an explicit transaction (autocommit gives every statement a new id). Probing with a nested
+    BEGIN would not do: its error aborts the caller's transaction."""
+    first = con.execute("SELECT current_transaction_id()").fetchone()[0]
+    return con.execute("SELECT current_transaction_id()").fetchone()[0] == first
+
+
 def _replace_rows(con: duckdb.DuckDBPyConnection, name: str, conditions: list[Condition] | None) -> None:
     """Replace the segment's rows in segment_filters, in one transaction (or the caller's, if one is open)."""
-    try:
+    own = not _in_transaction(con)
+    if own:
         con.execute("BEGIN TRANSACTION")
-        own = True
-    except duckdb.TransactionException:
-        own = False
     try:
         con.execute("DELETE FROM segment_filters WHERE segment = ?", [name])
         now = datetime.now(UTC).replace(tzinfo=None)

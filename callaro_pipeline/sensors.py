@@ -52,7 +52,7 @@ def dropped_files(inbox: Path) -> Iterator[DroppedFile]:
 def registered_upload_for(warehouse: Warehouse, dropped: DroppedFile) -> str | None:
     with warehouse.connect() as con:
         row = con.execute(
-            "SELECT upload_id FROM uploads WHERE campaign = ? AND sha256 = ? AND summary->>'via' = 'inbox' "
+            "SELECT upload_id FROM uploads WHERE campaign = ? AND sha256 = ? AND json_extract_string(summary, '$.via') = 'inbox' "
             "ORDER BY received_at LIMIT 1",
             [dropped.campaign, dropped.sha256],
         ).fetchone()

@@ -27,6 +27,7 @@ RESOLVE_INPUTS = {
 _ZONE_LIST = pl.List(pl.Utf8)
 _US_NAMES = ["US", "USA", "U.S.", "U.S.A.", "UNITED STATES", "UNITED STATES OF AMERICA", "AMERICA"]
 _CA_NAMES = ["CA", "CAN", "CANADA"]
+_US_PHONE_REGIONS = ["US", "PR", "VI", "GU", "MP", "AS"]
 # "UTC-05:00", "GMT+2", "-0500", "UTC+5:30" after the text key is built (lowercase, unicode minus replaced).
 _OFFSET_PATTERN = r"^(?:utc|gmt)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$"
 
@@ -133,17 +134,26 @@ def parse_timezone_text(values: pl.Series) -> pl.DataFrame:
     return text.join(parsed, on="text", how="left", nulls_equal=True, maintain_order="left").drop("text")
 
 
-def _country_group(country: pl.Expr) -> pl.Expr:
-    """ "US", "CA", "other" (a country that disables US/Canadian state and postal rules) or null."""
+def _country_group(country: pl.Expr, phone_region: pl.Expr) -> pl.Expr:
+    """ "US", "CA", "other" (a country that disables US/Canadian state and postal rules) or null (unknown).
+
+    Without a country, the phone number's region stands in, so that e.g. an Australian number's "WA" is not
+    read as Washington.
+    """
     upper = country.str.strip_chars().str.to_uppercase()
     return (
-        pl.when(upper.is_null() | (upper == ""))
-        .then(None)
-        .when(upper.is_in(_US_NAMES))
+        pl.when(upper.is_in(_US_NAMES))
         .then(pl.lit("US"))
         .when(upper.is_in(_CA_NAMES))
         .then(pl.lit("CA"))
-        .otherwise(pl.lit("other"))
+        .when(upper.is_not_null() & (upper != ""))
+        .then(pl.lit("other"))
+        .when(phone_region.is_in(_US_PHONE_REGIONS))
+        .then(pl.lit("US"))
+        .when(phone_region == "CA")
+        .then(pl.lit("CA"))
+        .when(phone_region.is_not_null())
+        .then(pl.lit("other"))
     )
 
 
@@ -173,21 +183,22 @@ def _narrow(candidates: pl.Expr, evidence: pl.Expr) -> pl.Expr:
     )
 
 
-def _with_missing_inputs(df: pl.DataFrame) -> pl.DataFrame:
-    return df.with_columns(
-        pl.lit(None, dtype=dtype).alias(name) for name, dtype in RESOLVE_INPUTS.items() if name not in df.columns
+def _typed_inputs(df: pl.DataFrame) -> pl.DataFrame:
+    """The input columns with their expected types; missing ones are null."""
+    return df.select(
+        (pl.col(name) if name in df.columns else pl.lit(None)).cast(dtype).alias(name)
+        for name, dtype in RESOLVE_INPUTS.items()
     )
 
 
 def _resolve_distinct(keys: pl.DataFrame) -> pl.DataFrame:
     provided = parse_timezone_text(keys["timezone"])
-    country = _country_group(pl.col("country"))
+    country = _country_group(pl.col("country"), pl.col("phone_region"))
     state_key = pl.when(country == "other").then(None).otherwise(pl.col("state").str.strip_chars().str.to_uppercase())
     no_zones = pl.lit([], dtype=_ZONE_LIST)
     phone = pl.col("phone_timezones").fill_null(no_zones).list.unique().list.sort()
     after_state = _narrow(pl.col("phone_zones"), pl.col("state_zones"))
     after_postal = _narrow(pl.col("after_state"), pl.col("postal_zones"))
-    single = pl.col("after_postal").list.len() == 1
     return (
         pl.concat([keys, provided], how="horizontal")
         .with_columns(phone_zones=phone, state_key=state_key, postal_key=_postal_key(pl.col("postal_code"), country))
@@ -203,7 +214,7 @@ def _resolve_distinct(keys: pl.DataFrame) -> pl.DataFrame:
             .then(pl.lit("phone"))
             .when(pl.col("after_state").list.len() == 1)
             .then(pl.lit("state"))
-            .when(single)
+            .when(pl.col("after_postal").list.len() == 1)
             .then(pl.lit("postal_code"))
             .when(pl.col("after_postal").list.len() > 1)
             .then(pl.lit("ambiguous"))
@@ -231,7 +242,7 @@ def resolve_timezones(df: pl.DataFrame) -> pl.DataFrame:
     with all of them as candidates; none -> "unknown".
     """
     outputs = ["timezone", "timezone_candidates", "timezone_source", "timezone_error", "timezone_error_message"]
-    inputs = _with_missing_inputs(df).select(
+    inputs = _typed_inputs(df).select(
         *(name for name in RESOLVE_INPUTS if name != "phone_timezones"),
         phone_zone_key=pl.col("phone_timezones").list.sort().list.join(";"),
         phone_timezones="phone_timezones",

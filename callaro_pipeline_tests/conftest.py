@@ -15,7 +15,7 @@ def callaro_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty CALLARO_HOME and a copy of the project's config; returns the home folder."""
     home = tmp_path / "home"
     config = tmp_path / "config"
-    home.mkdir()
+    (home / "dagster").mkdir(parents=True)
     shutil.copytree(PROJECT_ROOT / "config", config)
     monkeypatch.setenv("CALLARO_HOME", str(home))
     monkeypatch.setenv("CALLARO_CONFIG", str(config))

@@ -132,6 +132,8 @@ def test_display_name_keeps_what_a_user_recognises() -> None:
     assert display_name("../Leads  2026\t(final).csv") == "../Leads 2026 (final).csv"
     assert display_name("Ärzte.csv") == "Ärzte.csv"
     assert display_name("\x00\x01") == "upload"
+    long_name = display_name("x" * 5000 + ".csv")
+    assert len(long_name) == 255 and long_name.endswith("…xxxxxxxxxx.csv")
 
 
 @pytest.mark.parametrize("campaign", ["../x", "Spring", "a/b", "", "x" * 64, "-lead", "a b", "a\x00"])

@@ -260,6 +260,23 @@ def test_create_filter_segment_writes_rows_and_model(warehouse, dbt_copy):
     assert "warm_leads" not in {s["name"] for s in list_segments(dbt_copy)}
 
 
+def test_create_inside_the_callers_transaction(warehouse, dbt_copy):
+    """The CLI creates the segment inside warehouse.transaction(): it must join it, not abort it."""
+    with warehouse.transaction() as con:
+        create_filter_segment(con, "in_tx", "state = CA", dbt_dir=dbt_copy, registry=REGISTRY)
+        assert con.execute("SELECT count(*) FROM contacts").fetchone()[0] == 4
+    with warehouse.connect() as con:
+        assert con.execute("SELECT count(*) FROM segment_filters WHERE segment = 'in_tx'").fetchone()[0] == 1
+    with pytest.raises(RuntimeError), warehouse.transaction() as con:
+        create_filter_segment(con, "in_tx", "state = NY", dbt_dir=dbt_copy, registry=REGISTRY, replace=True)
+        raise RuntimeError("caller fails after the segment was written")
+    with warehouse.connect() as con:  # the caller's rollback took the rows back too
+        assert (
+            json.loads(con.execute("SELECT value_json FROM segment_filters WHERE segment = 'in_tx'").fetchone()[0])
+            == "CA"
+        )
+
+
 def test_bad_segment_writes_nothing(warehouse, dbt_copy):
     with warehouse.connect() as con:
         for name, where in [("ok_name", "colour = red"), ("Bad Name", "state = CA"), ("ok_name", INJECTIONS[0])]:
