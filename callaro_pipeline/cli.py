@@ -138,7 +138,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print("Where to look next:")
     print(f"  warehouse (read-only copy for SQL): {home.warehouse_snapshot}")
-    print(f"     duckdb -readonly {home.warehouse_snapshot} 'from campaign_audiences limit 5'")
+    print(
+        "     uv run python -c \"import duckdb; "
+        f"print(duckdb.connect('{home.warehouse_snapshot}', read_only=True).sql('from campaign_audiences limit 5'))\""
+    )
     print("  tables: contacts, campaign_contacts, rejected_rows, uploads, dnc, segments.*, campaign_audiences")
     print("  Dagster UI: uv run callaro ui   (then open http://127.0.0.1:3000, asset group 'ingest')")
     print(f"  audience export: uv run callaro audience {DEMO_CAMPAIGN} --out demo_audience.csv")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -129,8 +131,10 @@ def run_import(request: ImportRequest, *, progress: bool = False) -> dict[str, A
 def run_job(name: str, *, tags: dict[str, str] | None = None) -> bool:
     from callaro_pipeline.definitions import defs
 
-    result = defs.resolve_job_def(name).execute_in_process(
-        instance=dagster_instance(), tags=tags or {}, raise_on_error=False
-    )
+    # dbt streams its own log lines to stdout; they belong in the run's logs, not on the user's terminal.
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = defs.resolve_job_def(name).execute_in_process(
+            instance=dagster_instance(), tags=tags or {}, run_config=QUIET_RUN_CONFIG, raise_on_error=False
+        )
     Warehouse().publish_snapshot()
     return result.success
