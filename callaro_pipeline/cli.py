@@ -41,6 +41,13 @@ def exit_code_for(summary: dict[str, Any]) -> int:
     return int((summary.get("failure") or {}).get("exit_code", 2))
 
 
+def report_failure(summary: dict[str, Any]) -> None:
+    """A failed upload also says why on stderr, in one line (the summary itself goes to stdout)."""
+    message = (summary.get("failure") or {}).get("message")
+    if summary["status"] == "failed" and message:
+        print(f"callaro: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary, default=str, sort_keys=True))
@@ -88,6 +95,16 @@ def cmd_import(args: argparse.Namespace) -> int:
         progress=not args.json and sys.stderr.isatty(),
     )
     print_summary(summary, as_json=args.json)
+    report_failure(summary)
+    return exit_code_for(summary)
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from callaro_pipeline.runner import rerun_upload
+
+    summary = rerun_upload(args.upload_id, progress=not args.json and sys.stderr.isatty())
+    print_summary(summary, as_json=args.json)
+    report_failure(summary)
     return exit_code_for(summary)
 
 
@@ -150,16 +167,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_undo(args: argparse.Namespace) -> int:
     from callaro_pipeline.contact_book import undo_upload
-    from callaro_pipeline.runner import run_job
+    from callaro_pipeline.runner import rebuild_audiences
     from callaro_pipeline.uploads import load_upload, utcnow
 
     warehouse = Warehouse()
     with warehouse.transaction() as con:
         upload = load_upload(con, args.upload_id)
+        if upload.status == "undone":
+            print(f"upload {args.upload_id} was already undone: nothing changed")
+            return 0
+        if upload.status != "imported":
+            raise UsageError(f"upload {args.upload_id} was not imported (status {upload.status}): nothing to undo")
         result = undo_upload(con, upload_id=args.upload_id, now=utcnow(), changed_by=_who())
-    run_job("rebuild_segments_and_audiences", tags={"callaro/campaign": upload.campaign})
-    print(f"upload {args.upload_id} undone: {result}")
-    return 0
+    warehouse.publish_snapshot()
+    print(
+        f"upload {args.upload_id} undone: {result['unlinked']} contacts taken out of campaign {upload.campaign}, "
+        f"{result['removed']} removed from the contact book (in no other campaign)"
+    )
+    return _report_rebuild(rebuild_audiences([upload.campaign]))
+
+
+def _report_rebuild(failed: list[str]) -> int:
+    """After a change to the book: exit 1, with the reason on stderr, if an audience could not be rebuilt."""
+    for campaign in failed:
+        print(
+            f"callaro: the audience of campaign {campaign} was not rebuilt (see the campaign_audiences run in the "
+            "Dagster UI); its previous build stays current",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
 
 
 def cmd_dnc(args: argparse.Namespace) -> int:
@@ -251,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet")
     p.set_defaults(func=cmd_preview)
 
+    p = sub.add_parser("rerun", help="run an earlier upload again (e.g. after a killed run); same result as once")
+    p.add_argument("upload_id")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_rerun)
+
     p = sub.add_parser("report", help="the import summary of an earlier upload")
     p.add_argument("upload_id")
     p.add_argument("--json", action="store_true")
@@ -292,7 +333,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_ui)
+    complete_help(parser)
     return parser
+
+
+# Help for arguments declared without one (same meaning in every command that has them).
+ARGUMENT_HELP = {
+    "file": "the file to read (CSV, TSV or .xlsx)",
+    "campaign": "campaign name (letters, digits, - and _)",
+    "mapping": "mapping YAML (source column -> field); default: the campaign's saved mapping, else by name",
+    "rows": "how many rows to show (default: %(default)s)",
+    "sheet": ".xlsx sheet name (default: first sheet)",
+    "upload_id": "the upload's id, as printed by `callaro import` (see also the uploads table)",
+    "json": "print one JSON object instead of text",
+    "phones": "phone numbers in any format (E.164, (415) 555-0134, ...)",
+    "reason": "why the numbers are added (kept with the entry)",
+    "phone": "the contact's phone number, in any format",
+    "set": "field to set (repeatable)",
+    "out": "output file: .csv (formula-safe) or .parquet",
+    "name": "segment name (becomes the dbt model segments.<name>)",
+    "host": "address to listen on (default: %(default)s)",
+    "port": "port to listen on (default: %(default)s)",
+}
+EPILOG = (
+    "Exit codes: 0 done; 1 blocked by a gate or nothing to import (nothing released); 2 unusable input or usage "
+    "error. State lives under CALLARO_HOME (default data/), configuration under CALLARO_CONFIG (default config/)."
+)
+
+
+def complete_help(parser: argparse.ArgumentParser) -> None:
+    """Every command gets a description (its one-line help) and every argument a help text, recursively."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, subparser in action.choices.items():
+                if not subparser.description and helps.get(name):
+                    subparser.description = helps[name][:1].upper() + helps[name][1:] + "."
+                complete_help(subparser)
+        elif action.help is None and action.dest in ARGUMENT_HELP:
+            action.help = ARGUMENT_HELP[action.dest]
+    if parser.prog == "callaro" and parser.epilog is None:
+        parser.epilog = EPILOG
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,18 +14,19 @@ import datetime as dt
 import gc
 import io
 import itertools
+import os
 import re
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import charset_normalizer
 import polars as pl
 import python_calamine
 
-from callaro_pipeline.errors import NothingToImport, UnusableInput
+from callaro_pipeline.errors import ConfigError, NothingToImport, UnusableInput
 
 TEXT_EXTENSIONS = (".csv", ".tsv", ".txt")
 XLSX_EXTENSIONS = (".xlsx",)
@@ -55,6 +56,29 @@ class ReadLimits:
     max_rows: int = 5_000_000
     max_columns: int = 500
     max_xlsx_uncompressed_bytes: int = 1024 * 1024 * 1024  # zip-bomb guard, checked before inflating
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ReadLimits:
+        """The defaults, overridden by CALLARO_MAX_UPLOAD_BYTES, CALLARO_MAX_ROWS, CALLARO_MAX_COLUMNS and
+        CALLARO_MAX_XLSX_UNCOMPRESSED_BYTES (positive integers) where set."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for name, variable in LIMIT_VARIABLES.items():
+            text = (environ.get(variable) or "").strip().replace("_", "")
+            if not text:
+                continue
+            if not text.isdigit() or int(text) <= 0:
+                raise ConfigError(f"{variable} must be a positive whole number, not {text[:20]!r}")
+            values[name] = int(text)
+        return cls(**values)
+
+
+LIMIT_VARIABLES = {
+    "max_bytes": "CALLARO_MAX_UPLOAD_BYTES",
+    "max_rows": "CALLARO_MAX_ROWS",
+    "max_columns": "CALLARO_MAX_COLUMNS",
+    "max_xlsx_uncompressed_bytes": "CALLARO_MAX_XLSX_UNCOMPRESSED_BYTES",
+}
 
 
 @dataclass
@@ -89,6 +113,12 @@ def read_table(data: bytes, filename: str, *, sheet: str | None = None, limits: 
     if extension in XLSX_EXTENSIONS:
         raise UnusableInput("the file is named .xlsx but is not an Excel workbook")
     return _read_delimited(data, limits)
+
+
+def check_size(size: int, limits: ReadLimits) -> None:
+    """Refuse a file over the byte limit from its size alone, before its bytes are read into memory."""
+    if size > limits.max_bytes:
+        raise UnusableInput(f"the file is {_size_text(size)}; the limit is {_size_text(limits.max_bytes)}")
 
 
 def file_extension(filename: str) -> str:

@@ -31,11 +31,15 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
 
 
 def _conditions(where: str | None) -> list[tuple[str, str, Any]]:
+    """Filters of `contacts update|remove|export`: the segment fields plus the contact book's own columns
+    (names, phone, e-mail, contact_id, lineage), so a single person can be picked."""
+    from callaro_pipeline.contact_book import FILTERABLE_FIELDS
     from callaro_pipeline.segments import parse_where
 
     if not where:
         return []
-    return [(c.field, c.operator, c.value) for c in parse_where(where, load_custom_fields())]
+    book_fields = dict.fromkeys(FILTERABLE_FIELDS, "text")
+    return [(c.field, c.operator, c.value) for c in parse_where(where, load_custom_fields(), extra_fields=book_fields)]
 
 
 def _checked_changes(changes: dict[str, str]) -> dict[str, str]:
@@ -49,6 +53,15 @@ def _checked_changes(changes: dict[str, str]) -> dict[str, str]:
         if parsed.get_column("tz_error")[0] is not None or len(parsed.get_column("tz_candidates")[0]) != 1:
             raise ConfigError("timezone must be an IANA name, abbreviation or UTC offset")
         changes["timezone"] = parsed.get_column("tz_candidates")[0][0]
+    if changes.get("consent"):
+        import polars as pl
+
+        from callaro_pipeline.validation import _consent
+
+        consent = pl.select(_consent(pl.lit(changes["consent"].strip(), dtype=pl.Utf8))).item()
+        if consent is None:
+            raise ConfigError("consent must be yes, no or unknown (or a synonym such as opt-in / opt-out)")
+        changes["consent"] = consent
     if changes.get("email"):
         from email_validator import EmailNotValidError, validate_email
 
@@ -79,16 +92,16 @@ def contacts_add(args: argparse.Namespace) -> int:
             writer.writerow(list(fields.values()))
         mapping = Path(tmp) / "mapping.yaml"
         mapping.write_text(yaml.safe_dump({"columns": columns}), encoding="utf-8")
-        summary = run_import(ImportRequest(file=upload, campaign=args.campaign, mapping=mapping))
+        summary = run_import(ImportRequest(file=upload, campaign=args.campaign, mapping=mapping, manual=True))
     print_summary(summary, as_json=args.json)
     return exit_code_for(summary)
 
 
-def _rebuild(campaigns: list[str]) -> None:
-    from callaro_pipeline.runner import run_job
+def _rebuild(campaigns: list[str]) -> int:
+    from callaro_pipeline.cli import _report_rebuild
+    from callaro_pipeline.runner import rebuild_audiences
 
-    for campaign in campaigns:
-        run_job("rebuild_segments_and_audiences", tags={"callaro/campaign": campaign})
+    return _report_rebuild(rebuild_audiences(campaigns))
 
 
 def contacts_change(args: argparse.Namespace, *, changed_by: str) -> int:
@@ -116,7 +129,7 @@ def contacts_change(args: argparse.Namespace, *, changed_by: str) -> int:
     if dry_run:
         print("dry run: add --yes to apply")
     elif change.contacts:
-        _rebuild(change.campaigns)
+        return _rebuild(change.campaigns)
     return 0
 
 
@@ -170,7 +183,7 @@ def run_segment_command(args: argparse.Namespace) -> int:
             print(f"segment {name} would hold {size} contacts (dry run: nothing written)")
             return 0
         path = segments.create_filter_segment(con, name, args.where, dbt_dir=dbt_project_dir(), registry=registry)
-    segments.build_models(warehouse, select=[name])
+    segments.build_models(warehouse, select=[name], dbt_dir=dbt_project_dir())
     print(f"segment {name}: {size} contacts; model {path}; query it as segments.{name}")
     return 0
 

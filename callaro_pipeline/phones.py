@@ -116,8 +116,17 @@ def _failure(reason: str) -> dict:
     return dict.fromkeys(_ANSWER_SCHEMA) | {"phone_timezones": [], "failure": reason}
 
 
+# Zones phonenumbers lists separately that the IANA database makes links of one zone (same clock since 1970):
+# without this every UK mobile number would be "ambiguous" between London and the Crown Dependencies.
+SAME_CLOCK_ZONES = {
+    "Europe/Guernsey": "Europe/London",
+    "Europe/Isle_of_Man": "Europe/London",
+    "Europe/Jersey": "Europe/London",
+}
+
+
 def _known_zones(zones: tuple[str, ...]) -> list[str]:
-    return [zone for zone in zones if zone != "Etc/Unknown"]
+    return list(dict.fromkeys(SAME_CLOCK_ZONES.get(zone, zone) for zone in zones if zone != "Etc/Unknown"))
 
 
 class _DigitAutomaton:

@@ -9,7 +9,7 @@ import polars as pl
 from callaro_pipeline.config import Campaign, campaign_path, load_campaign, load_custom_fields, paths
 from callaro_pipeline.errors import UnusableInput
 from callaro_pipeline.flow import check_upload, map_upload
-from callaro_pipeline.ingest import read_table
+from callaro_pipeline.ingest import ReadLimits, check_size, read_table
 from callaro_pipeline.uploads import UploadOptions
 from callaro_pipeline.warehouse import open_readonly
 
@@ -53,7 +53,9 @@ def preview_file(file: Path, *, campaign: str, mapping: Path | None, rows: int, 
     config = load_campaign(campaign) if campaign_path(campaign).exists() else Campaign(name=campaign)
     registry = load_custom_fields()
     options = UploadOptions(mapping_path=str(mapping.resolve()) if mapping else None, sheet=sheet)
-    table = read_table(file.read_bytes(), file.name, sheet=sheet)
+    limits = ReadLimits.from_env()
+    check_size(file.stat().st_size, limits)
+    table = read_table(file.read_bytes(), file.name, sheet=sheet, limits=limits)
     remembered, previous_columns, existing = _campaign_state(campaign)
     mapped = map_upload(
         table.rows,

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
+import traceback
+from collections.abc import Callable
+from typing import Any
+
 import polars as pl
 
 
@@ -71,3 +78,76 @@ def mask_frame(df: pl.DataFrame) -> pl.DataFrame:
         elif name in PII_FIELDS_TEXT:
             exprs.append(mask_text_expr(name))
     return df.with_columns(exprs) if exprs else df
+
+
+# --- errors that may quote personal data ---------------------------------------------------------------------
+
+DEBUG_VARIABLE = "CALLARO_DEBUG"
+_PROJECT_PACKAGE = "callaro_pipeline"
+
+
+def withhold_error_details(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate an asset or asset-check body: an unexpected error becomes a `dagster.Failure` that names the
+    error type and the code lines it passed through, but not its message.
+
+    DuckDB, polars and Python messages quote the offending value or line (`Could not convert string '(415)
+    867-5309' ...`), and Dagster stores failure messages in the run's event log, so they never get there.
+    Failures worded without values (`dagster.Failure`, CallaroError, WarehouseBusy) and Dagster's own errors
+    pass unchanged. With CALLARO_DEBUG=1
+    the original error is raised instead, for a developer on a private copy of the data.
+    """
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as error:
+                _reraise_without_details(error, fn.__name__)
+
+        return generator_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:
+            _reraise_without_details(error, fn.__name__)
+
+    return wrapper
+
+
+def _reraise_without_details(error: Exception, where: str) -> None:
+    import dagster as dg
+    from dagster._core.errors import DagsterError
+
+    from callaro_pipeline.errors import CallaroError
+    from callaro_pipeline.warehouse import WarehouseBusy
+
+    worded_by_us = (dg.Failure, dg.RetryRequested, DagsterError, CallaroError, WarehouseBusy)
+    if isinstance(error, worded_by_us) or os.environ.get(DEBUG_VARIABLE) == "1":
+        raise error
+    raise dg.Failure(
+        description=withheld_error_text(error, where),
+        metadata={"error_type": type(error).__name__, "message_withheld": True},
+        allow_retries=False,
+    ) from None
+
+
+def withheld_error_text(error: BaseException, where: str) -> str:
+    """`where` failed with the error's type, then the project's code lines it came through (source text only,
+    no values); the message itself is left out."""
+    frames = [
+        f"  {frame.filename.rsplit(_PROJECT_PACKAGE + os.sep, 1)[-1]}:{frame.lineno} in {frame.name}: "
+        f"{(frame.line or '').strip()}"
+        for frame in traceback.extract_tb(error.__traceback__)
+        if _PROJECT_PACKAGE + os.sep in frame.filename
+    ]
+    return "\n".join(
+        [
+            f"{where} failed with {type(error).__module__}.{type(error).__name__}; its message is withheld because "
+            f"it may quote personal data (run again with {DEBUG_VARIABLE}=1 on a private machine to see it)",
+            *frames[-8:],
+        ]
+    )

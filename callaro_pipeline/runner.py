@@ -14,14 +14,23 @@ from typing import Any
 import dagster as dg
 
 from callaro_pipeline.config import check_name, load_campaign, paths
-from callaro_pipeline.errors import UnusableInput
+from callaro_pipeline.errors import ConfigError, UnusableInput
 from callaro_pipeline.landing import land_upload
 from callaro_pipeline.partitions import UPLOADS
-from callaro_pipeline.uploads import UploadOptions, find_upload_by_sha, register_upload, update_upload, upload_summary
+from callaro_pipeline.uploads import (
+    UploadOptions,
+    find_upload_by_sha,
+    load_upload,
+    register_upload,
+    update_upload,
+    upload_summary,
+)
 from callaro_pipeline.warehouse import Warehouse
 
 # The console logger would print every Dagster event to the terminal; events still reach the instance's log.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# The process that runs an in-process import: a rerun marks runs of dead processes as failed.
+PID_TAG = "callaro/pid"
 
 DAGSTER_YAML = """\
 telemetry:
@@ -53,28 +62,78 @@ class ImportRequest:
     default_region: str | None = None
     duplicates: str | None = None
     sheet: str | None = None
+    manual: bool = False
+
+
+# Which number of a stage's metadata to show in its progress line, and how to name it.
+PROGRESS_COUNTS = (
+    ("rows", "rows"),
+    ("rejected_rows", "rows rejected"),
+    ("suppressed", "suppressed"),
+    ("imported", "imported"),
+    ("campaigns", "audience(s) built"),
+)
+
+
+def _metadata_number(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def progress_line(event: Any) -> str | None:
+    """One terminal line for a Dagster event of an import run (stage done with its row count, gate result,
+    failure, skip); None for the events nobody needs to see. Uses counts and names only, never cell values."""
+    kind = event.event_type_value
+    if kind == "ASSET_MATERIALIZATION":
+        materialization = event.event_specific_data.materialization
+        name = materialization.asset_key.to_user_string()
+        metadata = materialization.metadata or {}
+        counts = [
+            f"{_metadata_number(metadata[key]):,} {label}"
+            for key, label in PROGRESS_COUNTS
+            if key in metadata and isinstance(_metadata_number(metadata[key]), int)
+        ]
+        return f"  ✓ {name:<22} {counts[0] if counts else ''}".rstrip()
+    if kind == "ASSET_CHECK_EVALUATION":
+        data = event.event_specific_data
+        mark, word = ("✓", "passed") if data.passed else ("✗", "FAILED")
+        detail = data.description or ""
+        return f"  {mark} gate {data.check_name} {word}" + (f": {detail}" if detail else "")
+    if kind == "STEP_FAILURE":
+        return f"  ✗ {event.step_key} failed"
+    if kind == "STEP_SKIPPED":
+        return f"  - {event.step_key} skipped (an upstream gate or step failed)"
+    return None
 
 
 class StageProgress(logging.Handler):
-    """Prints one line per finished stage on a terminal (stderr); silent otherwise."""
+    """Prints one line per finished stage (with its row count) and per gate to stderr. Attached only when the
+    CLI runs on a terminal without --json (see `progress_logger`)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
         if event is None:
             return
-        if event.event_type_value == "STEP_SUCCESS":
-            print(f"  ✓ {event.step_key}", file=sys.stderr, flush=True)
-        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
-            data = event.event_specific_data.asset_check_evaluation
-            mark = "✓" if data.passed else "✗"
-            print(f"  {mark} check {data.check_name}", file=sys.stderr, flush=True)
+        line = progress_line(event)
+        if line:
+            print(line, file=sys.stderr, flush=True)
+
+
+def progress_logger() -> dg.LoggerDefinition:
+    """A Dagster logger around StageProgress: Dagster hands run events to a job's @loggers, not to Python's
+    `dagster` logger, so progress is a logger of the job for this one run (run config `callaro_progress`)."""
+
+    @dg.logger(description="Stage-by-stage progress of `callaro import` on a terminal.")
+    def callaro_progress(_init_context: dg.InitLoggerContext) -> logging.Logger:
+        progress = logging.Logger("callaro_progress", level=logging.DEBUG)
+        progress.addHandler(StageProgress())
+        return progress
+
+    return callaro_progress
 
 
 def run_import(request: ImportRequest, *, progress: bool = False) -> dict[str, Any]:
     """Land the file, register its partition, run the whole per-upload chain in one Dagster run."""
-    from callaro_pipeline.definitions import defs
-
     campaign_name = check_name(request.campaign, "campaign name")
     if not request.file.is_file():
         raise UnusableInput(f"no such file: {request.file.name}")
@@ -91,50 +150,130 @@ def run_import(request: ImportRequest, *, progress: bool = False) -> dict[str, A
         duplicates=request.duplicates,
         mapping_path=str(request.mapping.resolve()) if request.mapping else None,
         sheet=request.sheet,
+        manual=request.manual,
     )
     with warehouse.transaction() as con:
         previous = find_upload_by_sha(con, campaign_name, landed.sha256)
         register_upload(con, landed, options)
         if previous:
             update_upload(con, landed.upload_id, same_file_as=previous)
-    instance = dagster_instance()
-    instance.add_dynamic_partitions(UPLOADS, [landed.upload_id])
-    handler = StageProgress() if progress else None
-    dagster_logger = logging.getLogger("dagster")
-    if handler:
-        dagster_logger.addHandler(handler)
-    try:
-        defs.resolve_job_def("import_upload").execute_in_process(
-            partition_key=landed.upload_id,
-            instance=instance,
-            run_config=QUIET_RUN_CONFIG,
-            tags={"callaro/campaign": campaign_name, "callaro/upload_id": landed.upload_id, "callaro/via": "cli"},
-            raise_on_error=False,
-        )
-    finally:
-        if handler:
-            dagster_logger.removeHandler(handler)
+    return _run_upload_chain(warehouse, landed.upload_id, campaign_name, via="cli", progress=progress)
+
+
+def rerun_upload(upload_id: str, *, progress: bool = False) -> dict[str, Any]:
+    """Run an upload's whole chain again for its existing partition, e.g. after a run was killed mid-way.
+
+    Every stage replaces the upload's rows in one transaction and the contact book merge is idempotent, so the
+    warehouse ends exactly as if the upload had been imported once. Runs of this upload left "started" by a
+    process that no longer exists are marked failed first, so the UI does not show them running forever.
+    """
+    check_name(upload_id, "upload id")
+    warehouse = Warehouse()
+    with warehouse.connect() as con:
+        upload = load_upload(con, upload_id)
+    if upload.status == "undone":
+        raise ConfigError(f"upload {upload_id} was undone; import the file again instead")
+    if not Path(upload.stored_path).is_file():
+        raise UnusableInput(f"the stored original of upload {upload_id} is missing")
+    _fail_abandoned_runs(dagster_instance(), upload_id)
     with warehouse.transaction() as con:
-        summary = upload_summary(con, landed.upload_id)
+        update_upload(con, upload_id, status="registered", failure=None, blocked_by=None)
+    return _run_upload_chain(warehouse, upload_id, upload.campaign, via="rerun", progress=progress)
+
+
+def _run_upload_chain(
+    warehouse: Warehouse, upload_id: str, campaign: str, *, via: str, progress: bool
+) -> dict[str, Any]:
+    """One `import_upload` run for the upload's partition, then its summary (a run that died is `failed`)."""
+    from callaro_pipeline.definitions import defs
+
+    instance = dagster_instance()
+    if not instance.has_dynamic_partition(UPLOADS, upload_id):
+        instance.add_dynamic_partitions(UPLOADS, [upload_id])
+    job = defs.resolve_job_def("import_upload")
+    run_config: dict[str, Any] = QUIET_RUN_CONFIG
+    if progress:
+        job = job.with_logger_defs({**job.loggers, "callaro_progress": progress_logger()})
+        run_config = {"loggers": {**QUIET_RUN_CONFIG["loggers"], "callaro_progress": {}}}
+        print(f"importing upload {upload_id}", file=sys.stderr, flush=True)
+    job.execute_in_process(
+        partition_key=upload_id,
+        instance=instance,
+        run_config=run_config,
+        tags={
+            "callaro/campaign": campaign,
+            "callaro/upload_id": upload_id,
+            "callaro/via": via,
+            PID_TAG: str(os.getpid()),
+        },
+        raise_on_error=False,
+    )
+    with warehouse.transaction() as con:
+        summary = upload_summary(con, upload_id)
         if summary["status"] not in ("imported", "blocked") and "failure" not in summary:
             update_upload(
                 con,
-                landed.upload_id,
+                upload_id,
                 status="failed",
                 failure={"stage": "run", "message": "the run failed; see the Dagster UI"},
             )
-            summary = upload_summary(con, landed.upload_id)
+            summary = upload_summary(con, upload_id)
     warehouse.publish_snapshot()
     return summary
 
 
-def run_job(name: str, *, tags: dict[str, str] | None = None) -> bool:
+def _fail_abandoned_runs(instance: dg.DagsterInstance, upload_id: str) -> None:
+    """Mark failed the in-process runs of this upload whose process is gone (killed, crashed machine)."""
+    unfinished = instance.get_runs(
+        filters=dg.RunsFilter(
+            tags={"callaro/upload_id": upload_id},
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED],
+        )
+    )
+    for run in unfinished:
+        pid = run.tags.get(PID_TAG, "")
+        if pid.isdigit() and not _process_alive(int(pid)):
+            instance.report_run_failed(run, "the process running this import ended before it finished")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_job(
+    name: str, *, tags: dict[str, str] | None = None, asset_selection: list[dg.AssetKey] | None = None
+) -> bool:
     from callaro_pipeline.definitions import defs
 
     # dbt streams its own log lines to stdout; they belong in the run's logs, not on the user's terminal.
     with contextlib.redirect_stdout(io.StringIO()):
         result = defs.resolve_job_def(name).execute_in_process(
-            instance=dagster_instance(), tags=tags or {}, run_config=QUIET_RUN_CONFIG, raise_on_error=False
+            instance=dagster_instance(),
+            tags=tags or {},
+            run_config=QUIET_RUN_CONFIG,
+            raise_on_error=False,
+            asset_selection=asset_selection,
         )
     Warehouse().publish_snapshot()
     return result.success
+
+
+def rebuild_audiences(campaigns: list[str]) -> list[str]:
+    """Rebuild these campaigns' audiences after a change to the book (undo, contacts update/remove): one run of
+    `campaign_audiences` per campaign. Segment models are views, always current, so no dbt build is needed.
+    Returns the campaigns whose audience was not rebuilt (e.g. a DNC list fails closed: the previous build
+    stays current)."""
+    audiences = [dg.AssetKey("campaign_audiences")]
+    return [
+        campaign
+        for campaign in campaigns
+        if not run_job(
+            "rebuild_segments_and_audiences", tags={"callaro/campaign": campaign}, asset_selection=audiences
+        )
+    ]

@@ -199,7 +199,8 @@ class _Parser:
                 )
             raise self.error(
                 tok,
-                f"unknown field {field[:60]!r}; fields: {', '.join(sorted(STANDARD_FIELDS))}, custom.<declared field>",
+                f"unknown field {field[:60]!r}; fields: "
+                f"{', '.join(sorted(f for f in self.fields if not f.startswith(CUSTOM_PREFIX)))}, custom.<declared field>",
             )
         kind = self.fields[field]
         operator = self.operator()
@@ -309,7 +310,9 @@ def _check_value(value: str, kind: str, field: str) -> str:
     return value
 
 
-def parse_where(text: str, registry: Mapping[str, CustomField] | None = None) -> list[Condition]:
+def parse_where(
+    text: str, registry: Mapping[str, CustomField] | None = None, *, extra_fields: Mapping[str, str] | None = None
+) -> list[Condition]:
     """Parse `field op value [and ...]`; ConfigError (one clear line) for anything outside the allowlists.
 
     Values: bare words (`lead_source = paid search`) or quoted (`company = "Smith and Sons"`); lists for
@@ -320,7 +323,7 @@ def parse_where(text: str, registry: Mapping[str, CustomField] | None = None) ->
         raise ConfigError("--where must be text")
     if len(text) > 4000:
         raise ConfigError("--where is too long (at most 4000 characters)")
-    return _Parser(text, field_types(registry)).parse()
+    return _Parser(text, {**field_types(registry), **(extra_fields or {})}).parse()
 
 
 # --- SQL (code-made only) ---------------------------------------------------------------------------------

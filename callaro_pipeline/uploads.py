@@ -23,6 +23,9 @@ class UploadOptions:
     duplicates: str | None = None
     mapping_path: str | None = None
     sheet: str | None = None
+    manual: bool = False
+    """a contact added by hand (`callaro contacts add`): not a vendor file, so it neither updates nor is
+    compared with the campaign's remembered mapping and columns"""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import polars as pl
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, EMAIL_MAX_LENGTH
 
 from callaro_pipeline.config import CustomField, load_custom_fields
 from callaro_pipeline.mapping import CUSTOM_PREFIX, FALSE_WORDS, TRUE_WORDS, typed_custom_value
@@ -68,6 +69,9 @@ PROBLEM_SCHEMA = pl.Schema(
 NAME_FIELDS = ("first_name", "last_name", "full_name", "external_id")
 CONSENT_YES = (*TRUE_WORDS, "opt-in", "opt in", "optin", "opted in", "opted-in", "granted", "consented")
 CONSENT_NO = (*FALSE_WORDS, "opt-out", "opt out", "optout", "opted out", "opted-out", "declined", "withdrawn")
+# email-validator's DOT_ATOM_TEXT local part, one "@", then ASCII hostname characters (see _email_verdicts).
+_EMAIL_ATEXT = r"A-Za-z0-9_!#$%&'*+/=?^`{|}~\-"
+_SIMPLE_EMAIL = rf"^[{_EMAIL_ATEXT}]+(?:\.[{_EMAIL_ATEXT}]+)*@[A-Za-z0-9.\-]+$"
 CUSTOM_TYPE_HINTS = {
     "integer": "not a whole number",
     "number": "not a number",
@@ -101,21 +105,70 @@ def empty_problems() -> pl.DataFrame:
 
 
 def _email_verdicts(emails: pl.Series) -> pl.DataFrame:
-    """email -> (normalized form, error message), one email-validator call per distinct address."""
-    distinct = emails.drop_nulls().unique().to_list()
-    normalized: list[str | None] = []
+    """email -> (normalized form, error message): exactly what email-validator says about each distinct address.
+
+    email-validator costs ~0.15 ms an address (1M distinct addresses: minutes), almost all of it on the domain.
+    For the usual shape (an ASCII dot-atom local part, one "@", an ASCII hostname) its verdict is a function of
+    the domain alone: such a local part is valid and kept as is (RFC 2142 names like "Info" are lowercased, so
+    they take the slow path), the domain is checked on its own, and the three length checks are recomputed
+    here. So the library runs once per distinct domain of those; everything else, and every address whose
+    domain it refuses (for its exact message), goes to `validate_email` whole, once per distinct address.
+    """
+    distinct = emails.drop_nulls().unique().rename("email").to_frame()
+    parts = pl.col("email").str.splitn("@", 2)
+    shaped = distinct.with_columns(
+        simple=pl.col("email").str.contains(_SIMPLE_EMAIL).fill_null(False),
+        local=parts.struct.field("field_0"),
+        domain=parts.struct.field("field_1"),
+    ).with_columns(
+        simple=pl.col("simple") & ~pl.col("local").str.to_lowercase().is_in(list(CASE_INSENSITIVE_MAILBOX_NAMES))
+    )
+    domains = shaped.filter("simple").get_column("domain").unique().to_list()
+    verdicts = [_domain_verdict(domain) for domain in domains]
+    by_domain = pl.DataFrame(
+        {
+            "domain": domains,
+            "domain_normalized": [v[0] for v in verdicts],
+            "domain_ascii": [v[1] for v in verdicts],
+        },
+        schema={"domain": pl.Utf8, "domain_normalized": pl.Utf8, "domain_ascii": pl.Utf8},
+    )
+    normalized = pl.col("local") + "@" + pl.col("domain_normalized")
+    fits = (
+        (pl.col("email").str.len_bytes() <= EMAIL_MAX_LENGTH)
+        & (normalized.str.len_bytes() <= EMAIL_MAX_LENGTH)
+        & ((pl.col("local") + "@" + pl.col("domain_ascii")).str.len_bytes() <= EMAIL_MAX_LENGTH)
+    )
+    answered = (
+        shaped.join(by_domain, on="domain", how="left")
+        .with_columns(fast=(pl.col("simple") & pl.col("domain_normalized").is_not_null() & fits).fill_null(False))
+        .with_columns(email_normalized=pl.when("fast").then(normalized))
+    )
+    fast = answered.filter("fast").select("email", "email_normalized", pl.lit(None, pl.Utf8).alias("email_error"))
+    rest = answered.filter(~pl.col("fast")).get_column("email").to_list()
+    normalized_rest: list[str | None] = []
     errors: list[str | None] = []
-    for address in distinct:
+    for address in rest:
         try:
-            normalized.append(validate_email(address, check_deliverability=False).normalized)
+            normalized_rest.append(validate_email(address, check_deliverability=False).normalized)
             errors.append(None)
         except EmailNotValidError as exc:
-            normalized.append(None)
+            normalized_rest.append(None)
             errors.append(str(exc))
-    return pl.DataFrame(
-        {"email": distinct, "email_normalized": normalized, "email_error": errors},
+    slow = pl.DataFrame(
+        {"email": rest, "email_normalized": normalized_rest, "email_error": errors},
         schema={"email": pl.Utf8, "email_normalized": pl.Utf8, "email_error": pl.Utf8},
     )
+    return pl.concat([fast, slow])
+
+
+def _domain_verdict(domain: str) -> tuple[str | None, str | None]:
+    """(normalized domain, IDNA ASCII domain) as email-validator gives them, or (None, None) if it refuses it."""
+    try:
+        checked = validate_email("a@" + domain, check_deliverability=False)
+    except EmailNotValidError:
+        return None, None
+    return checked.domain, checked.ascii_domain
 
 
 def _consent(raw: pl.Expr) -> pl.Expr:

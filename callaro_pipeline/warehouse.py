@@ -67,7 +67,7 @@ class Warehouse(dg.ConfigurableResource):
         """A short read-write session under the write lock; the schema exists; external files limited to home."""
         paths = self.paths
         with self.lock():
-            con = duckdb.connect(str(paths.warehouse))
+            con = self._open(paths.warehouse)
             try:
                 home = str(paths.home).replace("'", "''")
                 con.execute(f"SET allowed_directories=['{home}/']")
@@ -77,6 +77,23 @@ class Warehouse(dg.ConfigurableResource):
                 yield con
             finally:
                 con.close()
+
+    def _open(self, path: Path) -> duckdb.DuckDBPyConnection:
+        """DuckDB's own file lock: an analyst who opened the live file (not the read-only copy) delays the
+        write until they close it, up to the lock timeout, instead of failing the run."""
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        while True:
+            try:
+                return duckdb.connect(str(path))
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() > deadline:
+                    raise WarehouseBusy(
+                        f"{path.name} stayed open in another program for {self.lock_timeout_seconds:.0f}s; "
+                        f"analysts should read {self.paths.warehouse_snapshot.name} instead"
+                    ) from None
+                time.sleep(0.2)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -10,17 +10,22 @@ import pytest
 from callaro_pipeline.config import PROJECT_ROOT
 
 
-@pytest.fixture
-def callaro_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty CALLARO_HOME and a copy of the project's config; returns the home folder."""
-    home = tmp_path / "home"
-    config = tmp_path / "config"
+def install_callaro_env(base: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty CALLARO_HOME and a copy of the project's config under `base`; returns the home folder."""
+    home = base / "home"
+    config = base / "config"
     (home / "dagster").mkdir(parents=True)
     shutil.copytree(PROJECT_ROOT / "config", config)
     monkeypatch.setenv("CALLARO_HOME", str(home))
     monkeypatch.setenv("CALLARO_CONFIG", str(config))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     return home
+
+
+@pytest.fixture
+def callaro_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty CALLARO_HOME and a copy of the project's config; returns the home folder."""
+    return install_callaro_env(tmp_path, monkeypatch)
 
 
 def write_csv(

@@ -11,7 +11,7 @@ from callaro_pipeline.audiences import build_audience
 from callaro_pipeline.config import list_campaigns, load_campaign
 from callaro_pipeline.errors import CallaroError
 from callaro_pipeline.partitions import WAREHOUSE_POOL
-from callaro_pipeline.privacy import mask_phone
+from callaro_pipeline.privacy import mask_phone, withhold_error_details
 from callaro_pipeline.warehouse import Warehouse
 
 CAMPAIGN_TAG = "callaro/campaign"
@@ -29,6 +29,7 @@ CAMPAIGN_TAG = "callaro/campaign"
     "cannot be trusted, leaving the previous build current. In an import run only the upload's campaign is "
     "rebuilt; otherwise every campaign.",
 )
+@withhold_error_details
 def campaign_audiences(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     tagged = context.run.tags.get(CAMPAIGN_TAG)
     names = [tagged] if tagged else list_campaigns()

@@ -5,11 +5,13 @@ import time
 
 import dagster as dg
 
+from callaro_pipeline.assets.metadata import upload_metadata
 from callaro_pipeline.assets.suppression import DNC_GATE, suppressed_contacts
 from callaro_pipeline.contact_book import merge_upload_into_book
 from callaro_pipeline.gates import GE_GATE, PANDERA_GATE
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
-from callaro_pipeline.uploads import failed_checks, load_upload, update_upload, utcnow
+from callaro_pipeline.privacy import withhold_error_details
+from callaro_pipeline.uploads import failed_checks, load_upload, update_upload, upload_summary, utcnow
 from callaro_pipeline.warehouse import Warehouse
 
 REQUIRED_GATES = (PANDERA_GATE, GE_GATE, DNC_GATE)
@@ -34,6 +36,7 @@ ORDER BY v.row_number
     "fields, custom_fields JSON and lineage; campaign_contacts links the upload's contacts to its campaign. "
     "Only uploads whose gates all passed are merged.",
 )
+@withhold_error_details
 def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     upload_id = context.partition_key
     started = time.perf_counter()
@@ -55,19 +58,27 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
                 or f"gates not evaluated: {', '.join(missing)}"
             )
             raise dg.Failure(
-                description=f"upload {upload_id} is blocked, nothing released ({reason})", allow_retries=False
+                description=f"upload {upload_id} is blocked, nothing released ({reason})",
+                metadata={
+                    k: v
+                    for k, v in upload_metadata(upload_summary(con, upload_id)).items()
+                    if k in ("import_status", "import_summary")
+                },
+                allow_retries=False,
             )
         released = con.execute(RELEASED_SQL, [upload_id, upload_id]).pl()
         counts = merge_upload_into_book(
             con, upload_id=upload_id, campaign=upload.campaign, contacts=released, now=utcnow()
         )
-        con.execute(
-            """
-            INSERT OR REPLACE INTO campaign_state (campaign, last_upload_id, last_mapping, last_columns, updated_at)
-            SELECT ?, ?, ?, (SELECT to_json(list(name ORDER BY position)) FROM raw_columns WHERE upload_id = ?), ?
-            """,
-            [upload.campaign, upload_id, upload.summary.get("mapping_json"), upload_id, utcnow()],
-        )
+        if not upload.options.manual:  # a contact added by hand is not a vendor file: keep the campaign's state
+            con.execute(
+                """
+                INSERT OR REPLACE INTO campaign_state
+                    (campaign, last_upload_id, last_mapping, last_columns, updated_at)
+                SELECT ?, ?, ?, (SELECT to_json(list(name ORDER BY position)) FROM raw_columns WHERE upload_id = ?), ?
+                """,
+                [upload.campaign, upload_id, upload.summary.get("mapping_json"), upload_id, utcnow()],
+            )
         update_upload(
             con,
             upload_id,
@@ -76,6 +87,13 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
             book=counts,
             timings={"contact_book_seconds": round(time.perf_counter() - started, 3)},
         )
+        overview = upload_metadata(upload_summary(con, upload_id))
     return dg.MaterializeResult(
-        metadata={"imported": released.height, **{k: int(v) for k, v in counts.items()}, "campaign": upload.campaign}
+        metadata={
+            "import_status": overview.pop("import_status"),
+            "imported": released.height,
+            **{k: int(v) for k, v in counts.items()},
+            "campaign": upload.campaign,
+            **overview,
+        }
     )

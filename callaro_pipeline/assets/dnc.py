@@ -7,6 +7,7 @@ import dagster as dg
 
 from callaro_pipeline.errors import CallaroError
 from callaro_pipeline.partitions import WAREHOUSE_POOL
+from callaro_pipeline.privacy import withhold_error_details
 from callaro_pipeline.suppression import import_dnc_file
 from callaro_pipeline.warehouse import Warehouse
 
@@ -36,6 +37,7 @@ def waiting_dnc_files(inbox: Path) -> list[tuple[str, Path]]:
     "snapshot date. Append-only; files in CALLARO_HOME/dnc/inbox/<source>/ are loaded in bulk. A file with no "
     "usable line or a full snapshot that shrank unexpectedly fails closed and loads nothing.",
 )
+@withhold_error_details
 def dnc_lists(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     loaded, failures = [], []
     for source, path in waiting_dnc_files(warehouse.paths.dnc_files / "inbox"):

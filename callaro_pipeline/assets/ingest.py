@@ -8,8 +8,9 @@ import dagster as dg
 import polars as pl
 
 from callaro_pipeline.errors import CallaroError
-from callaro_pipeline.ingest import read_table, to_cells
+from callaro_pipeline.ingest import ReadLimits, check_size, read_table, to_cells
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
+from callaro_pipeline.privacy import withhold_error_details
 from callaro_pipeline.uploads import load_upload, update_upload
 from callaro_pipeline.warehouse import Warehouse, replace_partition
 
@@ -37,13 +38,17 @@ def fail_upload(warehouse: Warehouse, upload_id: str, stage: str, error: Callaro
         "row detected, lossless spreadsheet damage repaired, every row keeps its spreadsheet row_number."
     ),
 )
+@withhold_error_details
 def raw_upload(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     upload_id = context.partition_key
     started = time.perf_counter()
     with warehouse.connect() as con:
         upload = load_upload(con, upload_id)
     try:
-        table = read_table(Path(upload.stored_path).read_bytes(), upload.original_name, sheet=upload.options.sheet)
+        limits = ReadLimits.from_env()  # CALLARO_MAX_UPLOAD_BYTES / _ROWS / _COLUMNS
+        stored = Path(upload.stored_path)
+        check_size(stored.stat().st_size, limits)  # before the bytes are read into memory
+        table = read_table(stored.read_bytes(), upload.original_name, sheet=upload.options.sheet, limits=limits)
     except CallaroError as error:
         raise fail_upload(warehouse, upload_id, "reading the file", error) from None
     cells = to_cells(table)

@@ -12,6 +12,8 @@
 
 import contextlib
 import os
+import shutil
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,9 +97,16 @@ def ensure_manifest(project: DbtProject | None = None, *, force: bool = False) -
     return Path(project.manifest_path)
 
 
+def dbt_executable() -> str:
+    """The dbt installed next to this Python (`callaro` run by its full path, e.g. from cron, has no virtualenv
+    on PATH), else `dbt` on PATH."""
+    sibling = Path(sys.executable).parent / ("dbt.exe" if os.name == "nt" else "dbt")
+    return str(sibling) if sibling.is_file() else shutil.which("dbt") or "dbt"
+
+
 def dbt_resource(project: DbtProject | None = None) -> DbtCliResource:
     """The `dbt` resource the segment assets need."""
-    return DbtCliResource(project_dir=project or segments_project)
+    return DbtCliResource(project_dir=project or segments_project, dbt_executable=dbt_executable())
 
 
 class SegmentsTranslator(DagsterDbtTranslator):
@@ -124,6 +133,39 @@ class SegmentsTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return SEGMENTS_GROUP
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
+        return super().get_owners(dbt_resource_props) or ["team:analytics"]
+
+    def get_asset_check_spec(
+        self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        return spec._replace(description=dbt_test_description(manifest["nodes"].get(unique_id, {})))
+
+
+def dbt_test_description(test: Mapping[str, Any]) -> str:
+    """A sentence for a dbt test without its own description (generic tests: what they assert, on what)."""
+    if test.get("description"):
+        return str(test["description"])
+    meta = test.get("test_metadata") or {}
+    kwargs = meta.get("kwargs") or {}
+    column = kwargs.get("column_name") or test.get("column_name") or "the row"
+    kind = meta.get("name")
+    if kind == "not_null":
+        return f"dbt test: `{column}` is never null."
+    if kind == "unique":
+        return f"dbt test: `{column}` is unique."
+    if kind == "accepted_values":
+        return f"dbt test: `{column}` only takes the values {', '.join(map(str, kwargs.get('values', [])))}."
+    if kind == "relationships":
+        return f"dbt test: every `{column}` exists in {kwargs.get('to', 'its parent')}.{kwargs.get('field', column)}."
+    if kind:
+        return f"dbt test `{kind}` on `{column}`."
+    where = test.get("original_file_path") or test.get("name") or "a SQL file"
+    return f"dbt singular test ({where}): holds when its query returns no rows."
 
 
 def run_dbt(warehouse: Warehouse, args: Sequence[str], *, project: DbtProject | None = None) -> bool:

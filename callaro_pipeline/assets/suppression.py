@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
+from callaro_pipeline.assets.metadata import upload_metadata
 from callaro_pipeline.assets.validation import VALIDATED_COLUMNS_SQL
 from callaro_pipeline.config import load_campaign
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
+from callaro_pipeline.privacy import withhold_error_details
 from callaro_pipeline.suppression import dnc_problems, scrub
-from callaro_pipeline.uploads import load_upload, record_check, update_upload
+from callaro_pipeline.uploads import load_upload, record_check, update_upload, upload_summary
 from callaro_pipeline.warehouse import Warehouse, replace_partition
 
 DNC_GATE = "dnc_lists_usable"
@@ -27,6 +29,7 @@ DNC_GATE = "dnc_lists_usable"
     description="Validated contacts that may not be called: on a DNC list that applies to the campaign (matched "
     "on E.164 whatever the input format) or without the consent the campaign requires. Each keeps its reasons.",
 )
+@withhold_error_details
 def suppressed_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     upload_id = context.partition_key
     started = time.perf_counter()
@@ -63,6 +66,7 @@ def suppressed_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse)
     description="Fail closed: every DNC list that applies to the campaign was loaded, is not empty, and — where "
     "the campaign requires the national registry — is at most 31 days old.",
 )
+@withhold_error_details
 def dnc_lists_usable(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
     upload_id = context.partition_key
     with warehouse.transaction() as con:
@@ -73,8 +77,10 @@ def dnc_lists_usable(context: dg.AssetCheckExecutionContext, warehouse: Warehous
         )
         detail = "; ".join(problems) if problems else "all DNC lists that apply are loaded and fresh"
         record_check(con, upload_id, DNC_GATE, not problems, detail, {"problems": len(problems)})
+        metadata: dict = {"problems": len(problems), "detail": detail}
         if problems:
             update_upload(con, upload_id, status="blocked", blocked_by={"gate": DNC_GATE, "detail": detail})
-    return dg.AssetCheckResult(
-        passed=not problems, description=detail, metadata={"problems": len(problems), "detail": detail}
-    )
+            # a blocked upload says why, in words, right on the check (downstream steps are skipped)
+            overview = upload_metadata(upload_summary(con, upload_id))
+            metadata.update(import_status=overview["import_status"], import_summary=overview["import_summary"])
+    return dg.AssetCheckResult(passed=not problems, description=detail, metadata=metadata)

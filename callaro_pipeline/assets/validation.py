@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from callaro_pipeline.assets.ingest import fail_upload, raw_upload
-from callaro_pipeline.assets.metadata import frame_markdown
+from callaro_pipeline.assets.metadata import frame_markdown, in_progress, upload_metadata
 from callaro_pipeline.config import load_campaign, load_custom_fields
 from callaro_pipeline.errors import CallaroError
 from callaro_pipeline.flow import check_upload, map_upload
@@ -15,9 +15,9 @@ from callaro_pipeline.gates import GateResult, great_expectations_gate, pandera_
 from callaro_pipeline.ingest import from_cells
 from callaro_pipeline.mapping import Mapping
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
-from callaro_pipeline.privacy import mask_frame
+from callaro_pipeline.privacy import mask_frame, withhold_error_details
 from callaro_pipeline.report import write_csv_safely, write_error_report
-from callaro_pipeline.uploads import load_upload, record_check, update_upload
+from callaro_pipeline.uploads import load_upload, record_check, update_upload, upload_summary
 from callaro_pipeline.warehouse import Warehouse, replace_partition
 
 VALIDATED_COLUMNS_SQL = "SELECT * EXCLUDE (upload_id) FROM validated_contacts WHERE upload_id = ? ORDER BY row_number"
@@ -36,6 +36,7 @@ VALIDATED_COLUMNS_SQL = "SELECT * EXCLUDE (upload_id) FROM validated_contacts WH
         "against the campaign's previous upload are reported in the metadata."
     ),
 )
+@withhold_error_details
 def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     upload_id = context.partition_key
     with warehouse.connect() as con:
@@ -62,7 +63,8 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
             options=upload.options,
             registry=registry,
             remembered_mapping=state[0] if state else None,
-            previous_columns=state[1] if state else None,
+            # a contact added by hand is not compared with the campaign's vendor files (no column drift)
+            previous_columns=state[1] if state and not upload.options.manual else None,
         )
     except CallaroError as error:
         raise fail_upload(warehouse, upload_id, "mapping columns", error) from None
@@ -115,6 +117,7 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
     partitions_def=upload_partitions,
     pool=WAREHOUSE_POOL,
 )
+@withhold_error_details
 def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
     upload_id = context.partition_key
     started = time.perf_counter()
@@ -165,9 +168,12 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
             valid_rows=checked.kept.height,
             phone_types=_value_counts(checked.kept, "phone_type"),
             timezone_sources=_value_counts(checked.kept, "timezone_source"),
+            timezones=_value_counts(checked.kept, "timezone"),
             timings={"validate_seconds": round(time.perf_counter() - started, 3)},
             **counts,
         )
+        # the gates run next: until then the upload is neither imported nor blocked
+        overview = upload_metadata(in_progress(upload_summary(con, upload_id), "validated, gates pending"))
     preview = mask_frame(checked.kept.head(5).select(_preview_columns(checked.kept)))
     yield dg.MaterializeResult(
         asset_key="validated_contacts",
@@ -177,6 +183,7 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
             "phone_types": dg.MetadataValue.json(_value_counts(checked.kept, "phone_type")),
             "timezone_sources": dg.MetadataValue.json(_value_counts(checked.kept, "timezone_source")),
             "preview_masked": frame_markdown(preview),
+            **{k: overview[k] for k in ("import_status", "phone_types_and_timezones", "import_summary") if k in overview},
         },
     )
     yield dg.MaterializeResult(
@@ -185,6 +192,7 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
             "rejected_rows": counts["rejected"],
             "problems_by_code": dg.MetadataValue.json(counts["problems_by_code"]),
             "error_report": dg.MetadataValue.path(str(error_report)),
+            **{k: overview[k] for k in ("import_status", "rejected_by_code", "import_summary") if k in overview},
         },
     )
 
@@ -206,10 +214,15 @@ def _gate_result(warehouse: Warehouse, upload_id: str, result: GateResult) -> dg
         record_check(con, upload_id, result.name, result.passed, result.detail, result.metadata)
         if not result.passed:
             update_upload(con, upload_id, status="blocked", blocked_by={"gate": result.name, "detail": result.detail})
+            summary = upload_summary(con, upload_id)
     metadata: dict = {k: v for k, v in result.metadata.items()}
     metadata["detail"] = result.detail
     if result.docs_path:
         metadata["data_docs"] = dg.MetadataValue.path(result.docs_path)
+    if not result.passed:
+        # a blocked upload says why, in words, right on the check (downstream steps are skipped)
+        overview = upload_metadata(summary)
+        metadata.update(import_status=overview["import_status"], import_summary=overview["import_summary"])
     return dg.AssetCheckResult(passed=result.passed, metadata=metadata, description=result.detail)
 
 
@@ -220,6 +233,7 @@ def _gate_result(warehouse: Warehouse, upload_id: str, result: GateResult) -> dg
     description="Pandera (polars) schema of validated contacts: types, E.164 pattern, IANA zones, unique key, "
     "non-null rules. Blocks the upload from the contact book and audiences when it fails.",
 )
+@withhold_error_details
 def pandera_validated_contacts(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
     upload_id = context.partition_key
     with warehouse.connect() as con:
@@ -234,6 +248,7 @@ def pandera_validated_contacts(context: dg.AssetCheckExecutionContext, warehouse
     description="Great Expectations suite on the upload: row count equals --expected-count when given, rejected "
     "share under the campaign's limit, required fields mapped. Writes HTML Data Docs per upload.",
 )
+@withhold_error_details
 def great_expectations_upload(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
     upload_id = context.partition_key
     with warehouse.connect() as con:

@@ -1,0 +1,88 @@
+"""Files over the configured size, row or column limit are refused before they are read into memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from callaro_pipeline.cli import main
+from callaro_pipeline.config import PROJECT_ROOT
+from callaro_pipeline.errors import ConfigError
+from callaro_pipeline.ingest import ReadLimits
+
+SAMPLE = PROJECT_ROOT / "data" / "samples" / "demo_contacts.csv"  # 62 data rows, 12 columns, ~5 KB
+
+
+def test_limits_come_from_the_environment() -> None:
+    assert ReadLimits.from_env({}) == ReadLimits()
+    limits = ReadLimits.from_env(
+        {"CALLARO_MAX_UPLOAD_BYTES": "1_000", "CALLARO_MAX_ROWS": " 10 ", "CALLARO_MAX_COLUMNS": "3"}
+    )
+    assert (limits.max_bytes, limits.max_rows, limits.max_columns) == (1000, 10, 3)
+    for bad in ("0", "-5", "ten", "1e6", "1.5"):
+        with pytest.raises(ConfigError, match="CALLARO_MAX_ROWS must be a positive whole number"):
+            ReadLimits.from_env({"CALLARO_MAX_ROWS": bad})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CALLARO_MAX_UPLOAD_BYTES", "1000", "the limit is 1.0 KB"),
+        ("CALLARO_MAX_ROWS", "10", "the limit is 10"),
+        ("CALLARO_MAX_COLUMNS", "5", "the limit is 5"),
+        ("CALLARO_MAX_ROWS", "lots", "CALLARO_MAX_ROWS must be a positive whole number"),
+    ],
+    ids=["bytes", "rows", "columns", "bad-setting"],
+)
+def test_import_over_a_limit_exits_2_with_one_line(
+    callaro_env: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    code = main(["import", str(SAMPLE), "--campaign", "limits"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "Traceback" not in out + err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("callaro: ") and message in line
+    import duckdb
+
+    con = duckdb.connect(str(callaro_env / "warehouse_read.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM contacts").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM raw_rows").fetchone()[0] == 0
+    finally:
+        con.close()
+
+
+def test_preview_honours_the_same_limits(
+    callaro_env: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLARO_MAX_UPLOAD_BYTES", "1000")
+    code = main(["preview", str(SAMPLE), "--campaign", "limits"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "the limit is 1.0 KB" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_size_limit_is_checked_before_the_file_is_read(
+    callaro_env: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored original is never loaded into memory when its size alone is over the limit."""
+    read: list[Path] = []
+    real_read_bytes = Path.read_bytes
+
+    def spy(self: Path) -> bytes:
+        if self.name.startswith("original"):
+            read.append(self)
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", spy)
+    monkeypatch.setenv("CALLARO_MAX_UPLOAD_BYTES", "1000")
+    assert main(["import", str(SAMPLE), "--campaign", "limits"]) == 2
+    capsys.readouterr()
+    assert read == []

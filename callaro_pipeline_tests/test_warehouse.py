@@ -1,0 +1,178 @@
+"""The storage layer: partition writes are one transaction, by column name; files outside CALLARO_HOME are off
+limits; a locked live file gives a bounded wait, never a hang.
+
+Why not the stock dagster-duckdb IO managers is written in warehouse.py; these tests hold our own layer to the
+rules they break (atomic replace, insert by name, no silent wipe by an empty frame).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from callaro_pipeline import warehouse as warehouse_module
+from callaro_pipeline.warehouse import Warehouse, WarehouseBusy, open_readonly, replace_partition
+
+PROBLEMS = pl.DataFrame(
+    {
+        "row_number": [2, 3, 4],
+        "column": ["Phone", "Phone", "E-mail"],
+        "field": ["phone", "phone", "email"],
+        "code": ["invalid_phone", "missing_required", "invalid_email"],
+        "message": ["not a number", "empty", "no @"],
+        "value": ["abc", None, "x"],
+    }
+)
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    home = tmp_path / "home"
+    home.mkdir()
+    store = Warehouse(home=str(home), lock_timeout_seconds=5)
+    with store.transaction() as con:
+        replace_partition(con, "rejected_rows", "u1", PROBLEMS)
+        replace_partition(con, "rejected_rows", "u2", PROBLEMS.head(1))
+    return store
+
+
+def rows(store: Warehouse, upload_id: str = "u1") -> list[tuple]:
+    return store.query(
+        'SELECT row_number, "column", field, code, message, value FROM rejected_rows WHERE upload_id = ? '
+        "ORDER BY row_number",
+        [upload_id],
+    ).rows()
+
+
+def test_failure_between_delete_and_insert_keeps_the_previous_rows(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = rows(warehouse)
+
+    def crash(*_args: object, **_kwargs: object) -> str:  # runs after the DELETE, before the INSERT
+        raise RuntimeError("injected crash between DELETE and INSERT")
+
+    monkeypatch.setattr(warehouse_module, "stage", crash)
+    with pytest.raises(RuntimeError, match="injected"), warehouse.transaction() as con:
+        replace_partition(con, "rejected_rows", "u1", PROBLEMS.head(1))
+    assert rows(warehouse) == before
+    assert len(rows(warehouse, "u2")) == 1
+
+
+def test_insert_failing_on_a_constraint_keeps_the_previous_rows(warehouse: Warehouse) -> None:
+    before = rows(warehouse)
+    broken = PROBLEMS.with_columns(pl.lit(None, pl.Utf8).alias("code"))  # code is NOT NULL
+    with pytest.raises(duckdb.ConstraintException), warehouse.transaction() as con:
+        replace_partition(con, "rejected_rows", "u1", broken)
+    assert rows(warehouse) == before
+
+
+def test_rows_are_inserted_by_column_name_not_position(warehouse: Warehouse) -> None:
+    shuffled = PROBLEMS.select(list(reversed(PROBLEMS.columns)))
+    with warehouse.transaction() as con:
+        assert replace_partition(con, "rejected_rows", "u1", shuffled) == 3
+    assert rows(warehouse) == [tuple(r) for r in PROBLEMS.rows()]
+
+
+def test_a_replace_replaces_only_its_own_partition(warehouse: Warehouse) -> None:
+    with warehouse.transaction() as con:
+        replace_partition(con, "rejected_rows", "u1", PROBLEMS.tail(1))
+    assert [r[0] for r in rows(warehouse)] == [4]
+    assert len(rows(warehouse, "u2")) == 1
+
+
+def test_an_empty_frame_wipes_a_partition_only_when_allowed(warehouse: Warehouse) -> None:
+    with pytest.raises(ValueError, match="zero rows"), warehouse.transaction() as con:
+        replace_partition(con, "rejected_rows", "u1", PROBLEMS.clear(), allow_empty=False)
+    assert len(rows(warehouse)) == 3
+    with warehouse.transaction() as con:
+        replace_partition(con, "rejected_rows", "u1", PROBLEMS.clear())  # the intent: this upload has none now
+    assert rows(warehouse) == []
+
+
+def test_pipeline_connections_cannot_reach_files_outside_home(warehouse: Warehouse) -> None:
+    home = warehouse.paths.home
+    (home / "inside.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    outside = home.parent / "outside.csv"
+    outside.write_text("a,b\n3,4\n", encoding="utf-8")
+    sibling = home.parent / (home.name + "x")  # a prefix of home is not home
+    sibling.mkdir()
+    (sibling / "s.csv").write_text("a,b\n5,6\n", encoding="utf-8")
+    with warehouse.connect() as con:
+        assert con.execute(f"SELECT * FROM read_csv('{home}/inside.csv')").fetchall() == [(1, 2)]
+        for sql in (
+            "SELECT * FROM read_csv('/etc/passwd')",
+            f"SELECT * FROM read_csv('{outside}')",
+            f"SELECT * FROM read_csv('{home}/../outside.csv')",
+            f"SELECT * FROM read_csv('{sibling}/s.csv')",
+            "SELECT * FROM read_text('/etc/hostname')",
+            f"COPY (SELECT 1) TO '{home.parent}/exfiltrated.csv'",
+            f"ATTACH '{home.parent}/other.duckdb' AS other",
+        ):
+            with pytest.raises(duckdb.PermissionException):
+                con.execute(sql)
+        for sql in ("SET enable_external_access = true", "SET allowed_directories = ['/']"):
+            with pytest.raises(duckdb.InvalidInputException, match="locked"):
+                con.execute(sql)
+    assert not (home.parent / "exfiltrated.csv").exists()
+
+
+HOLD_OPEN = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == "ro")
+print("open", flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def _hold(path: Path, mode: str, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_OPEN, str(path), mode, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
+    return proc
+
+
+def test_a_reader_of_the_live_file_gets_a_bounded_wait_while_a_writer_holds_it(warehouse: Warehouse) -> None:
+    writer = _hold(warehouse.paths.warehouse, "rw", 30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(WarehouseBusy, match="locked by a writer"):
+            open_readonly(warehouse.paths.warehouse, wait_seconds=1)
+        assert time.monotonic() - started < 5
+    finally:
+        writer.kill()
+        writer.wait()
+    con = open_readonly(warehouse.paths.warehouse, wait_seconds=5)
+    assert con.execute("SELECT count(*) FROM rejected_rows").fetchone() == (4,)
+    con.close()
+
+
+def test_the_pipeline_waits_for_an_analyst_holding_the_live_file(warehouse: Warehouse) -> None:
+    """An analyst who opened warehouse.duckdb itself (not the read-only copy) delays a write, never breaks it."""
+    reader = _hold(warehouse.paths.warehouse, "ro", 1.5)
+    try:
+        with warehouse.transaction() as con:
+            replace_partition(con, "rejected_rows", "u3", PROBLEMS)
+    finally:
+        reader.wait(timeout=30)
+    assert len(rows(warehouse, "u3")) == 3
+
+
+def test_a_writer_gives_up_with_warehouse_busy_after_its_timeout(warehouse: Warehouse) -> None:
+    reader = _hold(warehouse.paths.warehouse, "ro", 30)
+    try:
+        impatient = Warehouse(home=warehouse.home, lock_timeout_seconds=1)
+        started = time.monotonic()
+        with pytest.raises(WarehouseBusy), impatient.connect():
+            pass
+        assert time.monotonic() - started < 10
+    finally:
+        reader.kill()
+        reader.wait()
