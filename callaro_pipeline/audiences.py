@@ -234,13 +234,14 @@ def build_audience(con: duckdb.DuckDBPyConnection, campaign: Campaign, *, now: d
     callable_contacts = timed.filter(pl.col("next_call_start_utc").is_not_null())
     missing_phones = missing.join(candidates.select("contact_id", "phone_e164"), on="contact_id")
     build_id = _next_build_id(con, campaign.name)
-    detail = {
+    not_callable = timed.height - callable_contacts.height
+    detail: dict[str, Any] = {
         "candidates": candidates.height,
         "suppressed": suppressed.height,
         "suppressed_by_reason": _value_counts(suppressed["reasons"].explode()),
         "missing_required": missing.height,
         "missing_by_variable": _value_counts(missing["missing"].explode()),
-        "not_callable": timed.height - callable_contacts.height,
+        "not_callable": not_callable,
         "source": {"segments": campaign.audience_segments}
         if campaign.audience_segments
         else {"uploads": campaign.audience_uploads},
@@ -252,7 +253,7 @@ def build_audience(con: duckdb.DuckDBPyConnection, campaign: Campaign, *, now: d
         missing_required=missing.height,
         missing_sample=[mask_phone(phone) for phone in missing_phones["phone_e164"].head(MISSING_SAMPLE_SIZE)],
         suppressed=suppressed.height,
-        not_callable=detail["not_callable"],
+        not_callable=not_callable,
         detail=detail,
     )
     members = _member_rows(callable_contacts, build_id, campaign.name)

@@ -184,10 +184,10 @@ def cmd_undo(args: argparse.Namespace) -> int:
         f"upload {args.upload_id} undone: {result['unlinked']} contacts taken out of campaign {upload.campaign}, "
         f"{result['removed']} removed from the contact book (in no other campaign)"
     )
-    return _report_rebuild(rebuild_audiences([upload.campaign]))
+    return report_rebuild(rebuild_audiences([upload.campaign]))
 
 
-def _report_rebuild(failed: list[str]) -> int:
+def report_rebuild(failed: list[str]) -> int:
     """After a change to the book: exit 1, with the reason on stderr, if an audience could not be rebuilt."""
     for campaign in failed:
         print(
@@ -232,7 +232,7 @@ def cmd_audience(args: argparse.Namespace) -> int:
     with warehouse.connect() as con:
         row = con.execute(
             "SELECT count(*), max(build_id) FROM campaign_audiences WHERE campaign = ?", [args.campaign]
-        ).fetchone()
+        ).fetchone() or (0, None)
     print(f"campaign {args.campaign}: {row[0]} callable contacts (build {row[1]})")
     return 0
 
@@ -365,10 +365,11 @@ def complete_help(parser: argparse.ArgumentParser) -> None:
     """Every command gets a description (its one-line help) and every argument a help text, recursively."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
             for name, subparser in action.choices.items():
-                if not subparser.description and helps.get(name):
-                    subparser.description = helps[name][:1].upper() + helps[name][1:] + "."
+                text = helps.get(name, "")
+                if not subparser.description and text:
+                    subparser.description = text[:1].upper() + text[1:] + "."
                 complete_help(subparser)
         elif action.help is None and action.dest in ARGUMENT_HELP:
             action.help = ARGUMENT_HELP[action.dest]

@@ -98,10 +98,10 @@ def contacts_add(args: argparse.Namespace) -> int:
 
 
 def _rebuild(campaigns: list[str]) -> int:
-    from callaro_pipeline.cli import _report_rebuild
+    from callaro_pipeline.cli import report_rebuild
     from callaro_pipeline.runner import rebuild_audiences
 
-    return _report_rebuild(rebuild_audiences(campaigns))
+    return report_rebuild(rebuild_audiences(campaigns))
 
 
 def contacts_change(args: argparse.Namespace, *, changed_by: str) -> int:

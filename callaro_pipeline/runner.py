@@ -29,7 +29,7 @@ from callaro_pipeline.warehouse import Warehouse
 
 # The console logger would print every Dagster event to the terminal; events still reach the instance's log.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-# The process that runs an in-process import: a rerun marks runs of dead processes as failed.
+# The process of an in-process run: runs whose process died are released before the next run starts.
 PID_TAG = "callaro/pid"
 
 DAGSTER_YAML = """\
@@ -123,7 +123,7 @@ def progress_logger() -> dg.LoggerDefinition:
     """A Dagster logger around StageProgress: Dagster hands run events to a job's @loggers, not to Python's
     `dagster` logger, so progress is a logger of the job for this one run (run config `callaro_progress`)."""
 
-    @dg.logger(description="Stage-by-stage progress of `callaro import` on a terminal.")
+    @dg.logger(config_schema=None, description="Stage-by-stage progress of `callaro import` on a terminal.")
     def callaro_progress(_init_context: dg.InitLoggerContext) -> logging.Logger:
         progress = logging.Logger("callaro_progress", level=logging.DEBUG)
         progress.addHandler(StageProgress())
@@ -164,8 +164,8 @@ def rerun_upload(upload_id: str, *, progress: bool = False) -> dict[str, Any]:
     """Run an upload's whole chain again for its existing partition, e.g. after a run was killed mid-way.
 
     Every stage replaces the upload's rows in one transaction and the contact book merge is idempotent, so the
-    warehouse ends exactly as if the upload had been imported once. Runs of this upload left "started" by a
-    process that no longer exists are marked failed first, so the UI does not show them running forever.
+    warehouse ends exactly as if the upload had been imported once (the killed run itself is marked failed and
+    its pool slot freed by `release_abandoned_runs`, as before every run).
     """
     check_name(upload_id, "upload id")
     warehouse = Warehouse()
@@ -175,7 +175,6 @@ def rerun_upload(upload_id: str, *, progress: bool = False) -> dict[str, Any]:
         raise ConfigError(f"upload {upload_id} was undone; import the file again instead")
     if not Path(upload.stored_path).is_file():
         raise UnusableInput(f"the stored original of upload {upload_id} is missing")
-    _fail_abandoned_runs(dagster_instance(), upload_id)
     with warehouse.transaction() as con:
         update_upload(con, upload_id, status="registered", failure=None, blocked_by=None)
     return _run_upload_chain(warehouse, upload_id, upload.campaign, via="rerun", progress=progress)
@@ -188,6 +187,7 @@ def _run_upload_chain(
     from callaro_pipeline.definitions import defs
 
     instance = dagster_instance()
+    release_abandoned_runs(instance)
     if not instance.has_dynamic_partition(UPLOADS, upload_id):
         instance.add_dynamic_partitions(UPLOADS, [upload_id])
     job = defs.resolve_job_def("import_upload")
@@ -222,18 +222,27 @@ def _run_upload_chain(
     return summary
 
 
-def _fail_abandoned_runs(instance: dg.DagsterInstance, upload_id: str) -> None:
-    """Mark failed the in-process runs of this upload whose process is gone (killed, crashed machine)."""
+def release_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Runs started in-process by a command whose process is gone (killed, crashed machine): mark them failed
+    and free the `duckdb` pool slot they held, which would otherwise block every later run for good.
+
+    Only runs carrying our process tag are touched: the Dagster daemon watches the runs it launched itself.
+    Returns the ids of the runs released.
+    """
     unfinished = instance.get_runs(
         filters=dg.RunsFilter(
-            tags={"callaro/upload_id": upload_id},
-            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED],
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED]
         )
     )
+    released = []
     for run in unfinished:
         pid = run.tags.get(PID_TAG, "")
         if pid.isdigit() and not _process_alive(int(pid)):
-            instance.report_run_failed(run, "the process running this import ended before it finished")
+            instance.report_run_failed(run, "the process running this run ended before it finished")
+            if instance.event_log_storage.supports_global_concurrency_limits:
+                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            released.append(run.run_id)
+    return released
 
 
 def _process_alive(pid: int) -> bool:
@@ -246,16 +255,16 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def run_job(
-    name: str, *, tags: dict[str, str] | None = None, asset_selection: list[dg.AssetKey] | None = None
-) -> bool:
+def run_job(name: str, *, tags: dict[str, str] | None = None, asset_selection: list[dg.AssetKey] | None = None) -> bool:
     from callaro_pipeline.definitions import defs
 
     # dbt streams its own log lines to stdout; they belong in the run's logs, not on the user's terminal.
+    instance = dagster_instance()
+    release_abandoned_runs(instance)
     with contextlib.redirect_stdout(io.StringIO()):
         result = defs.resolve_job_def(name).execute_in_process(
-            instance=dagster_instance(),
-            tags=tags or {},
+            instance=instance,
+            tags={**(tags or {}), PID_TAG: str(os.getpid())},
             run_config=QUIET_RUN_CONFIG,
             raise_on_error=False,
             asset_selection=asset_selection,
@@ -273,7 +282,5 @@ def rebuild_audiences(campaigns: list[str]) -> list[str]:
     return [
         campaign
         for campaign in campaigns
-        if not run_job(
-            "rebuild_segments_and_audiences", tags={"callaro/campaign": campaign}, asset_selection=audiences
-        )
+        if not run_job("rebuild_segments_and_audiences", tags={"callaro/campaign": campaign}, asset_selection=audiences)
     ]

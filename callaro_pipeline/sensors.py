@@ -91,7 +91,7 @@ def inbox_run_requests(warehouse: Warehouse) -> tuple[list[dg.RunRequest], list[
     return requests, keys
 
 
-def build_inbox_sensor(job: "dg.JobDefinition") -> dg.SensorDefinition:
+def build_inbox_sensor(job: "dg.JobDefinition | dg.UnresolvedAssetJobDefinition") -> dg.SensorDefinition:
     @dg.sensor(
         name="vendor_drop_folder_sensor",
         job=job,
@@ -110,7 +110,7 @@ def build_inbox_sensor(job: "dg.JobDefinition") -> dg.SensorDefinition:
     return vendor_drop_folder_sensor
 
 
-def build_vendor_schedule(job: "dg.JobDefinition") -> dg.ScheduleDefinition:
+def build_vendor_schedule(job: "dg.JobDefinition | dg.UnresolvedAssetJobDefinition") -> dg.ScheduleDefinition:
     @dg.schedule(
         name="daily_vendor_feed_schedule",
         job=job,

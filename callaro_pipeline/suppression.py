@@ -97,9 +97,10 @@ def import_dnc_file(
     numbers, rejected = _read_numbers(stored, path.name, source=source, default_region=default_region)
     if numbers.is_empty():
         raise DncUnavailable(f"DNC file {path.name} has no valid phone number ({rejected} rejected lines): not loaded")
+    area_codes = _area_code_counts(numbers) if source == "national" else None
     with _atomic(con):
         if kind == "full":
-            _check_not_shrunk(con, source, numbers, path.name)
+            _check_not_shrunk(con, source, numbers, path.name, area_codes)
         load_id = _record_load(
             con,
             source=source,
@@ -114,9 +115,9 @@ def import_dnc_file(
         if kind == "delete":
             _insert_removals(con, numbers, source=source, load_id=load_id, reason=f"delete list {path.name}")
         else:
-            _insert_numbers(con, numbers, source=source, load_id=load_id, reason=None)
-        if kind == "full" and source == "national":
-            _record_area_codes(con, numbers, load_id)
+            _insert_file_numbers(con, numbers, load_id=load_id)
+        if kind == "full" and source == "national" and area_codes is not None:
+            _record_area_codes(con, area_codes, load_id)
     return DncLoadResult(load_id, source, numbers.height, rejected, snapshot)
 
 
@@ -277,6 +278,10 @@ def _listed_numbers(con: duckdb.DuckDBPyConnection, numbers: pl.DataFrame, sourc
                 SELECT n.number, n.source, n.load_id, 'add' AS op
                 FROM dnc_numbers n JOIN probe USING (number) WHERE n.source IN (SELECT source FROM wanted)
                 UNION ALL
+                SELECT f.number, fl.source, fl.load_id, 'add' AS op
+                FROM dnc_file_numbers f JOIN probe USING (number) JOIN dnc_loads fl USING (load_seq)
+                WHERE fl.source IN (SELECT source FROM wanted)
+                UNION ALL
                 SELECT r.number, r.source, r.load_id, 'remove' AS op
                 FROM dnc_removals r JOIN probe USING (number) WHERE r.source IN (SELECT source FROM wanted)
             )
@@ -294,11 +299,17 @@ def _listed_numbers(con: duckdb.DuckDBPyConnection, numbers: pl.DataFrame, sourc
         con.unregister("dnc_probe")
 
 
-def _check_not_shrunk(con: duckdb.DuckDBPyConnection, source: str, numbers: pl.DataFrame, file_name: str) -> None:
+def _check_not_shrunk(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    numbers: pl.DataFrame,
+    file_name: str,
+    area_codes: pl.DataFrame | None = None,
+) -> None:
     """A full snapshot much smaller than the one it follows is more likely truncated than real: refuse it.
     National snapshots compare against the previous snapshots of the same area codes."""
     if source == "national":
-        stage(con, "dnc_incoming_area_codes", _area_code_counts(numbers))
+        stage(con, "dnc_incoming_area_codes", _area_code_counts(numbers) if area_codes is None else area_codes)
         try:
             previous = con.execute(
                 """
@@ -330,8 +341,8 @@ def _area_code_counts(numbers: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _record_area_codes(con: duckdb.DuckDBPyConnection, numbers: pl.DataFrame, load_id: str) -> None:
-    stage(con, "dnc_area_codes_new", _area_code_counts(numbers).with_columns(pl.lit(load_id).alias("load_id")))
+def _record_area_codes(con: duckdb.DuckDBPyConnection, area_codes: pl.DataFrame, load_id: str) -> None:
+    stage(con, "dnc_area_codes_new", area_codes.with_columns(pl.lit(load_id).alias("load_id")))
     con.execute("INSERT INTO dnc_load_area_codes BY NAME SELECT * FROM dnc_area_codes_new")
     con.unregister("dnc_area_codes_new")
 
@@ -375,6 +386,14 @@ def _insert_numbers(
     con.unregister("dnc_numbers_new")
 
 
+def _insert_file_numbers(con: duckdb.DuckDBPyConnection, numbers: pl.DataFrame, *, load_id: str) -> None:
+    """A file's numbers: the integers only, tied to their load (see dnc_file_numbers in sql/20_dnc.sql)."""
+    (load_seq,) = con.execute("SELECT load_seq FROM dnc_loads WHERE load_id = ?", [load_id]).fetchone()
+    stage(con, "dnc_file_numbers_new", numbers.select("number"))
+    con.execute("INSERT INTO dnc_file_numbers SELECT ?, number FROM dnc_file_numbers_new", [load_seq])
+    con.unregister("dnc_file_numbers_new")
+
+
 def _insert_removals(
     con: duckdb.DuckDBPyConnection, numbers: pl.DataFrame, *, source: str, load_id: str, reason: str
 ) -> None:
@@ -401,32 +420,59 @@ def _read_numbers(path: Path, name: str, *, source: str, default_region: str) ->
 
 
 def _read_bare_lines(path: Path, name: str) -> tuple[pl.DataFrame, int]:
-    """Registry style: one 10-digit number per line (or 1 + 10 digits), in bulk with the streaming engine."""
-    line = pl.col("line").str.strip_chars()
-    digits = line.str.replace_all(r"[\s().+-]", "")
+    """Registry style: one 10-digit number per line (or 1 + 10 digits), in bulk with the streaming engine.
+
+    Lines that are exactly the digits (the registry's own format) are read as integers: a 10- or 11-character
+    line whose integer value lies in the NANP range can only be those digits (polars' integer cast takes a
+    sign and digits, nothing else), and the exchange digit is checked arithmetically. Only the other lines
+    (punctuation, spaces, junk) are read as text with the general rule, in a second pass when there are any.
+    """
+    scan = pl.scan_csv(
+        path,
+        has_header=False,
+        separator="\x01",
+        quote_char=None,
+        encoding="utf8-lossy",
+        schema={"line": pl.Utf8},
+        truncate_ragged_lines=True,
+    )
+    line = pl.col("line")
+    value = line.cast(pl.Int64, strict=False)
+    width = line.str.len_bytes()
+    exchange_ok = (value // 1_000_000) % 10 >= 2
+    exact = (
+        pl.when((width == 10) & value.is_between(2_000_000_000, 9_999_999_999) & exchange_ok)
+        .then(value + NANP_OFFSET)
+        .when((width == 11) & value.is_between(12_000_000_000, 19_999_999_999) & exchange_ok)
+        .then(value)
+    )
+    stripped = line.str.strip_chars()
+    digits = stripped.str.replace_all(r"[\s().+-]", "")
     is_nanp = digits.str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$").fill_null(False)
     try:
-        parsed = (
-            pl.scan_csv(
-                path,
-                has_header=False,
-                separator="\x01",
-                quote_char=None,
-                encoding="utf8-lossy",
-                schema={"line": pl.Utf8},
-                truncate_ragged_lines=True,
+        exact_numbers = scan.select(exact.alias("number")).collect(engine="streaming").get_column("number")
+        others = pl.DataFrame(schema={"number": pl.Int64, "non_blank": pl.Boolean})
+        if exact_numbers.null_count():
+            others = (
+                scan.filter(exact.is_null())
+                .select(
+                    pl.when(is_nanp).then(digits.str.slice(-10).cast(pl.Int64) + NANP_OFFSET).alias("number"),
+                    (stripped.str.len_bytes().fill_null(0) > 0).alias("non_blank"),
+                )
+                .collect(engine="streaming")
             )
-            .select(
-                pl.when(is_nanp).then(digits.str.slice(-10).cast(pl.Int64) + NANP_OFFSET).alias("number"),
-                (line.str.len_bytes().fill_null(0) > 0).alias("non_blank"),
-            )
-            .collect(engine="streaming")
-        )
     except (pl.exceptions.PolarsError, OSError):
         # Polars quotes the offending line (PII): report the file only.
         raise DncUnavailable(f"DNC file {name} cannot be read as one number per line") from None
-    rejected = parsed.filter(pl.col("non_blank") & pl.col("number").is_null()).height
-    return parsed.select(pl.col("number").drop_nulls().unique()), rejected
+    rejected = others.filter(pl.col("non_blank") & pl.col("number").is_null()).height
+    numbers = pl.concat([exact_numbers.drop_nulls(), others.get_column("number").drop_nulls()])
+    return _distinct(numbers), rejected
+
+
+def _distinct(numbers: pl.Series) -> pl.DataFrame:
+    """The distinct numbers, sorted (sorting first makes `unique` a linear pass, and the store compresses it)."""
+    distinct = numbers.rename("number").sort().unique()  # on a sorted series: a linear pass, output sorted
+    return distinct.to_frame()
 
 
 def _read_csv_numbers(path: Path, name: str, default_region: str) -> tuple[pl.DataFrame, int]:

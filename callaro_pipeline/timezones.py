@@ -16,7 +16,7 @@ import polars as pl
 TIMEZONE_SOURCES = ("provided", "phone", "state", "postal_code", "ambiguous", "unknown")
 INVALID_TIMEZONE_MESSAGE = "not a recognised time zone name, abbreviation or UTC offset"
 REFERENCE_DIR = Path(__file__).parent / "reference"
-RESOLVE_INPUTS = {
+RESOLVE_INPUTS: dict[str, pl.DataType | type[pl.DataType]] = {
     "timezone": pl.Utf8,
     "phone_timezones": pl.List(pl.Utf8),
     "state": pl.Utf8,
@@ -240,17 +240,34 @@ def resolve_timezones(df: pl.DataFrame) -> pl.DataFrame:
     still inferred, so the caller decides whether the error rejects the row. Inference: the phone number's
     zones if exactly one; else narrowed by the state, then by the postal code; several left -> "ambiguous"
     with all of them as candidates; none -> "unknown".
+
+    The rules run once per distinct key and are joined back. The key holds only what the answer depends on:
+    the text, the phone's zones, the state as the rules read it, and the postal key (ZIP3 / FSA letter) only
+    where the postal rule can still change the answer (no single provided zone and not exactly one zone left
+    after the state rule). On a file with varied postal codes that is a few thousand keys instead of a key per
+    row; each key is resolved from its first row, exactly as before.
     """
     outputs = ["timezone", "timezone_candidates", "timezone_source", "timezone_error", "timezone_error_message"]
-    inputs = _typed_inputs(df).select(
-        *(name for name in RESOLVE_INPUTS if name != "phone_timezones"),
-        phone_zone_key=pl.col("phone_timezones").list.sort().list.join(";"),
-        phone_timezones="phone_timezones",
+    country = _country_group(pl.col("country"), pl.col("phone_region"))
+    rows = _typed_inputs(df).with_columns(
+        # phonenumbers lists a number's zones in a fixed order: the same zones in another order only make a
+        # finer key, never a wrong one
+        _zone_key=pl.col("phone_timezones").list.join(";"),
+        _state_key=pl.when(country == "other").then(None).otherwise(pl.col("state").str.strip_chars().str.to_uppercase()),
     )
-    key_columns = [name for name in inputs.columns if name != "phone_timezones"]
-    keys = inputs.unique(subset=key_columns, keep="first")
-    resolved = _resolve_distinct(keys).select(*key_columns, *(f"resolved_{name}" for name in outputs))
-    joined = inputs.select(key_columns).join(
-        resolved, on=key_columns, how="left", nulls_equal=True, maintain_order="left"
+    state_keys = ["timezone", "_zone_key", "_state_key"]
+    by_state = _resolve_distinct(rows.unique(subset=state_keys, keep="first")).select(
+        *state_keys,
+        _postal_matters=(pl.col("tz_candidates").list.len() != 1) & (pl.col("after_state").list.len() != 1),
     )
+    rows = rows.join(by_state, on=state_keys, how="left", nulls_equal=True, maintain_order="left").with_row_index(
+        "_row"
+    )
+    postal = rows.filter(pl.col("_postal_matters")).select("_row", _postal_key=_postal_key(pl.col("postal_code"), country))
+    rows = rows.join(postal, on="_row", how="left", maintain_order="left")
+    keys = [*state_keys, "_postal_key"]
+    resolved = _resolve_distinct(rows.unique(subset=keys, keep="first")).select(
+        *keys, *(f"resolved_{name}" for name in outputs)
+    )
+    joined = rows.select(keys).join(resolved, on=keys, how="left", nulls_equal=True, maintain_order="left")
     return df.with_columns(joined.select(pl.col(f"resolved_{name}").alias(name) for name in outputs))

@@ -74,7 +74,10 @@ def load_upload(con: duckdb.DuckDBPyConnection, upload_id: str) -> UploadRecord:
     if row is None:
         raise ConfigError(f"unknown upload {upload_id!r}")
     options = UploadOptions(**json.loads(row[6] or "{}"))
-    return UploadRecord(*row[:6], options=options, summary=json.loads(row[7] or "{}"))
+    upload, campaign, original_name, stored_path, sha256, status = row[:6]
+    return UploadRecord(
+        upload, campaign, original_name, stored_path, sha256, status, options=options, summary=json.loads(row[7] or "{}")
+    )
 
 
 def find_upload_by_sha(con: duckdb.DuckDBPyConnection, campaign: str, sha256: str) -> str | None:

@@ -189,3 +189,27 @@ def test_import_killed_between_stages_then_rerun_equals_one_clean_import(
     for key in ("rows_read", "imported", "rejected", "duplicates", "suppressed", "problems_by_code"):
         assert summary[key] == clean[key], key
     assert json.dumps(rerun_state["upload"]) == json.dumps(["imported", [62, 56, 4, 2, 0]])
+
+
+def test_runs_of_dead_processes_are_failed_and_free_their_pool_slot(callaro_env: Path) -> None:
+    """A killed in-process run would hold the `duckdb` pool slot forever and block every later run."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from callaro_pipeline.runner import PID_TAG, dagster_instance, release_abandoned_runs
+
+    instance = dagster_instance()
+    storage = instance.event_log_storage
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, live_pid = gone.stdout.strip(), str(os.getpid())
+    storage.set_concurrency_slots("duckdb", 1)
+    runs = {}
+    for name, pid in (("killed", dead_pid), ("running", live_pid)):
+        run = instance.add_run(
+            DagsterRun(job_name="import_upload", status=dg.DagsterRunStatus.STARTED, tags={PID_TAG: pid})
+        )
+        runs[name] = run.run_id
+    assert storage.claim_concurrency_slot("duckdb", runs["killed"], "validated_contacts").is_claimed
+    assert release_abandoned_runs(instance) == [runs["killed"]]
+    assert instance.get_run_by_id(runs["killed"]).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(runs["running"]).status == dg.DagsterRunStatus.STARTED
+    assert storage.claim_concurrency_slot("duckdb", runs["running"], "raw_upload").is_claimed

@@ -95,14 +95,14 @@ def _wait_until_served(base: str, proc: subprocess.Popen, log: Path) -> None:
 
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Two imports into a fresh CALLARO_HOME, then `dagster-webserver` on a free loopback port over it."""
+    """`dagster-webserver` on a free loopback port over a fresh CALLARO_HOME with two imports (made while the
+    webserver loads its code location: it reads the instance per request)."""
+    from callaro_pipeline.runner import dagster_instance
+
     base_dir = tmp_path_factory.mktemp("ui")
     with pytest.MonkeyPatch.context() as monkeypatch:
         home = install_callaro_env(base_dir, monkeypatch)
-        imported = _import(str(SAMPLE), "--campaign", "spring")
-        assert imported["status"] == "imported", imported
-        blocked = _import(str(SAMPLE), "--campaign", "autumn", "--expected-count", "500")
-        assert blocked["status"] == "blocked", blocked
+        dagster_instance().get_runs(limit=1)  # the instance's dagster.yaml and storage exist before two processes share it
         port = _free_port()
         # the webserver of this very environment (what `uv run dagster-webserver` starts)
         executable = shutil.which("dagster-webserver", path=str(Path(sys.executable).parent)) or "dagster-webserver"
@@ -118,6 +118,10 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             )
         base = f"http://127.0.0.1:{port}"
         try:
+            imported = _import(str(SAMPLE), "--campaign", "spring")
+            assert imported["status"] == "imported", imported
+            blocked = _import(str(SAMPLE), "--campaign", "autumn", "--expected-count", "500")
+            assert blocked["status"] == "blocked", blocked
             _wait_until_served(base, proc, log)
             yield {"base": base, "home": home, "imported": imported, "blocked": blocked, "tmp": base_dir}
         finally:
@@ -281,6 +285,7 @@ def test_browser_shows_the_asset_graph_the_import_summary_and_the_checks(
             dismiss_welcome()
             page.get_by_text("validated_contacts", exact=True).first.wait_for()
             page.get_by_text("rejected_rows", exact=True).first.wait_for()
+            page.wait_for_function("() => !document.body.innerText.includes('Loading')")
             page.screenshot(path=str(tmp_path / "validate-group.png"))
 
             # the contact book asset, on the upload's partition: the import at a glance
@@ -298,6 +303,8 @@ def test_browser_shows_the_asset_graph_the_import_summary_and_the_checks(
             page.screenshot(path=str(tmp_path / "contacts-partition.png"), full_page=True)
             if not README_SCREENSHOT.exists() or os.environ.get("CALLARO_UPDATE_SCREENSHOTS") == "1":
                 README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                page.get_by_text("Hide navigation").click()  # more room for the metadata
+                page.get_by_text("import_status", exact=True).first.scroll_into_view_if_needed()
                 page.screenshot(path=str(README_SCREENSHOT))
 
             # the full import summary opens from its metadata row
@@ -323,3 +330,45 @@ def test_browser_shows_the_asset_graph_the_import_summary_and_the_checks(
             browser.close()
     for name in ("asset-graph.png", "validate-group.png", "contacts-partition.png", "checks.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
+
+
+def test_every_asset_and_check_is_described_owned_and_kinded() -> None:
+    from callaro_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, f"{key.to_user_string()} has no description"
+        assert node.owners, f"{key.to_user_string()} has no owner"
+        assert node.kinds & {"duckdb", "polars", "dbt"}, f"{key.to_user_string()} has no kind"
+    for check_key in graph.asset_check_keys:
+        assert graph.get_check_spec(check_key).description, f"check {check_key.name} has no description"
+
+
+def test_the_status_line_stays_inline_and_names_the_blocking_gate() -> None:
+    from callaro_pipeline.assets.metadata import status_markdown, upload_metadata
+
+    summary = {
+        "upload_id": "spring-1",
+        "campaign": "spring",
+        "status": "blocked",
+        "rows_read": 1200,
+        "imported": 0,
+        "rejected": 700,
+        "duplicates": 3,
+        "suppressed": 0,
+        "problems_by_code": {"invalid_phone": 690, "missing_required": 10},
+        "checks": [
+            {"name": "pandera_validated_contacts", "passed": True, "detail": "ok"},
+            {"name": "great_expectations_upload", "passed": False, "detail": "rejected share 58% " * 40},
+        ],
+        "timezones": {f"Zone/{n}": n for n in range(1, 30)},
+    }
+    status = status_markdown(summary)
+    assert status.startswith("**blocked** by gate `great_expectations_upload`")
+    assert "1,200 rows read" in status and "**FAILED**" in status
+    assert len(status) < 1000  # the UI renders markdown inline below 1,000 characters
+    metadata = upload_metadata(summary)
+    assert list(metadata)[:3] == ["import_status", "gates", "rejected_by_code"]
+    assert "(others)" in metadata["phone_types_and_timezones"].value  # long lists are cut to the largest
+    assert "| status | blocked |" in metadata["import_summary"].value

@@ -21,7 +21,7 @@ def frame_markdown(df: pl.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join([header, rule, *body]))
 
 
-def _md_table(header: tuple[str, str], rows: list[tuple[object, object]]) -> str:
+def _md_table(header: tuple[str, str], rows: list[tuple[str, Any]]) -> str:
     lines = [f"| {header[0]} | {header[1]} |", "| --- | ---: |"]
     return "\n".join(lines + [f"| {_cell(key)} | {_cell(value)} |" for key, value in rows])
 
@@ -30,7 +30,7 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _counts(mapping: dict | None) -> list[tuple[object, object]]:
+def _counts(mapping: dict[str, Any] | None) -> list[tuple[str, Any]]:
     return sorted((mapping or {}).items(), key=lambda item: (-int(item[1] or 0), str(item[0])))
 
 
