@@ -51,11 +51,14 @@ def pii_upload(callaro_env: Path, tmp_path: Path) -> Path:
     return path
 
 
+REAL_SCHEMA = gates.validated_contacts_schema
+
+
 def strict_schema() -> object:
     """The real schema plus rules the canary breaks, so Pandera's failure cases hold its name and number."""
     import pandera.polars as pa
 
-    return gates.validated_contacts_schema.__wrapped__().update_columns(
+    return REAL_SCHEMA().update_columns(
         {
             "first_name": {"checks": [pa.Check.str_length(max_value=3, error="short_first_names")]},
             "phone_e164": {"checks": [pa.Check.str_startswith("+1212", error="new_york_only")]},
@@ -99,8 +102,8 @@ def test_personal_data_never_reaches_logs_events_or_metadata(
     assert {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.STEP_FAILURE} <= kinds
     for entry in events:
         assert not leaks(serialize_value(entry)), (entry.dagster_event_type, leaks(serialize_value(entry)))
-    (failure,) = [e for e in events if e.dagster_event_type == dg.DagsterEventType.STEP_FAILURE]
-    assert "ConversionException" in serialize_value(failure) and "withheld" in serialize_value(failure)
+    failures = [serialize_value(e) for e in events if e.dagster_event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert any("ConversionException" in text and "withheld" in text for text in failures)  # the error did happen
     pandera = [
         e.dagster_event.event_specific_data
         for e in events
