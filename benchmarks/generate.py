@@ -15,19 +15,58 @@ import numpy as np
 import polars as pl
 
 AREA_CODES = {  # area code -> state (a spread over every US time zone)
-    "212": "NY", "305": "FL", "312": "IL", "415": "CA", "602": "AZ", "713": "TX", "907": "AK", "808": "HI",
-    "303": "CO", "206": "WA", "404": "GA", "617": "MA", "405": "OK", "915": "TX", "502": "KY", "317": "IN",
+    "212": "NY",
+    "305": "FL",
+    "312": "IL",
+    "415": "CA",
+    "602": "AZ",
+    "713": "TX",
+    "907": "AK",
+    "808": "HI",
+    "303": "CO",
+    "206": "WA",
+    "404": "GA",
+    "617": "MA",
+    "405": "OK",
+    "915": "TX",
+    "502": "KY",
+    "317": "IN",
 }
-US_FORMATS = ["({a}) {e}-{l}", "{a}-{e}-{l}", "{a}.{e}.{l}", "+1 {a} {e} {l}", "1{a}{e}{l}", "{a}{e}{l}", "+1-{a}-{e}-{l}"]
+US_FORMATS = [
+    "({a}) {e}-{l}",
+    "{a}-{e}-{l}",
+    "{a}.{e}.{l}",
+    "+1 {a} {e} {l}",
+    "1{a}{e}{l}",
+    "{a}{e}{l}",
+    "+1-{a}-{e}-{l}",
+]
 INTERNATIONAL = ["+44 20 7946 0{n3}", "+49 30 901820{n2}", "+33 1 42 68 5{n3}", "+61 2 9374 4{n3}", "+52 55 5128 1{n3}"]
-TIMEZONES = ["", "", "America/New_York", "EST", "Pacific", "CST", "UTC-05:00", "GMT+1", "Mountain", "America/Chicago", "PT"]
+TIMEZONES = [
+    "",
+    "",
+    "America/New_York",
+    "EST",
+    "Pacific",
+    "CST",
+    "UTC-05:00",
+    "GMT+1",
+    "Mountain",
+    "America/Chicago",
+    "PT",
+]
 JUNK = ["n/a", "call me", "000", "4.15556E+09", "", "12345", "(555) 555-5555"]
 FIRST = ["Ava", "Liam", "Mia", "Noah", "Emma", "Lucas", "Sofia", "Ethan", "Olivia", "Mason", "Zoe", "Leo"]
 LAST = ["Nguyen", "Patel", "Garcia", "Smith", "Johnson", "Brown", "Miller", "Lopez", "Müller", "Dubois"]
 
 
-def generate_upload(rows: int, seed: int = 42, international_share: float = 0.10, junk_share: float = 0.02,
-                    duplicate_share: float = 0.03) -> pl.DataFrame:
+def generate_upload(
+    rows: int,
+    seed: int = 42,
+    international_share: float = 0.10,
+    junk_share: float = 0.02,
+    duplicate_share: float = 0.03,
+) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     areas = np.array(list(AREA_CODES))
     area = areas[rng.integers(0, len(areas), rows)]
@@ -38,7 +77,9 @@ def generate_upload(rows: int, seed: int = 42, international_share: float = 0.10
     frame = pl.DataFrame({"a": area, "e": exchange.astype(str), "l": [f"{x:04d}" for x in line], "f": fmt})
     us = pl.concat_str(
         [
-            pl.when(pl.col("f") == i).then(pl.format(f.replace("{a}", "{}").replace("{e}", "{}").replace("{l}", "{}"), "a", "e", "l"))
+            pl.when(pl.col("f") == i).then(
+                pl.format(f.replace("{a}", "{}").replace("{e}", "{}").replace("{l}", "{}"), "a", "e", "l")
+            )
             for i, f in enumerate(US_FORMATS)
         ],
         ignore_nulls=True,
@@ -48,7 +89,10 @@ def generate_upload(rows: int, seed: int = 42, international_share: float = 0.10
     phones = pl.Series(np.where(with_ext, phones.to_numpy().astype(object) + " ext. 12", phones.to_numpy()))
     kind = rng.random(rows)
     intl = np.array([t.replace("{n3}", "{:03d}").replace("{n2}", "{:02d}") for t in INTERNATIONAL])
-    intl_values = [intl[i % len(intl)].format(int(n) % (100 if "{:02d}" in intl[i % len(intl)] else 1000)) for i, n in enumerate(rng.integers(0, 1000, rows))]
+    intl_values = [
+        intl[i % len(intl)].format(int(n) % (100 if "{:02d}" in intl[i % len(intl)] else 1000))
+        for i, n in enumerate(rng.integers(0, 1000, rows))
+    ]
     junk_values = np.array(JUNK)[rng.integers(0, len(JUNK), rows)]
     phone = np.where(kind < international_share, np.array(intl_values, dtype=object), phones.to_numpy())
     phone = np.where(kind > 1 - junk_share, junk_values, phone)

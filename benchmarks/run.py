@@ -52,7 +52,9 @@ def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, dict, int]:
     """One whole `callaro import` command in a child process; returns seconds, summary and peak RSS (KiB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "callaro_pipeline.cli", *args, "--json"], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "callaro_pipeline.cli", *args, "--json"], env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if done.returncode not in (0, 1):
@@ -86,8 +88,14 @@ def bench_gates(rows: int) -> None:
     from callaro_pipeline.gates import great_expectations_gate
 
     docs = Path(tempfile.mkdtemp())
-    kwargs = dict(rows_read=rows, rejected=rows // 20, expected_count=rows, max_rejected_share=0.1,
-                  mapped_fields=["first_name", "phone"], docs_root=docs)
+    kwargs = dict(
+        rows_read=rows,
+        rejected=rows // 20,
+        expected_count=rows,
+        max_rejected_share=0.1,
+        mapped_fields=["first_name", "phone"],
+        docs_root=docs,
+    )
     great_expectations_gate(upload_id="warmup", **kwargs)
     started = time.perf_counter()
     result = great_expectations_gate(upload_id="bench", **kwargs)
@@ -120,8 +128,15 @@ def bench_dnc(numbers: int, contacts_path: Path) -> None:
     rate = loaded.rows_loaded / seconds
     line(f"DNC load {loaded.rows_loaded:,} numbers (numbers/s)", f"{rate:,.0f}", ">= 5M/s", rate >= 5_000_000)
     raw = pl.read_csv(contacts_path, columns=["Phone Number"], infer_schema=False).get_column("Phone Number")
-    contacts = normalize_phones(raw, "US").filter(pl.col("phone_e164").is_not_null()).select(
-        "phone_e164", pl.lit("yes").alias("consent"), pl.lit(None, pl.Utf8).alias("consent_date"), pl.lit(None, pl.Utf8).alias("consent_source")
+    contacts = (
+        normalize_phones(raw, "US")
+        .filter(pl.col("phone_e164").is_not_null())
+        .select(
+            "phone_e164",
+            pl.lit("yes").alias("consent"),
+            pl.lit(None, pl.Utf8).alias("consent_date"),
+            pl.lit(None, pl.Utf8).alias("consent_source"),
+        )
     )
     started = time.perf_counter()
     with warehouse.transaction() as con:
@@ -152,7 +167,12 @@ def bench_imports(path: Path, uploads: int, naive_seconds: float, rows: int) -> 
             line("  rows/s (whole command)", f"{rows / seconds:,.0f}", "", None)
             line("callaro import speed-up vs naive baseline", f"{ratio:.1f}x", ">= 5x", ratio >= 5)
             line("callaro import peak RSS (MiB)", f"{peak_kib / 1024:,.0f}", "< 2048", peak_kib / 1024 < 2048)
-            line("  status / imported / rejected / duplicates", f"{summary['status']} {summary['imported']} {summary['rejected']} {summary['duplicates']}", "", None)
+            line(
+                "  status / imported / rejected / duplicates",
+                f"{summary['status']} {summary['imported']} {summary['rejected']} {summary['duplicates']}",
+                "",
+                None,
+            )
         elif n == uploads:
             ratio = seconds / firsts
             line(f"upload #{n} vs #1 into the same campaign", f"{seconds:.1f}s = {ratio:.2f}x", "<= 1.5x", ratio <= 1.5)
@@ -168,7 +188,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rows, args.dnc_numbers, args.uploads = 100_000, 1_000_000, 3
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d}")
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} cores, python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d}"
+    )
     work = Path(tempfile.mkdtemp(prefix="callaro-upload-"))
     upload = work / "upload.csv"
     generate_upload(args.rows, seed=42).write_csv(upload)

@@ -156,7 +156,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("Where to look next:")
     print(f"  warehouse (read-only copy for SQL): {home.warehouse_snapshot}")
     print(
-        "     uv run python -c \"import duckdb; "
+        '     uv run python -c "import duckdb; '
         f"print(duckdb.connect('{home.warehouse_snapshot}', read_only=True).sql('from campaign_audiences limit 5'))\""
     )
     print("  tables: contacts, campaign_contacts, rejected_rows, uploads, dnc, segments.*, campaign_audiences")

@@ -167,22 +167,38 @@ _NON_EMPTY_CUSTOM_FIELDS = (
 
 def _stage_incoming(con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame) -> None:
     """`_incoming`: one row per phone (its first row in the upload), empty text as NULL, custom fields without
-    empty values (so a blank cell never erases what the book knows)."""
-    staged = stage(con, "_upload_rows", _aligned(contacts))
+    empty values (so a blank cell never erases what the book knows).
+
+    A view over the registered frame, not a table: materializing a million rows of text in DuckDB costs more
+    than evaluating these expressions in each of the few statements that read them. Only the positions of the
+    rows kept (integers) are materialized. `_drop_incoming` removes all three.
+    """
+    staged = stage(con, "_upload_rows", _aligned(contacts).with_row_index("_position"))
     text = ", ".join(f"nullif(trim({name}), '') AS {name}" for name in _TEXT_FIELDS)
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _incoming AS
+        CREATE OR REPLACE TEMP TABLE _incoming_positions AS
+        SELECT _position FROM {staged} WHERE nullif(trim(phone_e164), '') IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY nullif(trim(phone_e164), '') ORDER BY row_number) = 1
+        """  # noqa: S608 - identifiers from code
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW _incoming AS
         SELECT {contact_id_sql("phone_e164")} AS contact_id, *
         FROM (
             SELECT row_number, {text}, timezone_candidates,
                    coalesce({_NON_EMPTY_CUSTOM_FIELDS}, '{{}}') AS custom_fields
-            FROM {staged} WHERE nullif(trim(phone_e164), '') IS NOT NULL
+            FROM {staged} SEMI JOIN _incoming_positions USING (_position)
         )
-        QUALIFY row_number() OVER (PARTITION BY phone_e164 ORDER BY row_number) = 1
         """  # noqa: S608 - identifiers from code
     )
-    con.unregister(staged)
+
+
+def _drop_incoming(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP VIEW IF EXISTS _incoming")
+    con.execute("DROP TABLE IF EXISTS _incoming_positions")
+    con.unregister("_upload_rows")
 
 
 def _merge_assignments() -> str:
@@ -213,29 +229,10 @@ def merge_upload_into_book(
     """
     stamp = as_utc_naive(now)
     _stage_incoming(con, contacts)
-    (updated,) = con.execute(
-        f"UPDATE contacts AS c SET {_merge_assignments()} FROM _incoming AS i WHERE c.contact_id = i.contact_id",  # noqa: S608
-        [upload_id, stamp],
-    ).fetchone()
-    (inserted,) = con.execute(
-        """
-        INSERT INTO contacts BY NAME
-        SELECT * EXCLUDE (row_number), row_number AS source_row, ? AS first_upload_id, ? AS last_upload_id,
-               ? AS created_at, ? AS updated_at
-        FROM _incoming WHERE contact_id NOT IN (SELECT contact_id FROM contacts)
-        """,
-        [upload_id, upload_id, stamp, stamp],
-    ).fetchone()
-    con.execute("DELETE FROM campaign_contacts WHERE upload_id = ?", [upload_id])
-    (linked,) = con.execute(
-        """
-        INSERT INTO campaign_contacts BY NAME
-        SELECT ? AS campaign, contact_id, ? AS upload_id, row_number, ? AS added_at FROM _incoming
-        """,
-        [campaign, upload_id, stamp],
-    ).fetchone()
-    con.execute("DROP TABLE _incoming")
-    counts = {"inserted": inserted, "updated": updated, "linked": linked}
+    try:
+        counts = _merge_incoming(con, upload_id=upload_id, campaign=campaign, stamp=stamp)
+    finally:
+        _drop_incoming(con)
     _record_change(
         con,
         action="upload_merged",
@@ -246,6 +243,49 @@ def merge_upload_into_book(
         upload_id=upload_id,
     )
     return counts
+
+
+def _merge_incoming(con: duckdb.DuckDBPyConnection, *, upload_id: str, campaign: str, stamp: datetime) -> dict:
+    # The incoming contacts already in the book, found by probing the book with the upload's ids (the hash
+    # table holds the upload, the book is only scanned): the update then joins those rows only, and the
+    # insert takes the others, without a second pass over the book.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _matched AS
+        SELECT c.contact_id FROM contacts c SEMI JOIN (SELECT contact_id FROM _incoming) i USING (contact_id)
+        """
+    )
+    try:
+        updated = 0
+        if con.execute("SELECT count(*) FROM _matched").fetchone()[0]:
+            (updated,) = con.execute(
+                f"""
+                UPDATE contacts AS c SET {_merge_assignments()}
+                FROM (SELECT * FROM _incoming SEMI JOIN _matched USING (contact_id)) AS i
+                WHERE c.contact_id = i.contact_id
+                """,  # noqa: S608 - identifiers from code
+                [upload_id, stamp],
+            ).fetchone()
+        (inserted,) = con.execute(
+            """
+            INSERT INTO contacts BY NAME
+            SELECT * EXCLUDE (row_number), row_number AS source_row, ? AS first_upload_id, ? AS last_upload_id,
+                   ? AS created_at, ? AS updated_at
+            FROM _incoming ANTI JOIN _matched USING (contact_id)
+            """,
+            [upload_id, upload_id, stamp, stamp],
+        ).fetchone()
+    finally:
+        con.execute("DROP TABLE _matched")
+    con.execute("DELETE FROM campaign_contacts WHERE upload_id = ?", [upload_id])
+    (linked,) = con.execute(
+        """
+        INSERT INTO campaign_contacts BY NAME
+        SELECT ? AS campaign, contact_id, ? AS upload_id, row_number, ? AS added_at FROM _incoming
+        """,
+        [campaign, upload_id, stamp],
+    ).fetchone()
+    return {"inserted": inserted, "updated": updated, "linked": linked}
 
 
 def undo_upload(con: duckdb.DuckDBPyConnection, *, upload_id: str, now: datetime, changed_by: str) -> dict[str, int]:

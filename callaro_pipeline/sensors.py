@@ -6,7 +6,6 @@ import once, while a corrected file under the same name imports again. A crash m
 tick finds the upload already registered for those bytes and requests the same run_key again.
 """
 
-
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass

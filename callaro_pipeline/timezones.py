@@ -253,7 +253,9 @@ def resolve_timezones(df: pl.DataFrame) -> pl.DataFrame:
         # phonenumbers lists a number's zones in a fixed order: the same zones in another order only make a
         # finer key, never a wrong one
         _zone_key=pl.col("phone_timezones").list.join(";"),
-        _state_key=pl.when(country == "other").then(None).otherwise(pl.col("state").str.strip_chars().str.to_uppercase()),
+        _state_key=pl.when(country == "other")
+        .then(None)
+        .otherwise(pl.col("state").str.strip_chars().str.to_uppercase()),
     )
     state_keys = ["timezone", "_zone_key", "_state_key"]
     by_state = _resolve_distinct(rows.unique(subset=state_keys, keep="first")).select(
@@ -263,7 +265,9 @@ def resolve_timezones(df: pl.DataFrame) -> pl.DataFrame:
     rows = rows.join(by_state, on=state_keys, how="left", nulls_equal=True, maintain_order="left").with_row_index(
         "_row"
     )
-    postal = rows.filter(pl.col("_postal_matters")).select("_row", _postal_key=_postal_key(pl.col("postal_code"), country))
+    postal = rows.filter(pl.col("_postal_matters")).select(
+        "_row", _postal_key=_postal_key(pl.col("postal_code"), country)
+    )
     rows = rows.join(postal, on="_row", how="left", maintain_order="left")
     keys = [*state_keys, "_postal_key"]
     resolved = _resolve_distinct(rows.unique(subset=keys, keep="first")).select(

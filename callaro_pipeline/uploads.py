@@ -76,7 +76,14 @@ def load_upload(con: duckdb.DuckDBPyConnection, upload_id: str) -> UploadRecord:
     options = UploadOptions(**json.loads(row[6] or "{}"))
     upload, campaign, original_name, stored_path, sha256, status = row[:6]
     return UploadRecord(
-        upload, campaign, original_name, stored_path, sha256, status, options=options, summary=json.loads(row[7] or "{}")
+        upload,
+        campaign,
+        original_name,
+        stored_path,
+        sha256,
+        status,
+        options=options,
+        summary=json.loads(row[7] or "{}"),
     )
 
 

@@ -75,7 +75,9 @@ def test_progress_only_on_a_terminal_without_json(
 
 
 def _event(kind: str, **data: Any) -> SimpleNamespace:
-    return SimpleNamespace(event_type_value=kind, step_key=data.pop("step_key", None), event_specific_data=SimpleNamespace(**data))
+    return SimpleNamespace(
+        event_type_value=kind, step_key=data.pop("step_key", None), event_specific_data=SimpleNamespace(**data)
+    )
 
 
 def test_progress_lines_for_a_blocked_upload() -> None:

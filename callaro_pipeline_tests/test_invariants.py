@@ -59,7 +59,6 @@ ragged = st.lists(st.sampled_from(["x", "(415) 555-0134", ""]), min_size=1, max_
 )
 
 
-
 @st.composite
 def upload_records(draw: st.DrawFn) -> list[list[str]]:
     """Rows of the header's width, with a minority of ragged records among them (a majority would make the

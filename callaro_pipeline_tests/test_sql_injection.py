@@ -86,9 +86,13 @@ def test_hostile_text_everywhere_a_user_can_type(
     for attack in ATTACKS:
         code, _, err = run(capsys, "segment", "create", "hostile", "--where", f"{attack} = 1", "--dry-run")
         assert code == 2 and "bad --where" in err
-    code, out, _ = run(capsys, "segment", "create", "hostile", "--where", f"lead_source = {quoted(DOUBLE)}", "--dry-run")
+    code, out, _ = run(
+        capsys, "segment", "create", "hostile", "--where", f"lead_source = {quoted(DOUBLE)}", "--dry-run"
+    )
     assert code == 0 and "would hold 1 contacts" in out
-    code, out, _ = run(capsys, "segment", "create", "hostile", "--where", f"lead_source = {quoted(SINGLE)}", "--dry-run")
+    code, out, _ = run(
+        capsys, "segment", "create", "hostile", "--where", f"lead_source = {quoted(SINGLE)}", "--dry-run"
+    )
     assert code == 0 and "would hold 0 contacts" in out
 
     # 3. as contacts update/remove --where field (refused), value (bound) and --set field (refused)
@@ -125,15 +129,22 @@ def test_hostile_text_everywhere_a_user_can_type(
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_custom_field_names_are_identifiers_in_the_registry_and_in_mappings(
-    callaro_env: Path, attack: str, tmp_path: Path
+    callaro_env: Path, attack: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    registry_file = Path(load_custom_fields.__module__ and str(callaro_env.parent / "config" / "custom_fields.yaml"))
+    registry_file = callaro_env.parent / "config" / "custom_fields.yaml"  # the test's copy of the config
     declared = yaml.safe_load(registry_file.read_text(encoding="utf-8"))
-    hostile = {**declared, "custom_fields": [*declared["custom_fields"], {"name": attack, "type": "string",
-                                                                         "owner": "x", "description": "x"}]}
+    hostile = {
+        **declared,
+        "custom_fields": [
+            *declared["custom_fields"],
+            {"name": attack, "type": "string", "owner": "x", "description": "x"},
+        ],
+    }
     registry_file.write_text(yaml.safe_dump(hostile), encoding="utf-8")
     with pytest.raises(CallaroError, match="invalid custom field name"):
         load_custom_fields()
+    code, _, err = run(capsys, "segment", "create", "any", "--where", "state = CA", "--dry-run")
+    assert code == 2 and "invalid custom field name" in err
     registry_file.write_text(yaml.safe_dump(declared), encoding="utf-8")
     registry = load_custom_fields()
     mapping = tmp_path / "m.yaml"

@@ -102,7 +102,9 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     base_dir = tmp_path_factory.mktemp("ui")
     with pytest.MonkeyPatch.context() as monkeypatch:
         home = install_callaro_env(base_dir, monkeypatch)
-        dagster_instance().get_runs(limit=1)  # the instance's dagster.yaml and storage exist before two processes share it
+        dagster_instance().get_runs(
+            limit=1
+        )  # the instance's dagster.yaml and storage exist before two processes share it
         port = _free_port()
         # the webserver of this very environment (what `uv run dagster-webserver` starts)
         executable = shutil.which("dagster-webserver", path=str(Path(sys.executable).parent)) or "dagster-webserver"

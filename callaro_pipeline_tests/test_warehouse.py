@@ -176,3 +176,16 @@ def test_a_writer_gives_up_with_warehouse_busy_after_its_timeout(warehouse: Ware
     finally:
         reader.kill()
         reader.wait()
+
+
+def test_dbt_waits_for_an_analyst_holding_the_live_file_too() -> None:
+    """dbt opens the file itself: its profile retries DuckDB's lock error (IOException) with backoff."""
+    import yaml
+
+    from callaro_pipeline.config import PROJECT_ROOT
+
+    profile = yaml.safe_load((PROJECT_ROOT / "dbt_contacts" / "profiles.yml").read_text(encoding="utf-8"))
+    target = profile["callaro_contacts"]["outputs"]["warehouse"]
+    assert target["keep_open"] is False
+    assert target["retries"]["connect_attempts"] >= 5
+    assert target["retries"].get("retryable_exceptions", ["IOException"]) == ["IOException"]

@@ -1,6 +1,5 @@
 """campaign_audiences: per campaign, the callable contacts with their agent variables, frozen per build."""
 
-
 from datetime import UTC, datetime
 
 import dagster as dg

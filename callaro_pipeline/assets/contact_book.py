@@ -1,6 +1,5 @@
 """contacts: the upload's released rows (validated, not suppressed) merged into the one contact book."""
 
-
 import time
 
 import dagster as dg

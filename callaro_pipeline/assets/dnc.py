@@ -1,6 +1,5 @@
 """dnc_lists: DNC files dropped in CALLARO_HOME/dnc/inbox/<source>/ loaded into the append-only DNC store."""
 
-
 from pathlib import Path
 
 import dagster as dg

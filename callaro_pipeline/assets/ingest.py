@@ -1,6 +1,5 @@
 """raw_upload: the stored original file read into text rows, replaced per upload in one transaction."""
 
-
 import time
 from pathlib import Path
 

@@ -36,7 +36,9 @@ def _counts(mapping: dict[str, Any] | None) -> list[tuple[str, Any]]:
 
 def in_progress(summary: dict[str, Any], status: str) -> dict[str, Any]:
     """A summary read mid-run: the upload is still `registered`, which `upload_summary` reports as failed."""
-    return {**summary, "status": status} if summary.get("status") == "failed" and not summary.get("failure") else summary
+    return (
+        {**summary, "status": status} if summary.get("status") == "failed" and not summary.get("failure") else summary
+    )
 
 
 def status_markdown(summary: dict[str, Any]) -> str:
@@ -58,7 +60,9 @@ def status_markdown(summary: dict[str, Any]) -> str:
     lines.append(f"{rows_read:,} rows read → {counts}")
     for check in checks:
         word = "passed" if check.get("passed") else "**FAILED**"
-        lines.append(f"gate `{check.get('name')}` {word}" + ("" if check.get("passed") else f": {_short(check.get('detail'))}"))
+        lines.append(
+            f"gate `{check.get('name')}` {word}" + ("" if check.get("passed") else f": {_short(check.get('detail'))}")
+        )
     return "\n\n".join(lines)[:990]
 
 

@@ -1,6 +1,5 @@
 """suppressed_contacts: the upload's validated contacts scrubbed against every DNC list and the consent policy."""
 
-
 import time
 from datetime import UTC, datetime
 

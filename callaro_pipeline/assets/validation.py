@@ -1,6 +1,5 @@
 """mapped_contacts, validated_contacts + rejected_rows, and the blocking Pandera and Great Expectations gates."""
 
-
 import time
 
 import dagster as dg
@@ -183,7 +182,11 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
             "phone_types": dg.MetadataValue.json(_value_counts(checked.kept, "phone_type")),
             "timezone_sources": dg.MetadataValue.json(_value_counts(checked.kept, "timezone_source")),
             "preview_masked": frame_markdown(preview),
-            **{k: overview[k] for k in ("import_status", "phone_types_and_timezones", "import_summary") if k in overview},
+            **{
+                k: overview[k]
+                for k in ("import_status", "phone_types_and_timezones", "import_summary")
+                if k in overview
+            },
         },
     )
     yield dg.MaterializeResult(
