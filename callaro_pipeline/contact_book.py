@@ -165,39 +165,44 @@ _NON_EMPTY_CUSTOM_FIELDS = (
 )
 
 
+# What DuckDB's trim() removes: the Unicode space separators (category Zs), not tabs or line breaks.
+_SPACE_SEPARATORS = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+
+
+def _incoming_rows(contacts: pl.DataFrame) -> pl.DataFrame:
+    """One row per phone (its first row in the upload), text trimmed as DuckDB's trim() does, empty -> null."""
+    trimmed = [pl.col(name).str.strip_chars(_SPACE_SEPARATORS) for name in _TEXT_FIELDS]
+    return (
+        _aligned(contacts)
+        .with_columns(
+            pl.when(text != "").then(text).alias(name) for name, text in zip(_TEXT_FIELDS, trimmed, strict=True)
+        )
+        .filter(pl.col("phone_e164").is_not_null())
+        .sort("row_number", maintain_order=True)
+        .unique(subset=["phone_e164"], keep="first", maintain_order=True)
+    )
+
+
 def _stage_incoming(con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame) -> None:
     """`_incoming`: one row per phone (its first row in the upload), empty text as NULL, custom fields without
     empty values (so a blank cell never erases what the book knows).
 
-    A view over the registered frame, not a table: materializing a million rows of text in DuckDB costs more
-    than evaluating these expressions in each of the few statements that read them. Only the positions of the
-    rows kept (integers) are materialized. `_drop_incoming` removes all three.
+    A view over the registered frame rather than a temporary table: copying a million rows of text inside
+    DuckDB (and trimming them there) cost more than the merge itself. `_drop_incoming` removes it.
     """
-    staged = stage(con, "_upload_rows", _aligned(contacts).with_row_index("_position"))
-    text = ", ".join(f"nullif(trim({name}), '') AS {name}" for name in _TEXT_FIELDS)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _incoming_positions AS
-        SELECT _position FROM {staged} WHERE nullif(trim(phone_e164), '') IS NOT NULL
-        QUALIFY row_number() OVER (PARTITION BY nullif(trim(phone_e164), '') ORDER BY row_number) = 1
-        """  # noqa: S608 - identifiers from code
-    )
+    staged = stage(con, "_upload_rows", _incoming_rows(contacts))
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW _incoming AS
-        SELECT {contact_id_sql("phone_e164")} AS contact_id, *
-        FROM (
-            SELECT row_number, {text}, timezone_candidates,
-                   coalesce({_NON_EMPTY_CUSTOM_FIELDS}, '{{}}') AS custom_fields
-            FROM {staged} SEMI JOIN _incoming_positions USING (_position)
-        )
+        SELECT {contact_id_sql("phone_e164")} AS contact_id,
+               * REPLACE (coalesce({_NON_EMPTY_CUSTOM_FIELDS}, '{{}}') AS custom_fields)
+        FROM {staged}
         """  # noqa: S608 - identifiers from code
     )
 
 
 def _drop_incoming(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP VIEW IF EXISTS _incoming")
-    con.execute("DROP TABLE IF EXISTS _incoming_positions")
     con.unregister("_upload_rows")
 
 
