@@ -17,6 +17,7 @@ latest build. If a DNC source cannot be trusted nothing is written, so the previ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -40,18 +41,26 @@ MISSING_SAMPLE_SIZE = 5
 _JSON_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 # Standard field names that the book stores under another column.
 _FIELD_COLUMNS = {"phone": "phone_e164"}
-_MEMBER_COLUMNS = (
-    "contact_id",
-    "phone_e164",
-    "timezone",
-    "timezone_candidates",
-    "timezone_source",
-    "external_id",
-    "next_call_start_utc",
-    "agent_variables",
-    "dnc_snapshot",
-    "consent_evidence",
+# One row of audience_member_versions as a build computes it (campaign and build numbers are added on write).
+VERSION_SCHEMA = pl.Schema(
+    {
+        "contact_id": pl.Utf8,
+        "outcome": pl.Utf8,
+        "reasons": pl.List(pl.Utf8),
+        "phone_e164": pl.Utf8,
+        "timezone": pl.Utf8,
+        "timezone_candidates": pl.List(pl.Utf8),
+        "timezone_source": pl.Utf8,
+        "external_id": pl.Utf8,
+        "agent_variables": pl.Utf8,
+        "consent_evidence": pl.Utf8,
+        "window_key": pl.Utf8,
+    }
 )
+VERSION_COLUMNS = tuple(VERSION_SCHEMA)
+_COMPARED = VERSION_COLUMNS[1:]  # a contact's new version replaces its current one when any of these differ
+# Part of every build's config digest: a change to how outcomes are computed makes the next build a full one.
+AUDIENCE_FORMAT = 1
 EXPORT_FORMATS = (".csv", ".parquet")
 
 
@@ -155,8 +164,17 @@ def _candidate_ids_sql(campaign: Campaign) -> tuple[str, list[Any]]:
     return f"{sql} AND cc.upload_id IN (SELECT unnest(?::VARCHAR[]))", [campaign.name, list(campaign.audience_uploads)]
 
 
-def candidate_contacts(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl.DataFrame:
+def candidate_contacts(
+    con: duckdb.DuckDBPyConnection, campaign: Campaign, *, changed_since: datetime | None = None
+) -> pl.DataFrame:
+    """The campaign's candidates; with `changed_since`, only those linked or updated at or after it."""
     ids, params = _candidate_ids_sql(campaign)
+    if changed_since is not None:  # uploads campaigns only (see build_audience)
+        since = as_utc_naive(changed_since)
+        ids = (
+            f"{ids} AND (cc.added_at >= ? OR cc.contact_id IN (SELECT contact_id FROM contacts WHERE updated_at >= ?))"  # noqa: S608
+        )
+        params = [*params, since, since]
     try:
         return con.execute(f"SELECT * FROM contacts WHERE contact_id IN ({ids}) ORDER BY contact_id", params).pl()  # noqa: S608
     except duckdb.CatalogException:
@@ -165,102 +183,230 @@ def candidate_contacts(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pl
         ) from None
 
 
-def _value_counts(values: pl.Series) -> dict[str, int]:
-    counts = values.value_counts(sort=True)
-    return dict(zip(counts[values.name].to_list(), counts["count"].to_list(), strict=True))
+def _counts(rows: list[tuple[str, int]]) -> dict[str, int]:
+    """{value: count}, largest count first (as polars' value_counts(sort=True) gave them)."""
+    return dict(sorted(rows, key=lambda row: (-row[1], row[0])))
 
 
-def _next_build_id(con: duckdb.DuckDBPyConnection, campaign: str) -> str:
-    (count,) = con.execute("SELECT count(*) FROM audience_builds WHERE campaign = ?", [campaign]).fetchone()
-    return f"{campaign}-{count + 1:06d}"
+def _config_digest(campaign: Campaign) -> str:
+    """What a build's outcomes depend on besides the contacts and the DNC lists: the campaign's settings."""
+    settings = json.dumps({"format": AUDIENCE_FORMAT, **campaign.to_yaml_dict()}, sort_keys=True, default=str)
+    return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
 
-def _member_rows(callable_contacts: pl.DataFrame, build_id: str, campaign: str) -> pl.DataFrame:
+def _latest_build(con: duckdb.DuckDBPyConnection, campaign: str) -> tuple[int, datetime | None, dict[str, Any]]:
+    """(number of builds so far, when the latest was built, its detail)."""
+    row = con.execute(
+        "SELECT count(*) OVER (), built_at, detail FROM audience_builds WHERE campaign = ? "
+        "ORDER BY build_id DESC LIMIT 1",
+        [campaign],
+    ).fetchone()
+    return (row[0], row[1], json.loads(row[2] or "{}")) if row else (0, None, {})
+
+
+def _outcomes(scrubbed: pl.DataFrame, campaign: Campaign) -> pl.DataFrame:
+    """One row per candidate: its outcome (member | suppressed | missing_required), the reasons, and the values
+    a member carries (VERSION_COLUMNS)."""
+    is_suppressed = pl.col("reasons").list.len() > 0
+    complete, missing = resolve_agent_variables(scrubbed.filter(~is_suppressed), campaign.agent_variables)
     evidence = pl.struct("consent", "consent_date", "consent_source").struct.json_encode().alias("consent_evidence")
-    return callable_contacts.with_columns(
+    members = complete.with_columns(
         evidence,
-        # Stored as naive UTC, the warehouse convention.
-        pl.col("next_call_start_utc").dt.convert_time_zone("UTC").dt.replace_time_zone(None),
-    ).select(pl.lit(build_id).alias("build_id"), pl.lit(campaign).alias("campaign"), *_MEMBER_COLUMNS)
-
-
-def _insert_staged(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame) -> None:
-    staged = stage(con, f"_staged_{table}", rows)
-    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {staged}")  # noqa: S608 - identifiers from code
-    con.unregister(staged)
-
-
-def _write_build(
-    con: duckdb.DuckDBPyConnection,
-    build: AudienceBuild,
-    now: datetime,
-    members: pl.DataFrame,
-    call_windows: pl.DataFrame,
-) -> None:
-    con.execute(
-        "INSERT INTO audience_builds VALUES (?, ?, ?, ?, ?, ?::JSON)",
-        [
-            build.build_id,
-            build.campaign,
-            as_utc_naive(now),
-            build.members,
-            build.missing_required,
-            json.dumps(build.detail),
-        ],
+        pl.lit("member").alias("outcome"),
+        pl.lit(None, pl.List(pl.Utf8)).alias("reasons"),
+        windows.window_keys(complete).alias("window_key"),
     )
-    _insert_staged(con, "audience_members", members)
-    _insert_staged(con, "audience_call_windows", call_windows.with_columns(pl.lit(build.build_id).alias("build_id")))
+    suppressed = scrubbed.filter(is_suppressed).with_columns(
+        evidence,
+        pl.lit("suppressed").alias("outcome"),
+        pl.lit(None, pl.Utf8).alias("agent_variables"),
+        pl.lit(None, pl.Utf8).alias("window_key"),
+    )
+    lacking = (
+        scrubbed.drop("reasons")
+        .join(missing.rename({"missing": "reasons"}), on="contact_id")
+        .with_columns(
+            evidence,
+            pl.lit("missing_required").alias("outcome"),
+            pl.lit(None, pl.Utf8).alias("agent_variables"),
+            pl.lit(None, pl.Utf8).alias("window_key"),
+        )
+    )
+    return pl.concat([frame.select(VERSION_COLUMNS).cast(VERSION_SCHEMA) for frame in (members, suppressed, lacking)])
 
 
-def build_audience(con: duckdb.DuckDBPyConnection, campaign: Campaign, *, now: datetime) -> AudienceBuild:
+def build_audience(
+    con: duckdb.DuckDBPyConnection, campaign: Campaign, *, now: datetime, incremental: bool = False
+) -> AudienceBuild:
     """Build and store a new audience for the campaign, inside the caller's transaction.
 
     Raises DncUnavailable, before writing anything, when a DNC source cannot be trusted.
+
+    A full build evaluates every candidate. With `incremental` (an import run: the upload only added links and
+    updated contacts) only the candidates linked or updated since the latest build are evaluated, when nothing
+    else can have changed an outcome: the campaign's settings and the DNC lists are those of the latest build
+    and the campaign draws on its uploads (not on segments). Either way only the contacts whose outcome or
+    values changed are written (audience_member_versions), and the counts are those of the whole campaign.
     """
     problems = suppression.dnc_problems(
         con, sources=campaign.dnc_sources, require_national=campaign.require_national_dnc, now=now
     )
     if problems:
         raise DncUnavailable(f"audience for {campaign.name} not built: " + "; ".join(problems))
-    candidates = candidate_contacts(con, campaign)
-    scrubbed = suppression.scrub(con, candidates, campaign=campaign)
-    is_suppressed = pl.col("reasons").list.len() > 0
-    suppressed = scrubbed.filter(is_suppressed)
-    complete, missing = resolve_agent_variables(scrubbed.filter(~is_suppressed), campaign.agent_variables)
-    aware_now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    timed = complete.with_columns(
-        windows.next_call_start(complete, campaign.window, aware_now).alias("next_call_start_utc")
-    )
-    callable_contacts = timed.filter(pl.col("next_call_start_utc").is_not_null())
-    missing_phones = missing.join(candidates.select("contact_id", "phone_e164"), on="contact_id")
-    build_id = _next_build_id(con, campaign.name)
-    not_callable = timed.height - callable_contacts.height
-    detail: dict[str, Any] = {
-        "candidates": candidates.height,
-        "suppressed": suppressed.height,
-        "suppressed_by_reason": _value_counts(suppressed["reasons"].explode()),
-        "missing_required": missing.height,
-        "missing_by_variable": _value_counts(missing["missing"].explode()),
-        "not_callable": not_callable,
-        "source": {"segments": campaign.audience_segments}
+    dnc_snapshot = json.dumps(suppression.source_states(con, campaign.dnc_sources), sort_keys=True)
+    digest = _config_digest(campaign)
+    builds, built_at, latest = _latest_build(con, campaign.name)
+    since = None
+    if (
+        incremental
+        and builds
+        and not campaign.audience_segments
+        and latest.get("config_digest") == digest
+        and latest.get("dnc_snapshot") == dnc_snapshot
+    ):
+        since = built_at
+    candidates = candidate_contacts(con, campaign, changed_since=since)
+    outcomes = _outcomes(suppression.scrub(con, candidates, campaign=campaign), campaign)
+    number = builds + 1
+    build_id = f"{campaign.name}-{number:06d}"
+    changed = _store_versions(con, campaign.name, number, outcomes, everyone=since is None)
+    _store_windows(con, campaign, build_id, outcomes, now)
+    detail = _build_counts(con, campaign.name, build_id)
+    missing_sample = [
+        mask_phone(phone)
+        for (phone,) in con.execute(
+            "SELECT phone_e164 FROM audience_member_versions WHERE campaign = ? AND to_build IS NULL "
+            "AND outcome = 'missing_required' ORDER BY contact_id LIMIT ?",
+            [campaign.name, MISSING_SAMPLE_SIZE],
+        ).fetchall()
+    ]
+    source: dict[str, Any] = (
+        {"segments": campaign.audience_segments}
         if campaign.audience_segments
-        else {"uploads": campaign.audience_uploads},
+        else {"uploads": campaign.audience_uploads}
+    )
+    detail |= {
+        "source": source,
+        "build": "incremental" if since is not None else "full",
+        "evaluated": outcomes.height,
+        "changed": changed,
+        "config_digest": digest,
+        "dnc_snapshot": dnc_snapshot,
     }
     build = AudienceBuild(
         build_id=build_id,
         campaign=campaign.name,
-        members=callable_contacts.height,
-        missing_required=missing.height,
-        missing_sample=[mask_phone(phone) for phone in missing_phones["phone_e164"].head(MISSING_SAMPLE_SIZE)],
-        suppressed=suppressed.height,
-        not_callable=not_callable,
+        members=detail.pop("members"),
+        missing_required=detail["missing_required"],
+        missing_sample=missing_sample,
+        suppressed=detail["suppressed"],
+        not_callable=detail["not_callable"],
         detail=detail,
     )
-    members = _member_rows(callable_contacts, build_id, campaign.name)
-    # Precomputed open intervals, read by the SQL macro callable_contacts(campaign, ts).
-    intervals = windows.call_windows(callable_contacts, campaign.window, aware_now)
-    _write_build(con, build, now, members, intervals)
+    con.execute(
+        "INSERT INTO audience_builds VALUES (?, ?, ?, ?, ?, ?::JSON)",
+        [build.build_id, build.campaign, as_utc_naive(now), build.members, build.missing_required, json.dumps(detail)],
+    )
     return build
+
+
+def _store_versions(
+    con: duckdb.DuckDBPyConnection, campaign: str, number: int, outcomes: pl.DataFrame, *, everyone: bool
+) -> int:
+    """Close the current versions that differ from `outcomes` (or, with `everyone`, that `outcomes` lacks: the
+    contacts no longer candidates) and open versions for the rest; returns the number of versions opened."""
+    staged = stage(con, "_outcomes", outcomes)
+    same = " AND ".join(f"v.{name} IS NOT DISTINCT FROM o.{name}" for name in _COMPARED)
+    scope = "" if everyone else f"AND v.contact_id IN (SELECT contact_id FROM {staged})"  # noqa: S608
+    try:
+        con.execute(
+            f"""
+            UPDATE audience_member_versions AS v SET to_build = ?
+            WHERE v.campaign = ? AND v.to_build IS NULL {scope}
+              AND NOT EXISTS (SELECT 1 FROM {staged} AS o WHERE o.contact_id = v.contact_id AND {same})
+            """,  # noqa: S608 - identifiers from code
+            [number, campaign],
+        )
+        (opened,) = con.execute(
+            f"""
+            INSERT INTO audience_member_versions BY NAME
+            SELECT ? AS campaign, ? AS from_build, NULL AS to_build, o.*
+            FROM {staged} AS o
+            WHERE NOT EXISTS (
+                SELECT 1 FROM audience_member_versions AS v
+                WHERE v.campaign = ? AND v.to_build IS NULL AND v.contact_id = o.contact_id
+            )
+            """,  # noqa: S608 - identifiers from code
+            [campaign, number, campaign],
+        ).fetchone()
+    finally:
+        con.unregister(staged)
+    return opened
+
+
+def _store_windows(
+    con: duckdb.DuckDBPyConnection, campaign: Campaign, build_id: str, outcomes: pl.DataFrame, now: datetime
+) -> None:
+    """The build's calling windows for every window key its campaign's members have had (few per campaign)."""
+    new_keys = outcomes.select(pl.col("window_key").drop_nulls().unique())
+    staged = stage(con, "_window_keys", new_keys)
+    con.execute(
+        f"""
+        INSERT INTO audience_window_keys
+        SELECT ?, window_key FROM {staged}
+        WHERE window_key NOT IN (SELECT window_key FROM audience_window_keys WHERE campaign = ?)
+        """,  # noqa: S608 - identifiers from code
+        [campaign.name, campaign.name],
+    )
+    con.unregister(staged)
+    keys = [
+        key
+        for (key,) in con.execute(
+            "SELECT window_key FROM audience_window_keys WHERE campaign = ? ORDER BY window_key", [campaign.name]
+        ).fetchall()
+    ]
+    aware_now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    intervals = windows.call_windows_for_keys(keys, campaign.window, aware_now)
+    staged = stage(con, "_build_windows", intervals.with_columns(pl.lit(build_id).alias("build_id")))
+    con.execute(f"INSERT INTO audience_build_windows BY NAME SELECT * FROM {staged}")  # noqa: S608
+    con.unregister(staged)
+
+
+def _build_counts(con: duckdb.DuckDBPyConnection, campaign: str, build_id: str) -> dict[str, Any]:
+    """The campaign-wide counts of the build, from the current versions."""
+    current = "FROM audience_member_versions WHERE campaign = ? AND to_build IS NULL"
+    candidates, suppressed, missing, members, not_callable = con.execute(
+        f"""
+        SELECT count(*), count(*) FILTER (WHERE outcome = 'suppressed'),
+               count(*) FILTER (WHERE outcome = 'missing_required'),
+               count(*) FILTER (WHERE outcome = 'member' AND open),
+               count(*) FILTER (WHERE outcome = 'member' AND NOT open)
+        FROM (
+            SELECT outcome, window_key IN (SELECT window_key FROM audience_build_windows WHERE build_id = ?) AS open
+            {current}
+        )
+        """,  # noqa: S608 - constant text
+        [build_id, campaign],
+    ).fetchone()
+
+    def by_reason(outcome: str) -> dict[str, int]:
+        return _counts(
+            con.execute(
+                f"SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason {current} AND outcome = ?) "  # noqa: S608
+                "GROUP BY reason",
+                [campaign, outcome],
+            ).fetchall()
+        )
+
+    return {
+        "candidates": candidates,
+        "members": members,
+        "suppressed": suppressed,
+        "suppressed_by_reason": by_reason("suppressed"),
+        "missing_required": missing,
+        "missing_by_variable": by_reason("missing_required"),
+        "not_callable": not_callable,
+    }
 
 
 # --- export ------------------------------------------------------------------------------------------------

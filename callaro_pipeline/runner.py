@@ -36,9 +36,12 @@ DAGSTER_YAML = """\
 telemetry:
   enabled: false
 # Every DuckDB writer declares pool "duckdb"; one slot means runs queue instead of fighting over the file lock.
+# Enforced per run (the run queue starts one such run at a time), not per step: the warehouse file lock already
+# serializes the writes inside runs, and a step slot held by a killed process would block every later run.
 concurrency:
   pools:
     default_limit: 1
+    granularity: run
 """
 
 

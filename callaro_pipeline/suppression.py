@@ -424,8 +424,8 @@ def _read_bare_lines(path: Path, name: str) -> tuple[pl.DataFrame, int]:
 
     Lines that are exactly the digits (the registry's own format) are read as integers: a 10- or 11-character
     line whose integer value lies in the NANP range can only be those digits (polars' integer cast takes a
-    sign and digits, nothing else), and the exchange digit is checked arithmetically. Only the other lines
-    (punctuation, spaces, junk) are read as text with the general rule, in a second pass when there are any.
+    sign and digits, nothing else), and the exchange digit is checked arithmetically. The other lines
+    (punctuation, spaces, junk: few) are set aside in the same pass and read with the general rule.
     """
     scan = pl.scan_csv(
         path,
@@ -446,27 +446,33 @@ def _read_bare_lines(path: Path, name: str) -> tuple[pl.DataFrame, int]:
         .when((width == 11) & value.is_between(12_000_000_000, 19_999_999_999) & exchange_ok)
         .then(value)
     )
-    stripped = line.str.strip_chars()
-    digits = stripped.str.replace_all(r"[\s().+-]", "")
-    is_nanp = digits.str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$").fill_null(False)
+    others: list[pl.Series] = []
+
+    def exact_numbers(lines: pl.Series) -> pl.Series:
+        batch = lines.to_frame("line").select(exact.alias("number"), line)
+        if batch.get_column("number").null_count():
+            others.append(batch.filter(pl.col("number").is_null()).get_column("line"))
+        return batch.get_column("number")
+
     try:
-        exact_numbers = scan.select(exact.alias("number")).collect(engine="streaming").get_column("number")
-        others = pl.DataFrame(schema={"number": pl.Int64, "non_blank": pl.Boolean})
-        if exact_numbers.null_count():
-            others = (
-                scan.filter(exact.is_null())
-                .select(
-                    pl.when(is_nanp).then(digits.str.slice(-10).cast(pl.Int64) + NANP_OFFSET).alias("number"),
-                    (stripped.str.len_bytes().fill_null(0) > 0).alias("non_blank"),
-                )
-                .collect(engine="streaming")
-            )
+        numbers = (
+            scan.select(line.map_batches(exact_numbers, return_dtype=pl.Int64).alias("number"))
+            .collect(engine="streaming")
+            .get_column("number")
+        )
     except (pl.exceptions.PolarsError, OSError):
         # Polars quotes the offending line (PII): report the file only.
         raise DncUnavailable(f"DNC file {name} cannot be read as one number per line") from None
-    rejected = others.filter(pl.col("non_blank") & pl.col("number").is_null()).height
-    numbers = pl.concat([exact_numbers.drop_nulls(), others.get_column("number").drop_nulls()])
-    return _distinct(numbers), rejected
+    stripped = line.str.strip_chars()
+    digits = stripped.str.replace_all(r"[\s().+-]", "")
+    is_nanp = digits.str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$").fill_null(False)
+    rest = pl.concat(others).to_frame("line") if others else pl.DataFrame(schema={"line": pl.Utf8})
+    rest = rest.select(
+        pl.when(is_nanp).then(digits.str.slice(-10).cast(pl.Int64) + NANP_OFFSET).alias("number"),
+        (stripped.str.len_bytes().fill_null(0) > 0).alias("non_blank"),
+    )
+    rejected = rest.filter(pl.col("non_blank") & pl.col("number").is_null()).height
+    return _distinct(pl.concat([numbers.drop_nulls(), rest.get_column("number").drop_nulls()])), rejected
 
 
 def _distinct(numbers: pl.Series) -> pl.DataFrame:

@@ -72,8 +72,12 @@ class Warehouse(dg.ConfigurableResource):
                 home = str(paths.home).replace("'", "''")
                 con.execute(f"SET allowed_directories=['{home}/']")
                 con.execute("SET enable_external_access=false")
+                con.execute("SET enable_progress_bar=false")  # long statements would draw bars on stderr
                 con.execute("SET lock_configuration=true")
+                legacy_audiences = _set_legacy_audiences_aside(con)
                 con.execute(schema_sql())
+                if legacy_audiences:
+                    _convert_legacy_audiences(con)
                 yield con
             finally:
                 con.close()
@@ -121,6 +125,60 @@ class Warehouse(dg.ConfigurableResource):
         return paths.warehouse_snapshot
 
 
+def _set_legacy_audiences_aside(con: duckdb.DuckDBPyConnection) -> bool:
+    """A warehouse from before audience versions kept every build's members and windows as tables under the
+    names that are now views: rename them so the schema can be applied (`_convert_legacy_audiences` follows)."""
+    tables = {
+        name
+        for (name,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' AND table_type = 'BASE TABLE' "
+            "AND table_name IN ('audience_members', 'audience_call_windows')"
+        ).fetchall()
+    }
+    if "audience_members" not in tables:
+        return False
+    con.execute("BEGIN TRANSACTION")
+    con.execute("ALTER TABLE audience_members RENAME TO audience_members_v1")
+    if "audience_call_windows" in tables:
+        con.execute("ALTER TABLE audience_call_windows RENAME TO audience_call_windows_v1")
+    else:
+        con.execute(
+            "CREATE TABLE audience_call_windows_v1 (build_id VARCHAR, contact_id VARCHAR, opens_utc TIMESTAMPTZ, closes_utc TIMESTAMPTZ)"
+        )
+    return True
+
+
+def _convert_legacy_audiences(con: duckdb.DuckDBPyConnection) -> None:
+    """Each old member row becomes a one-build version with a window key of its own, then the old tables go."""
+    build_number = "CAST(regexp_extract(build_id, '([0-9]+)$', 1) AS BIGINT)"
+    con.execute(
+        f"""
+        INSERT INTO audience_member_versions BY NAME
+        SELECT campaign, {build_number} AS from_build, {build_number} + 1 AS to_build, contact_id,
+               'member' AS outcome, phone_e164, timezone, timezone_candidates, timezone_source, external_id,
+               agent_variables, consent_evidence, 'v1:' || build_id || ':' || contact_id AS window_key
+        FROM audience_members_v1
+        """  # noqa: S608 - constant text
+    )
+    con.execute(
+        """
+        INSERT INTO audience_build_windows
+        SELECT build_id, 'v1:' || build_id || ':' || contact_id, opens_utc, closes_utc FROM audience_call_windows_v1
+        """
+    )
+    con.execute(
+        """
+        UPDATE audience_builds AS b
+        SET detail = json_merge_patch(coalesce(b.detail, '{}'), json_object('dnc_snapshot', s.dnc_snapshot))
+        FROM (SELECT build_id, any_value(dnc_snapshot)::VARCHAR AS dnc_snapshot FROM audience_members_v1 GROUP BY 1) s
+        WHERE s.build_id = b.build_id
+        """
+    )
+    con.execute("DROP TABLE audience_members_v1")
+    con.execute("DROP TABLE audience_call_windows_v1")
+    con.execute("COMMIT")
+
+
 def stage(con: duckdb.DuckDBPyConnection, name: str, df: pl.DataFrame) -> str:
     """Make a polars frame visible to SQL under `name` (registration works with external access disabled)."""
     con.register(name, df.to_arrow())
@@ -150,6 +208,43 @@ def replace_partition(
     con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM {staged}')  # noqa: S608 - identifiers from code
     con.unregister(staged)
     return frame.height
+
+
+def replace_raw_rows(con: duckdb.DuckDBPyConnection, upload_id: str, rows: pl.DataFrame, columns: list[str]) -> int:
+    """Replace one upload's `raw_rows` (row_number, cells: the texts in column order) from a frame with
+    row_number and one text column per name in `columns`, inside the caller's transaction.
+
+    The cell lists are built by DuckDB from the columns as they are inserted: building them in polars first
+    and converting the list column cost several times more (a million rows: ~11 s against ~4 s).
+    """
+    con.execute("DELETE FROM raw_rows WHERE upload_id = ?", [upload_id])
+    if rows.is_empty():
+        return 0
+    # by position: a header such as "*" or "^.*$" must never be read as a wildcard or regex
+    positions = [rows.get_column_index(name) for name in columns]
+    staged = stage(
+        con,
+        "staged_raw_rows",
+        rows.select(pl.col("row_number").cast(pl.Int64), *(pl.nth(p).alias(f"c{i}") for i, p in enumerate(positions))),
+    )
+    cells = ", ".join(f"c{i}" for i in range(len(columns)))
+    con.execute(
+        f"INSERT INTO raw_rows BY NAME SELECT ? AS upload_id, row_number, [{cells}]::VARCHAR[] AS cells FROM {staged}",  # noqa: S608 - identifiers from code
+        [upload_id],
+    )
+    con.unregister(staged)
+    return rows.height
+
+
+def read_raw_rows(con: duckdb.DuckDBPyConnection, upload_id: str, columns: list[str]) -> pl.DataFrame:
+    """One upload's `raw_rows` as row_number + one text column per name (missing cells are null), unpacked by
+    DuckDB (`from_cells` does the same in polars, several times slower on a million rows)."""
+    cells = ", ".join(f"cells[{i + 1}] AS c{i}" for i in range(len(columns)))
+    frame = con.execute(
+        f"SELECT row_number{', ' if cells else ''}{cells} FROM raw_rows WHERE upload_id = ? ORDER BY row_number",  # noqa: S608
+        [upload_id],
+    ).pl()
+    return frame.rename({f"c{i}": name for i, name in enumerate(columns)})
 
 
 def open_readonly(path: Path, *, wait_seconds: float = 30.0) -> duckdb.DuckDBPyConnection:

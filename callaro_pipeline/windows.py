@@ -186,9 +186,42 @@ def holiday_dates(calendar_name: str, year: int) -> frozenset[date]:
     return frozenset(dates)
 
 
+def window_keys(contacts: pl.DataFrame) -> pl.Series:
+    """Per row: the key of its combination of zones and states ("America/Chicago|America/Denver;TX"), from
+    which `call_windows_for_keys` computes the windows; rows with the same key have the same windows."""
+    keyed = _combination_keys(contacts)
+    return keyed.select(pl.concat_str("zones_key", pl.lit(";"), "states_key").alias("window_key")).to_series()
+
+
+def call_windows_for_keys(
+    keys: list[str], window: CallingWindow, now: datetime, days: int = HORIZON_DAYS
+) -> pl.DataFrame:
+    """`call_windows` per window key: window_key, opens_utc, closes_utc."""
+    start = _as_utc(now)
+    end = start + timedelta(days=days)
+    rows: list[tuple[str, datetime, datetime]] = []
+    for key in keys:
+        zones_key, _, states_key = key.partition(";")
+        zones = zones_key.split("|") if zones_key else []
+        states = states_key.split("|") if states_key else []
+        rows.extend((key, opens, closes) for opens, closes in open_intervals(zones, states, window, start, end))
+    return pl.DataFrame(
+        rows, schema={"window_key": pl.Utf8, "opens_utc": UTC_DATETIME, "closes_utc": UTC_DATETIME}, orient="row"
+    )
+
+
 def _per_combination(contacts: pl.DataFrame, compute: Callable[[list[str], list[str]], Any], dtype) -> pl.Series:
     """Evaluate `compute(zones, states)` once per distinct combination and spread it over the rows."""
-    keyed = contacts.select(
+    keyed = _combination_keys(contacts)
+    distinct = keyed.unique(["zones_key", "states_key"], maintain_order=True)
+    values = [compute(zones, states) for zones, states in distinct.select("zones", "states").iter_rows()]
+    table = distinct.select("zones_key", "states_key").with_columns(pl.Series("value", values, dtype=dtype))
+    return keyed.join(table, on=["zones_key", "states_key"], how="left", maintain_order="left")["value"]
+
+
+def _combination_keys(contacts: pl.DataFrame) -> pl.DataFrame:
+    """zones and states (sorted, distinct) of each row and their keys (joined with "|")."""
+    return contacts.select(
         pl.col("timezone_candidates").list.drop_nulls().list.unique().list.sort().fill_null([]).alias("zones"),
         pl.concat_list(_state("phone_state", contacts), _state("state", contacts))
         .list.drop_nulls()
@@ -199,10 +232,6 @@ def _per_combination(contacts: pl.DataFrame, compute: Callable[[list[str], list[
         pl.col("zones").list.join("|").alias("zones_key"),
         pl.col("states").list.join("|").alias("states_key"),
     )
-    distinct = keyed.unique(["zones_key", "states_key"], maintain_order=True)
-    values = [compute(zones, states) for zones, states in distinct.select("zones", "states").iter_rows()]
-    table = distinct.select("zones_key", "states_key").with_columns(pl.Series("value", values, dtype=dtype))
-    return keyed.join(table, on=["zones_key", "states_key"], how="left", maintain_order="left")["value"]
 
 
 def _state(column: str, contacts: pl.DataFrame) -> pl.Expr:

@@ -437,6 +437,20 @@ def test_undo_twice_changes_nothing_and_report_says_undone(undone) -> None:
     assert "[undone]" in text.out
 
 
+def test_undo_says_when_the_audience_could_not_be_rebuilt(env) -> None:
+    summary = imported(
+        write_csv(env.files / "undo3.csv", ["First Name", "Phone Number"], [["Vi", "(617) 555-0144"]]),
+        "--campaign",
+        "rollback-broken",
+    )
+    # the campaign now names a segment that does not exist: its audience cannot be rebuilt
+    write_campaign(env.config, "rollback-broken", audience={"segments": ["no_such_segment"]})
+    ran = cli("undo", summary["upload_id"])
+    assert ran.code == 1
+    assert "audience of campaign rollback-broken was not rebuilt" in ran.err and "Traceback" not in ran.err
+    assert scalar(env.home, "SELECT status FROM uploads WHERE upload_id = ?", [summary["upload_id"]]) == "undone"
+
+
 def test_undo_refuses_an_upload_that_was_never_imported(env, dnc) -> None:
     blocked = dnc.no_national.json()["upload_id"]
     ran = cli("undo", blocked)
@@ -667,8 +681,16 @@ def _copy_dbt_project(target: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _segments_start_early(request: pytest.FixtureRequest) -> None:
+    """Start the segments/demo subprocess when the module starts, so it runs while the in-process tests do
+    (only if a selected test needs it)."""
+    if any("segmented" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.getfixturevalue("segments_run")
+
+
 @pytest.fixture(scope="module")
-def segmented(tmp_path_factory: pytest.TempPathFactory):
+def segments_run(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("segments_cli")
     home, config = root / "home", root / "config"
     shutil.copytree(PROJECT_ROOT / "config", config)
@@ -703,18 +725,29 @@ def segmented(tmp_path_factory: pytest.TempPathFactory):
         "DAGSTER_HOME": str(home / "dagster"),
     }
     environ.pop("CALLARO_WAREHOUSE", None)
-    done = subprocess.run(
-        [sys.executable, "-c", DRIVER, json.dumps(list(commands.values()))],
-        env=environ,
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0 and "@@RESULTS@@" in done.stdout, done.stderr[-3000:]
-    results = json.loads(done.stdout.split("@@RESULTS@@", 1)[1])
-    return SimpleNamespace(home=home, project=project, results=dict(zip(commands, results, strict=True)))
+    # output to files, not pipes: a full pipe would stall the child until the tests read it
+    with (root / "stdout.txt").open("w") as stdout, (root / "stderr.txt").open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", DRIVER, json.dumps(list(commands.values()))],
+            env=environ,
+            cwd=root,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    yield SimpleNamespace(root=root, home=home, project=project, commands=commands, process=process)
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def segmented(segments_run):
+    run = segments_run
+    returncode = run.process.wait(timeout=600)
+    stdout = (run.root / "stdout.txt").read_text()
+    assert returncode == 0 and "@@RESULTS@@" in stdout, (run.root / "stderr.txt").read_text()[-3000:]
+    results = json.loads(stdout.split("@@RESULTS@@", 1)[1])
+    return SimpleNamespace(home=run.home, project=run.project, results=dict(zip(run.commands, results, strict=True)))
 
 
 def test_demo_runs_end_to_end_in_an_empty_home(segmented) -> None:

@@ -213,3 +213,13 @@ def test_runs_of_dead_processes_are_failed_and_free_their_pool_slot(callaro_env:
     assert instance.get_run_by_id(runs["killed"]).status == dg.DagsterRunStatus.FAILURE
     assert instance.get_run_by_id(runs["running"]).status == dg.DagsterRunStatus.STARTED
     assert storage.claim_concurrency_slot("duckdb", runs["running"], "raw_upload").is_claimed
+
+
+def test_rerun_of_an_unknown_upload_is_a_one_line_usage_error(callaro_env: Path, capsys: pytest.CaptureFixture) -> None:
+    from callaro_pipeline.cli import main
+
+    assert main(["rerun", "spring-20260101t000000-deadbeef-000000"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("callaro: unknown upload") and len(err.strip().splitlines()) == 1
+    assert main(["rerun", "../etc"]) == 2
+    assert "invalid upload id" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from callaro_pipeline.config import WEEKDAYS, CallingWindow
 from callaro_pipeline.warehouse import Warehouse, stage
-from callaro_pipeline.windows import call_windows, callable_at, next_call_start
+from callaro_pipeline.windows import call_windows, call_windows_for_keys, callable_at, next_call_start, window_keys
 
 ALWAYS = CallingWindow(start="00:00", end="24:00", days=WEEKDAYS)
 NEW_YORK, CHICAGO = "America/New_York", "America/Chicago"
@@ -175,15 +175,28 @@ def test_sql_macro_answers_who_may_be_called_at_an_instant(tmp_path: Path):
     now = utc("2026-06-10 03:00")
     members = people(([NEW_YORK], None, None), ([CHICAGO], None, None), ([NEW_YORK], "FL", None))
     with Warehouse(home=str(tmp_path)).connect() as con:
-        for build_id, built_at in (("spring-000001", now - timedelta(days=1)), ("spring-000002", now)):
+        keyed = members.with_columns(window_keys(members).alias("window_key"))
+        by_key = call_windows_for_keys(keyed["window_key"].unique().to_list(), ALWAYS, now)
+        # the windows stored per key are each member's own windows
+        assert (
+            keyed.join(by_key, on="window_key")
+            .select(call_windows(members, ALWAYS, now).columns)
+            .sort("contact_id", "opens_utc")
+            .equals(call_windows(members, ALWAYS, now).sort("contact_id", "opens_utc"))
+        )
+        for number, (build_id, built_at) in enumerate(
+            (("spring-000001", now - timedelta(days=1)), ("spring-000002", now)), start=1
+        ):
             con.execute("INSERT INTO audience_builds VALUES (?, 'spring', ?, 3, 0, '{}')", [build_id, built_at])
-            stage(con, "members", members.select("contact_id").with_columns(pl.lit(build_id).alias("build_id")))
+            stage(con, "members", keyed.select("contact_id", "window_key"))
             con.execute(
-                "INSERT INTO audience_members (build_id, campaign, contact_id, phone_e164) "
-                "SELECT build_id, 'spring', contact_id, '+1' || contact_id FROM members"
+                "INSERT INTO audience_member_versions "
+                "(campaign, from_build, to_build, contact_id, outcome, phone_e164, window_key) "
+                "SELECT 'spring', ?, ?, contact_id, 'member', '+1' || contact_id, window_key FROM members",
+                [number, number + 1],
             )
-            stage(con, "windows", call_windows(members, ALWAYS, now).with_columns(pl.lit(build_id).alias("build_id")))
-            con.execute("INSERT INTO audience_call_windows BY NAME SELECT * FROM windows")
+            stage(con, "windows", by_key.with_columns(pl.lit(build_id).alias("build_id")))
+            con.execute("INSERT INTO audience_build_windows BY NAME SELECT * FROM windows")
 
         def who(ts: str) -> list[tuple[str, str]]:
             return con.execute(

@@ -14,6 +14,10 @@ from callaro_pipeline.privacy import mask_phone, withhold_error_details
 from callaro_pipeline.warehouse import Warehouse
 
 CAMPAIGN_TAG = "callaro/campaign"
+# Runs started by `callaro import` / a rerun (runner._run_upload_chain), which publishes the analysts' copy after
+# the run: copying the whole warehouse file here as well doubled a cost that grows with the warehouse.
+RUNNER_PUBLISHES = ("cli", "rerun")
+FRESH_UPLOAD_RUNS = ("cli", "inbox")
 
 
 @dg.asset(
@@ -34,11 +38,14 @@ def campaign_audiences(context: dg.AssetExecutionContext, warehouse: Warehouse) 
     names = [tagged] if tagged else list_campaigns()
     builds, failures = {}, {}
     now = datetime.now(UTC)
+    # A fresh upload only adds links and updates contacts: its campaign's build can evaluate just those (a rerun
+    # may also take links away, and other runs rebuild every campaign in full).
+    incremental = bool(tagged) and context.run.tags.get("callaro/via") in FRESH_UPLOAD_RUNS
     for name in names:
         campaign = load_campaign(name, create=True)
         try:
             with warehouse.transaction() as con:
-                build = build_audience(con, campaign, now=now)
+                build = build_audience(con, campaign, now=now, incremental=incremental)
         except CallaroError as error:
             failures[name] = str(error)
             continue
@@ -50,7 +57,8 @@ def campaign_audiences(context: dg.AssetExecutionContext, warehouse: Warehouse) 
             "missing_sample_masked": [mask_phone(p) if p and "*" not in p else p for p in build.missing_sample],
             "not_callable": build.not_callable,
         }
-    warehouse.publish_snapshot()
+    if context.run.tags.get("callaro/via") not in RUNNER_PUBLISHES:  # else the runner publishes once, at the end
+        warehouse.publish_snapshot()
     if failures:
         raise dg.Failure(
             description="audience not built (fail closed), previous build kept: "

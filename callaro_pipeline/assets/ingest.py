@@ -7,11 +7,11 @@ import dagster as dg
 import polars as pl
 
 from callaro_pipeline.errors import CallaroError
-from callaro_pipeline.ingest import ReadLimits, check_size, read_table, to_cells
+from callaro_pipeline.ingest import ReadLimits, check_size, read_table
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
 from callaro_pipeline.privacy import withhold_error_details
 from callaro_pipeline.uploads import load_upload, update_upload
-from callaro_pipeline.warehouse import Warehouse, replace_partition
+from callaro_pipeline.warehouse import Warehouse, replace_partition, replace_raw_rows
 
 
 def fail_upload(warehouse: Warehouse, upload_id: str, stage: str, error: CallaroError) -> dg.Failure:
@@ -50,19 +50,18 @@ def raw_upload(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
         table = read_table(stored.read_bytes(), upload.original_name, sheet=upload.options.sheet, limits=limits)
     except CallaroError as error:
         raise fail_upload(warehouse, upload_id, "reading the file", error) from None
-    cells = to_cells(table)
     columns = pl.DataFrame(
         {"position": list(range(len(table.columns))), "name": table.columns},
         schema={"position": pl.Int32, "name": pl.Utf8},
     )
     with warehouse.transaction() as con:
         replace_partition(con, "raw_columns", upload_id, columns)
-        replace_partition(con, "raw_rows", upload_id, cells)
+        replace_raw_rows(con, upload_id, table.rows, table.columns)
         replace_partition(con, "raw_malformed", upload_id, table.malformed)
         update_upload(
             con,
             upload_id,
-            rows_read=cells.height + table.malformed.height,
+            rows_read=table.rows.height + table.malformed.height,
             file={
                 "encoding": table.encoding,
                 "delimiter": table.delimiter,
@@ -76,7 +75,7 @@ def raw_upload(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
         )
     return dg.MaterializeResult(
         metadata={
-            "rows": cells.height,
+            "rows": table.rows.height,
             "malformed_rows": table.malformed.height,
             "columns": len(table.columns),
             "encoding": str(table.encoding),

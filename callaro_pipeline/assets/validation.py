@@ -11,13 +11,12 @@ from callaro_pipeline.config import load_campaign, load_custom_fields
 from callaro_pipeline.errors import CallaroError
 from callaro_pipeline.flow import check_upload, map_upload
 from callaro_pipeline.gates import GateResult, great_expectations_gate, pandera_gate
-from callaro_pipeline.ingest import from_cells
 from callaro_pipeline.mapping import Mapping
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
 from callaro_pipeline.privacy import mask_frame, withhold_error_details
 from callaro_pipeline.report import write_csv_safely, write_error_report
 from callaro_pipeline.uploads import load_upload, record_check, update_upload, upload_summary
-from callaro_pipeline.warehouse import Warehouse, replace_partition
+from callaro_pipeline.warehouse import Warehouse, read_raw_rows, replace_partition
 
 VALIDATED_COLUMNS_SQL = "SELECT * EXCLUDE (upload_id) FROM validated_contacts WHERE upload_id = ? ORDER BY row_number"
 
@@ -46,9 +45,7 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
                 "SELECT name FROM raw_columns WHERE upload_id = ? ORDER BY position", [upload_id]
             ).fetchall()
         ]
-        cells = con.execute(
-            "SELECT row_number, cells FROM raw_rows WHERE upload_id = ? ORDER BY row_number", [upload_id]
-        ).pl()
+        rows = read_raw_rows(con, upload_id, columns)
         state = con.execute(
             "SELECT last_mapping, last_columns FROM campaign_state WHERE campaign = ?", [upload.campaign]
         ).fetchone()
@@ -56,7 +53,7 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
         campaign = load_campaign(upload.campaign, create=True)
         registry = load_custom_fields()
         mapped = map_upload(
-            from_cells(cells, columns),
+            rows,
             columns,
             campaign=campaign,
             options=upload.options,

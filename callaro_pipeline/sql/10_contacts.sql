@@ -56,25 +56,65 @@ CREATE TABLE IF NOT EXISTS campaign_contacts (
     added_at TIMESTAMP NOT NULL
 );
 -- Audience builds are frozen: every build keeps its members; campaign_audiences shows the latest build.
+-- A build's number is the zero-padded sequence that ends its id (spring-000042 is build 42 of spring).
 CREATE TABLE IF NOT EXISTS audience_builds (
     build_id VARCHAR PRIMARY KEY,
     campaign VARCHAR NOT NULL,
     built_at TIMESTAMP NOT NULL,
     members BIGINT NOT NULL,
     missing_required BIGINT NOT NULL,
-    detail JSON
+    detail JSON                       -- counts, and dnc_snapshot: the DNC loads every member was checked against
 );
-CREATE TABLE IF NOT EXISTS audience_members (
-    build_id VARCHAR NOT NULL,
+-- How each candidate of a campaign came out of its builds, stored as versions: one row per contact per run
+-- of consecutive builds with the same outcome and values, from build `from_build` until `to_build`
+-- (exclusive; NULL while current). A build writes rows only for the contacts whose outcome or values it
+-- changes, so an import's build costs what the upload changed, not the size of the campaign
+-- (audiences.build_audience). Read the members of any build through the view audience_members.
+CREATE TABLE IF NOT EXISTS audience_member_versions (
     campaign VARCHAR NOT NULL,
+    from_build BIGINT NOT NULL,
+    to_build BIGINT,
     contact_id VARCHAR NOT NULL,
+    outcome VARCHAR NOT NULL,         -- member | suppressed | missing_required
+    reasons VARCHAR[],                -- suppressed: dnc:<source>, no_consent; missing_required: the variables
     phone_e164 VARCHAR NOT NULL,
     timezone VARCHAR,
     timezone_candidates VARCHAR[],
     timezone_source VARCHAR,
     external_id VARCHAR,
-    next_call_start_utc TIMESTAMP,
     agent_variables JSON,
-    dnc_snapshot JSON,                -- the DNC loads it was checked against
-    consent_evidence JSON
+    consent_evidence JSON,
+    window_key VARCHAR                -- members: their zones and states, the key of their calling windows
 );
+-- The window keys a campaign's members have had (their calling windows are computed for every build).
+CREATE TABLE IF NOT EXISTS audience_window_keys (
+    campaign VARCHAR NOT NULL,
+    window_key VARCHAR NOT NULL
+);
+-- Each build's open calling intervals (UTC, next 14 days) per window key (windows.call_windows).
+CREATE TABLE IF NOT EXISTS audience_build_windows (
+    build_id VARCHAR NOT NULL,
+    window_key VARCHAR NOT NULL,
+    opens_utc TIMESTAMPTZ NOT NULL,
+    closes_utc TIMESTAMPTZ NOT NULL   -- exclusive
+);
+-- Every build with its members: the candidates it found callable (a member with no open calling interval in
+-- the build's 14 days is left out as not callable), with the next call start of its build.
+CREATE OR REPLACE VIEW audience_members AS
+WITH builds AS (
+    SELECT build_id, campaign, CAST(regexp_extract(build_id, '([0-9]+)$', 1) AS BIGINT) AS build_number,
+           detail->>'dnc_snapshot' AS dnc_snapshot
+    FROM audience_builds
+),
+starts AS (
+    SELECT build_id, window_key, timezone('UTC', min(opens_utc)) AS next_call_start_utc
+    FROM audience_build_windows GROUP BY build_id, window_key
+)
+SELECT b.build_id, v.campaign, v.contact_id, v.phone_e164, v.timezone, v.timezone_candidates, v.timezone_source,
+       v.external_id, s.next_call_start_utc, v.agent_variables, b.dnc_snapshot::JSON AS dnc_snapshot,
+       v.consent_evidence
+FROM builds b
+JOIN audience_member_versions v
+  ON v.campaign = b.campaign AND v.from_build <= b.build_number
+ AND (v.to_build IS NULL OR b.build_number < v.to_build) AND v.outcome = 'member'
+JOIN starts s ON s.build_id = b.build_id AND s.window_key = v.window_key;

@@ -89,13 +89,16 @@ SELECT '+' || la.number::VARCHAR AS phone_e164, la.source, la.reason, la.added_a
 FROM latest_add la
 LEFT JOIN dnc_active a ON a.number = la.number AND a.source = la.source;
 
--- Calling windows: UTC intervals, next 14 days, per audience member (windows.call_windows).
-CREATE TABLE IF NOT EXISTS audience_call_windows (
-    build_id VARCHAR NOT NULL,
-    contact_id VARCHAR NOT NULL,
-    opens_utc TIMESTAMPTZ NOT NULL,
-    closes_utc TIMESTAMPTZ NOT NULL     -- exclusive
-);
+-- Calling windows: UTC intervals, next 14 days, per audience member (windows.call_windows), stored per build
+-- and window key (audience_build_windows) since members share few combinations of zones and states.
+CREATE OR REPLACE VIEW audience_call_windows AS
+SELECT b.build_id, v.contact_id, w.opens_utc, w.closes_utc
+FROM audience_builds b
+JOIN audience_member_versions v
+  ON v.campaign = b.campaign AND v.from_build <= CAST(regexp_extract(b.build_id, '([0-9]+)$', 1) AS BIGINT)
+ AND (v.to_build IS NULL OR CAST(regexp_extract(b.build_id, '([0-9]+)$', 1) AS BIGINT) < v.to_build)
+ AND v.outcome = 'member'
+JOIN audience_build_windows w ON w.build_id = b.build_id AND w.window_key = v.window_key;
 -- Who in campaign X may be called at instant T, from its latest build (the greatest build_id, as in
 -- campaign_audiences): SELECT * FROM callable_contacts('spring', now()). A TIMESTAMP without time zone is
 -- read in the session's TimeZone setting.
