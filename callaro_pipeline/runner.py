@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,7 +208,7 @@ def _run_upload_chain(
             "callaro/campaign": campaign,
             "callaro/upload_id": upload_id,
             "callaro/via": via,
-            PID_TAG: str(os.getpid()),
+            PID_TAG: process_tag(),
         },
         raise_on_error=False,
     )
@@ -239,13 +240,18 @@ def release_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
     )
     released = []
     for run in unfinished:
-        pid = run.tags.get(PID_TAG, "")
-        if pid.isdigit() and not _process_alive(int(pid)):
+        host, _, pid = run.tags.get(PID_TAG, "").rpartition(":")
+        if host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid)):
             instance.report_run_failed(run, "the process running this run ended before it finished")
             if instance.event_log_storage.supports_global_concurrency_limits:
                 instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
             released.append(run.run_id)
     return released
+
+
+def process_tag() -> str:
+    """`<host>:<pid>` of this process, for PID_TAG (a home shared between machines only judges its own runs)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _process_alive(pid: int) -> bool:
@@ -267,7 +273,7 @@ def run_job(name: str, *, tags: dict[str, str] | None = None, asset_selection: l
     with contextlib.redirect_stdout(io.StringIO()):
         result = defs.resolve_job_def(name).execute_in_process(
             instance=instance,
-            tags={**(tags or {}), PID_TAG: str(os.getpid())},
+            tags={**(tags or {}), PID_TAG: process_tag()},
             run_config=QUIET_RUN_CONFIG,
             raise_on_error=False,
             asset_selection=asset_selection,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -200,10 +201,12 @@ def test_runs_of_dead_processes_are_failed_and_free_their_pool_slot(callaro_env:
     instance = dagster_instance()
     storage = instance.event_log_storage
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid, live_pid = gone.stdout.strip(), str(os.getpid())
+    host = socket.gethostname()
+    dead, live = f"{host}:{gone.stdout.strip()}", f"{host}:{os.getpid()}"
+    elsewhere = f"other-{host}:{gone.stdout.strip()}"  # a process on another machine sharing the home
     storage.set_concurrency_slots("duckdb", 1)
     runs = {}
-    for name, pid in (("killed", dead_pid), ("running", live_pid)):
+    for name, pid in (("killed", dead), ("running", live), ("elsewhere", elsewhere)):
         run = instance.add_run(
             DagsterRun(job_name="import_upload", status=dg.DagsterRunStatus.STARTED, tags={PID_TAG: pid})
         )
@@ -212,6 +215,7 @@ def test_runs_of_dead_processes_are_failed_and_free_their_pool_slot(callaro_env:
     assert release_abandoned_runs(instance) == [runs["killed"]]
     assert instance.get_run_by_id(runs["killed"]).status == dg.DagsterRunStatus.FAILURE
     assert instance.get_run_by_id(runs["running"]).status == dg.DagsterRunStatus.STARTED
+    assert instance.get_run_by_id(runs["elsewhere"]).status == dg.DagsterRunStatus.STARTED
     assert storage.claim_concurrency_slot("duckdb", runs["running"], "raw_upload").is_claimed
 
 

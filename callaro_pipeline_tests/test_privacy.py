@@ -66,6 +66,7 @@ def strict_schema() -> object:
     )
 
 
+@pytest.mark.slow
 def test_personal_data_never_reaches_logs_events_or_metadata(
     callaro_env: Path, pii_upload: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

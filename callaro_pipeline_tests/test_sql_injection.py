@@ -43,6 +43,7 @@ def book(home: Path, sql: str = "SELECT count(*) FROM contacts") -> object:
         con.close()
 
 
+@pytest.mark.slow
 def test_hostile_text_everywhere_a_user_can_type(
     callaro_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
