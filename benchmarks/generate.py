@@ -66,7 +66,10 @@ def generate_upload(
     international_share: float = 0.10,
     junk_share: float = 0.02,
     duplicate_share: float = 0.03,
+    first_id: int = 0,
 ) -> pl.DataFrame:
+    """`rows` rows; customer ids run from `first_id`: give later uploads into the same campaign other ids, or
+    every row of theirs is a duplicate (by external_id) of the first upload."""
     rng = np.random.default_rng(seed)
     areas = np.array(list(AREA_CODES))
     area = areas[rng.integers(0, len(areas), rows)]
@@ -101,7 +104,7 @@ def generate_upload(
     phone = np.where(dup, phone[source_index], phone)
     return pl.DataFrame(
         {
-            "Customer ID": [f"C{n:08d}" for n in range(rows)],
+            "Customer ID": [f"C{n:08d}" for n in range(first_id, first_id + rows)],
             "First Name": np.array(FIRST)[rng.integers(0, len(FIRST), rows)],
             "Last Name": np.array(LAST)[rng.integers(0, len(LAST), rows)],
             "Phone Number": phone.astype(str),

@@ -192,7 +192,7 @@ def bench_imports(path: Path, uploads: int, naive_seconds: float, rows: int) -> 
     for n in range(1, uploads + 1):
         file = path if n == 1 else home / f"upload_{n}.csv"
         if n > 1:
-            generate_upload(rows, seed=1000 + n).write_csv(file)
+            generate_upload(rows, seed=1000 + n, first_id=(n - 1) * rows).write_csv(file)
         seconds, summary, peak_kib = run_cli(["import", str(file), "--campaign", "bench"], env)
         print(
             f"  upload #{n}: {seconds:.1f} s, {summary['status']}, imported {summary['imported']:,}, "

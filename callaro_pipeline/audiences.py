@@ -165,10 +165,17 @@ def _candidate_ids_sql(campaign: Campaign) -> tuple[str, list[Any]]:
 
 
 def candidate_contacts(
-    con: duckdb.DuckDBPyConnection, campaign: Campaign, *, changed_since: datetime | None = None
+    con: duckdb.DuckDBPyConnection,
+    campaign: Campaign,
+    *,
+    changed_since: datetime | None = None,
+    fields: list[str] | None = None,
 ) -> pl.DataFrame:
-    """The campaign's candidates; with `changed_since`, only those linked or updated at or after it."""
+    """The campaign's candidates (all of the book's columns, or `fields`); with `changed_since`, only those
+    linked or updated at or after it."""
     ids, params = _candidate_ids_sql(campaign)
+    book_columns = {name for (name,) in con.execute("SELECT column_name FROM (DESCRIBE contacts)").fetchall()}
+    columns = "*" if fields is None else ", ".join(f'"{name}"' for name in fields if name in book_columns)
     if changed_since is not None:  # uploads campaigns only (see build_audience)
         since = as_utc_naive(changed_since)
         ids = (
@@ -176,11 +183,23 @@ def candidate_contacts(
         )
         params = [*params, since, since]
     try:
-        return con.execute(f"SELECT * FROM contacts WHERE contact_id IN ({ids}) ORDER BY contact_id", params).pl()  # noqa: S608
+        sql = f"SELECT {columns} FROM contacts WHERE contact_id IN ({ids}) ORDER BY contact_id"  # noqa: S608
+        return con.execute(sql, params).pl()
     except duckdb.CatalogException:
         raise ConfigError(
             f"campaign {campaign.name}: segment(s) {', '.join(campaign.audience_segments)} not built yet (run dbt)"
         ) from None
+
+
+def _build_fields(campaign: Campaign) -> list[str]:
+    """The book's columns a build reads: the member's values, the scrub's, the calling windows', and the fields
+    its agent variables name (a million candidates with every column cost a GB of memory)."""
+    fields = ["contact_id", "phone_e164", "timezone", "timezone_candidates", "timezone_source", "external_id"]
+    fields += ["consent", "consent_date", "consent_source", "state", "phone_state", "custom_fields"]
+    for variable in campaign.agent_variables:
+        if variable.source == "field":
+            fields.append(_FIELD_COLUMNS.get(variable.field or variable.name, variable.field or variable.name))
+    return list(dict.fromkeys(fields))
 
 
 def _counts(rows: list[tuple[str, int]]) -> dict[str, int]:
@@ -265,7 +284,7 @@ def build_audience(
         and latest.get("dnc_snapshot") == dnc_snapshot
     ):
         since = built_at
-    candidates = candidate_contacts(con, campaign, changed_since=since)
+    candidates = candidate_contacts(con, campaign, changed_since=since, fields=_build_fields(campaign))
     outcomes = _outcomes(suppression.scrub(con, candidates, campaign=campaign), campaign)
     number = builds + 1
     build_id = f"{campaign.name}-{number:06d}"
@@ -314,32 +333,49 @@ def _store_versions(
     con: duckdb.DuckDBPyConnection, campaign: str, number: int, outcomes: pl.DataFrame, *, everyone: bool
 ) -> int:
     """Close the current versions that differ from `outcomes` (or, with `everyone`, that `outcomes` lacks: the
-    contacts no longer candidates) and open versions for the rest; returns the number of versions opened."""
+    contacts no longer candidates) and open versions for the rest; returns the number of versions opened.
+
+    Every join builds its hash table on the current versions of the contacts evaluated, or on their ids: after
+    an import that is what the upload touched, not the upload's million new contacts with all their values.
+    """
     staged = stage(con, "_outcomes", outcomes)
-    same = " AND ".join(f"v.{name} IS NOT DISTINCT FROM o.{name}" for name in _COMPARED)
-    scope = "" if everyone else f"AND v.contact_id IN (SELECT contact_id FROM {staged})"  # noqa: S608
+    compared = ", ".join(_COMPARED)
+    same = " AND ".join(f"c.{name} IS NOT DISTINCT FROM o.{name}" for name in _COMPARED)
+    scope = "" if everyone else f"AND contact_id IN (SELECT contact_id FROM {staged})"  # noqa: S608
     try:
         con.execute(
             f"""
-            UPDATE audience_member_versions AS v SET to_build = ?
-            WHERE v.campaign = ? AND v.to_build IS NULL {scope}
-              AND NOT EXISTS (SELECT 1 FROM {staged} AS o WHERE o.contact_id = v.contact_id AND {same})
+            CREATE OR REPLACE TEMP TABLE _current AS
+            SELECT contact_id, {compared} FROM audience_member_versions
+            WHERE campaign = ? AND to_build IS NULL {scope}
             """,  # noqa: S608 - identifiers from code
+            [campaign],
+        )
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _unchanged AS
+            SELECT o.contact_id FROM {staged} AS o SEMI JOIN _current AS c ON c.contact_id = o.contact_id AND {same}
+            """  # noqa: S608 - identifiers from code
+        )
+        con.execute(
+            """
+            UPDATE audience_member_versions SET to_build = ?
+            WHERE campaign = ? AND to_build IS NULL AND contact_id IN (SELECT contact_id FROM _current)
+              AND contact_id NOT IN (SELECT contact_id FROM _unchanged)
+            """,
             [number, campaign],
         )
         (opened,) = con.execute(
             f"""
             INSERT INTO audience_member_versions BY NAME
             SELECT ? AS campaign, ? AS from_build, NULL AS to_build, o.*
-            FROM {staged} AS o
-            WHERE NOT EXISTS (
-                SELECT 1 FROM audience_member_versions AS v
-                WHERE v.campaign = ? AND v.to_build IS NULL AND v.contact_id = o.contact_id
-            )
+            FROM {staged} AS o WHERE o.contact_id NOT IN (SELECT contact_id FROM _unchanged)
             """,  # noqa: S608 - identifiers from code
-            [campaign, number, campaign],
+            [campaign, number],
         ).fetchone()
     finally:
+        con.execute("DROP TABLE IF EXISTS _current")
+        con.execute("DROP TABLE IF EXISTS _unchanged")
         con.unregister(staged)
     return opened
 

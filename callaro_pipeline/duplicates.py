@@ -100,7 +100,8 @@ def _group_duplicates(rows: pl.DataFrame) -> pl.DataFrame:
 
     Label propagation over those integer keys: each pass spreads the smallest row number one hop and it stops
     when nothing changes (one or two passes on real files)."""
-    frame = rows.sort("row_number").with_columns(
+    ordered = rows if rows.get_column("row_number").is_sorted() else rows.sort("row_number")
+    frame = ordered.with_columns(
         pl.col("row_number").min().over("phone_e164").alias("first_with_phone"),
         pl.when(pl.col("external_id").is_not_null())
         .then(pl.col("row_number").min().over("external_id"))

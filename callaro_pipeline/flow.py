@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def check_upload(
     options: UploadOptions,
     registry: dict[str, CustomField],
     malformed: pl.DataFrame | None,
-    existing: pl.DataFrame | None,
+    existing: pl.DataFrame | Callable[[pl.DataFrame], pl.DataFrame] | None,
 ) -> CheckedUpload:
     region = (options.default_region or mapping.default_region or campaign.default_region or "US").upper()
     policy = options.duplicates or mapping.duplicates or campaign.duplicates
@@ -119,6 +120,8 @@ def check_upload(
         registry=registry,
         malformed=malformed,
     )
+    if callable(existing):  # the campaign's contacts that share a phone or external_id with the valid rows
+        existing = existing(validation.valid.select("phone_e164", "external_id"))
     duplicates = apply_duplicate_policy(
         validation.valid, policy=policy, existing=existing, source_columns=source_columns(mapping)
     )

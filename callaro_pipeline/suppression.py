@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import uuid
@@ -198,9 +199,10 @@ def scrub(con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame, *, campaign: C
             & _present("consent_source")
         )
     snapshot_json = json.dumps(source_states(con, sources), sort_keys=True)
+    # joined on the number column alone, then added: a join of the whole frame would copy every column
+    listed_reasons = numbers.join(dnc_reasons, on="number", how="left", maintain_order="left")["dnc_reasons"]
     return (
-        contacts.with_columns(numbers["number"].alias("_dnc_number"))
-        .join(dnc_reasons, left_on="_dnc_number", right_on="number", how="left", maintain_order="left")
+        contacts.with_columns(listed_reasons)
         .with_columns(
             pl.concat_list(
                 pl.col("dnc_reasons").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
@@ -210,7 +212,7 @@ def scrub(con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame, *, campaign: C
             ).alias("reasons"),
             pl.lit(snapshot_json, dtype=pl.Utf8).alias("dnc_snapshot"),
         )
-        .drop("_dnc_number", "dnc_reasons")
+        .drop("dnc_reasons")
     )
 
 
@@ -334,10 +336,17 @@ def _check_not_shrunk(
 
 
 def _area_code_counts(numbers: pl.DataFrame) -> pl.DataFrame:
+    """NANP numbers (E.164 digits 1AAAEEELLLL) per area code AAA: the first position of each area code in the
+    sorted numbers, by binary search (a list read from a file comes sorted from `_distinct`: 100M numbers are
+    counted in microseconds instead of a 100M-row group-by)."""
+    number = numbers.get_column("number")
+    number = number if number.flags["SORTED_ASC"] else number.sort()
+    codes = pl.int_range(0, 1001, dtype=pl.Int64, eager=True)
+    starts = number.search_sorted(NANP_OFFSET + codes * 10_000_000, side="left")
     return (
-        numbers.group_by(((pl.col("number") // 10_000_000) % 1000).cast(pl.Int16).alias("area_code"))
-        .agg(pl.len().cast(pl.Int64).alias("rows_loaded"))
-        .sort("area_code")
+        pl.DataFrame({"area_code": codes.head(1000).cast(pl.Int16), "rows_loaded": starts.diff().slice(1)})
+        .with_columns(pl.col("rows_loaded").cast(pl.Int64))
+        .filter(pl.col("rows_loaded") > 0)
     )
 
 
@@ -420,22 +429,28 @@ def _read_numbers(path: Path, name: str, *, source: str, default_region: str) ->
 
 
 def _read_bare_lines(path: Path, name: str) -> tuple[pl.DataFrame, int]:
-    """Registry style: one 10-digit number per line (or 1 + 10 digits), in bulk with the streaming engine.
+    """Registry style: one 10-digit number per line (or 1 + 10 digits), read in bulk by polars.
 
     Lines that are exactly the digits (the registry's own format) are read as integers: a 10- or 11-character
     line whose integer value lies in the NANP range can only be those digits (polars' integer cast takes a
     sign and digits, nothing else), and the exchange digit is checked arithmetically. The other lines
-    (punctuation, spaces, junk: few) are set aside in the same pass and read with the general rule.
+    (punctuation, spaces, junk: few) are read with the general rule. All of it is column expressions over the
+    whole file: a per-batch Python callback (the streaming engine's map_batches) doubled the time of a
+    100M-line file.
     """
-    scan = pl.scan_csv(
-        path,
-        has_header=False,
-        separator="\x01",
-        quote_char=None,
-        encoding="utf8-lossy",
-        schema={"line": pl.Utf8},
-        truncate_ragged_lines=True,
-    )
+    try:
+        lines = pl.read_csv(
+            path,
+            has_header=False,
+            separator="\x01",
+            quote_char=None,
+            encoding="utf8-lossy",
+            schema={"line": pl.Utf8},
+            truncate_ragged_lines=True,
+        )
+    except (pl.exceptions.PolarsError, OSError):
+        # Polars quotes the offending line (PII): report the file only.
+        raise DncUnavailable(f"DNC file {name} cannot be read as one number per line") from None
     line = pl.col("line")
     value = line.cast(pl.Int64, strict=False)
     width = line.str.len_bytes()
@@ -446,39 +461,25 @@ def _read_bare_lines(path: Path, name: str) -> tuple[pl.DataFrame, int]:
         .when((width == 11) & value.is_between(12_000_000_000, 19_999_999_999) & exchange_ok)
         .then(value)
     )
-    others: list[pl.Series] = []
-
-    def exact_numbers(lines: pl.Series) -> pl.Series:
-        batch = lines.to_frame("line").select(exact.alias("number"), line)
-        if batch.get_column("number").null_count():
-            others.append(batch.filter(pl.col("number").is_null()).get_column("line"))
-        return batch.get_column("number")
-
-    try:
-        numbers = (
-            scan.select(line.map_batches(exact_numbers, return_dtype=pl.Int64).alias("number"))
-            .collect(engine="streaming")
-            .get_column("number")
-        )
-    except (pl.exceptions.PolarsError, OSError):
-        # Polars quotes the offending line (PII): report the file only.
-        raise DncUnavailable(f"DNC file {name} cannot be read as one number per line") from None
+    read = lines.lazy().select(exact.alias("number"), line).collect()  # lazy: `value` is computed once
+    del lines
     stripped = line.str.strip_chars()
     digits = stripped.str.replace_all(r"[\s().+-]", "")
     is_nanp = digits.str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$").fill_null(False)
-    rest = pl.concat(others).to_frame("line") if others else pl.DataFrame(schema={"line": pl.Utf8})
-    rest = rest.select(
+    rest = read.filter(pl.col("number").is_null()).select(
         pl.when(is_nanp).then(digits.str.slice(-10).cast(pl.Int64) + NANP_OFFSET).alias("number"),
         (stripped.str.len_bytes().fill_null(0) > 0).alias("non_blank"),
     )
     rejected = rest.filter(pl.col("non_blank") & pl.col("number").is_null()).height
+    numbers = read.get_column("number")
+    del read
     return _distinct(pl.concat([numbers.drop_nulls(), rest.get_column("number").drop_nulls()])), rejected
 
 
 def _distinct(numbers: pl.Series) -> pl.DataFrame:
     """The distinct numbers, sorted (sorting first makes `unique` a linear pass, and the store compresses it)."""
     distinct = numbers.rename("number").sort().unique()  # on a sorted series: a linear pass, output sorted
-    return distinct.to_frame()
+    return distinct.set_sorted().to_frame()
 
 
 def _read_csv_numbers(path: Path, name: str, default_region: str) -> tuple[pl.DataFrame, int]:
@@ -552,24 +553,24 @@ def _decode(data: bytes) -> str:
 
 
 def _store_copy(path: Path, directory: Path) -> tuple[Path, str]:
-    """Keep the file's bytes (content-addressed, so a re-download of the same file is stored once)."""
+    """Keep the file's bytes (content-addressed, so a re-download of the same file is stored once).
+
+    Copied by the kernel, then hashed from the copy: half the time of hashing while copying in Python chunks
+    on a 1 GB national file."""
     directory.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
     tmp = directory / f".incoming-{uuid.uuid4().hex}"
     try:
-        with path.open("rb") as src, tmp.open("wb") as dst:
-            while chunk := src.read(1 << 20):
-                digest.update(chunk)
-                dst.write(chunk)
+        shutil.copyfile(path, tmp)
+        with tmp.open("rb") as copy:
+            sha256 = hashlib.file_digest(copy, "sha256").hexdigest()
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise DncUnavailable(f"DNC file {path.name} cannot be read ({exc.strerror or type(exc).__name__})") from None
-    sha256 = digest.hexdigest()
     stored = directory / f"{sha256[:16]}-{_safe_file_name(path.name)}"
     if stored.exists():
         tmp.unlink()
     else:
-        shutil.move(tmp, stored)
+        os.replace(tmp, stored)
     return stored, sha256
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 from email_validator import EmailNotValidError, validate_email
@@ -175,6 +176,20 @@ def test_registry_lines_read_as_integers_follow_the_general_rule(tmp_path: Path)
             junk += 1
     assert sorted(numbers["number"].to_list()) == sorted(expected)
     assert rejected == junk
+
+
+def test_area_code_counts_by_binary_search_equal_a_group_by() -> None:
+    rng = np.random.default_rng(5)
+    numbers = pl.DataFrame({"number": rng.integers(12_000_000_000, 19_999_999_999, 50_000)}).unique()
+    expected = (
+        numbers.group_by(((pl.col("number") // 10_000_000) % 1000).cast(pl.Int16).alias("area_code"))
+        .agg(pl.len().cast(pl.Int64).alias("rows_loaded"))
+        .sort("area_code")
+    )
+    assert suppression._area_code_counts(numbers).equals(expected)  # unsorted input
+    assert suppression._area_code_counts(numbers.sort("number")).equals(expected)
+    edges = pl.DataFrame({"number": [12_000_000_000, 12_009_999_999, 12_010_000_000, 19_999_999_999]})
+    assert suppression._area_code_counts(edges).rows() == [(200, 2), (201, 1), (999, 1)]
 
 
 # --- contact book: trimming as DuckDB's trim() ------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """campaign_audiences: per campaign, the callable contacts with their agent variables, frozen per build."""
 
+import time
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -11,9 +12,11 @@ from callaro_pipeline.config import list_campaigns, load_campaign
 from callaro_pipeline.errors import CallaroError
 from callaro_pipeline.partitions import WAREHOUSE_POOL
 from callaro_pipeline.privacy import mask_phone, withhold_error_details
+from callaro_pipeline.uploads import update_upload
 from callaro_pipeline.warehouse import Warehouse
 
 CAMPAIGN_TAG = "callaro/campaign"
+UPLOAD_TAG = "callaro/upload_id"
 # Runs started by `callaro import` / a rerun (runner._run_upload_chain), which publishes the analysts' copy after
 # the run: copying the whole warehouse file here as well doubled a cost that grows with the warehouse.
 RUNNER_PUBLISHES = ("cli", "rerun")
@@ -43,9 +46,14 @@ def campaign_audiences(context: dg.AssetExecutionContext, warehouse: Warehouse) 
     incremental = bool(tagged) and context.run.tags.get("callaro/via") in FRESH_UPLOAD_RUNS
     for name in names:
         campaign = load_campaign(name, create=True)
+        started = time.perf_counter()
         try:
             with warehouse.transaction() as con:
                 build = build_audience(con, campaign, now=now, incremental=incremental)
+                upload_id = context.run.tags.get(UPLOAD_TAG)
+                if upload_id and name == tagged:  # the import's own timing, next to its other stages
+                    seconds = round(time.perf_counter() - started, 3)
+                    update_upload(con, upload_id, timings={"audience_seconds": seconds})
         except CallaroError as error:
             failures[name] = str(error)
             continue

@@ -64,6 +64,7 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
         )
     except CallaroError as error:
         raise fail_upload(warehouse, upload_id, "mapping columns", error) from None
+    del rows  # the raw text, not held through the write below (peak memory)
     drift = {"added": mapped.drift.added, "missing": mapped.drift.missing, "renamed": mapped.drift.renamed}
     with warehouse.transaction() as con:
         replace_partition(con, "mapped_contacts", upload_id, mapped.contacts)
@@ -123,14 +124,27 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
             "SELECT * EXCLUDE (upload_id) FROM mapped_contacts WHERE upload_id = ? ORDER BY row_number", [upload_id]
         ).pl()
         malformed = con.execute("SELECT row_number, message FROM raw_malformed WHERE upload_id = ?", [upload_id]).pl()
-        existing = con.execute(
-            """
-            SELECT c.phone_e164, c.external_id, cc.upload_id
-            FROM campaign_contacts cc JOIN contacts c USING (contact_id)
-            WHERE cc.campaign = ? AND cc.upload_id <> ?
-            """,
-            [upload.campaign, upload_id],
-        ).pl()
+
+    def existing(keys: pl.DataFrame) -> pl.DataFrame:
+        """The campaign's contacts (from its other uploads) sharing a phone or external_id with the valid rows:
+        only those can make a row a duplicate, and a campaign of millions is not read whole for each upload."""
+        with warehouse.connect() as con:
+            con.register("_upload_keys", keys.to_arrow())
+            # the book filtered by the upload's keys first (hash tables of the upload's size), then its links
+            return con.execute(
+                """
+                WITH matched AS MATERIALIZED (
+                    SELECT contact_id, phone_e164, external_id FROM contacts
+                    WHERE phone_e164 IN (SELECT phone_e164 FROM _upload_keys)
+                       OR external_id IN (SELECT external_id FROM _upload_keys WHERE external_id IS NOT NULL)
+                )
+                SELECT m.phone_e164, m.external_id, cc.upload_id
+                FROM campaign_contacts cc JOIN matched m USING (contact_id)
+                WHERE cc.campaign = ? AND cc.upload_id <> ?
+                """,
+                [upload.campaign, upload_id],
+            ).pl()
+
     try:
         campaign = load_campaign(upload.campaign, create=True)
         checked = check_upload(
@@ -144,6 +158,11 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
         )
     except CallaroError as error:
         raise fail_upload(warehouse, upload_id, "validating rows", error) from None
+    counts = checked.counts()
+    # a million rows of text each, not held through the writes below (peak memory): the input, and the valid
+    # rows before the duplicate policy (counted above; `kept` is what is written)
+    del mapped
+    checked.validation.valid = checked.validation.valid.clear()
 
     report_dir = warehouse.paths.report_dir(upload_id)
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +171,6 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
     split_file = None
     if checked.duplicates.split_rows.height:
         split_file = str(write_csv_safely(checked.duplicates.split_rows, report_dir / "duplicates.csv"))
-    counts = checked.counts()
     with warehouse.transaction() as con:
         replace_partition(con, "validated_contacts", upload_id, checked.kept)
         replace_partition(con, "rejected_rows", upload_id, problems)
