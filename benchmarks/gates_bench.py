@@ -71,25 +71,26 @@ def bench_pandera(rows: int) -> None:
 
 
 def bench_great_expectations(rows: int) -> None:
-    docs_root = Path(tempfile.mkdtemp(prefix="callaro-gx-bench-"))
-    arguments = {
-        "rows_read": rows,
-        "rejected": rows // 20,
-        "expected_count": rows,
-        "max_rejected_share": 0.10,
-        "mapped_fields": ["phone", "first_name", "email"],
-        "docs_root": docs_root,
-    }
-    already_imported = "great_expectations" in sys.modules
-    import_seconds, _ = timed(import_great_expectations)
-    first, result = timed(great_expectations_gate, upload_id="bench-cold", **arguments)
-    assert result.passed and result.metadata["expectations_evaluated"] > 0, result.detail
-    runs = [timed(great_expectations_gate, upload_id=f"bench-warm-{i}", **arguments) for i in range(5)]
-    note = " (already imported: not a cold figure)" if already_imported else ""
-    print(f"great_expectations import: {import_seconds:.2f} s{note}")
-    print(f"great_expectations_gate first call (context + suite + docs): {first:.3f} s")
-    print(f"great_expectations_gate warm: median {median(runs):.3f} s, max {max(s for s, _ in runs):.3f} s")
-    print(f"  expectations evaluated: {result.metadata['expectations_evaluated']}, docs: {result.docs_path}")
+    with tempfile.TemporaryDirectory(prefix="callaro-gx-bench-") as docs:
+        docs_root = Path(docs)
+        arguments = {
+            "rows_read": rows,
+            "rejected": rows // 20,
+            "expected_count": rows,
+            "max_rejected_share": 0.10,
+            "mapped_fields": ["phone", "first_name", "email"],
+            "docs_root": docs_root,
+        }
+        already_imported = "great_expectations" in sys.modules
+        import_seconds, _ = timed(import_great_expectations)
+        first, result = timed(great_expectations_gate, upload_id="bench-cold", **arguments)
+        assert result.passed and result.metadata["expectations_evaluated"] > 0, result.detail
+        runs = [timed(great_expectations_gate, upload_id=f"bench-warm-{i}", **arguments) for i in range(5)]
+        note = " (already imported: not a cold figure)" if already_imported else ""
+        print(f"great_expectations import: {import_seconds:.2f} s{note}")
+        print(f"great_expectations_gate first call (context + suite + docs): {first:.3f} s")
+        print(f"great_expectations_gate warm: median {median(runs):.3f} s, max {max(s for s, _ in runs):.3f} s")
+        print(f"  expectations evaluated: {result.metadata['expectations_evaluated']}, docs: {result.docs_path}")
 
 
 def median(runs: list) -> float:

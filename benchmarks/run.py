@@ -95,10 +95,10 @@ def bench_phones(path: Path, naive_seconds: float, naive: list[tuple]) -> None:
     line("phone normalization agreement with phonenumbers", f"{agree:.4%}", "100%", agree == 1.0)
 
 
-def bench_gates(rows: int) -> None:
+def bench_gates(rows: int, root: Path) -> None:
     from callaro_pipeline.gates import great_expectations_gate
 
-    docs = Path(tempfile.mkdtemp())
+    docs = Path(tempfile.mkdtemp(dir=root))
     kwargs = dict(
         rows_read=rows,
         rejected=rows // 20,
@@ -115,13 +115,13 @@ def bench_gates(rows: int) -> None:
     line("  expectations evaluated", str(result.metadata.get("expectations_evaluated")), "> 0", None)
 
 
-def bench_dnc(numbers: int, contacts_path: Path) -> None:
+def bench_dnc(numbers: int, contacts_path: Path, root: Path) -> None:
     from callaro_pipeline.config import Campaign
     from callaro_pipeline.phones import normalize_phones
     from callaro_pipeline.suppression import import_dnc_file, scrub
     from callaro_pipeline.warehouse import Warehouse
 
-    home = Path(tempfile.mkdtemp(prefix="callaro-dnc-"))
+    home = Path(tempfile.mkdtemp(prefix="dnc-", dir=root))
     warehouse = Warehouse(home=str(home))
     national = home / "dnc" / "national.txt"
     national.parent.mkdir(parents=True)
@@ -173,8 +173,8 @@ def bench_dnc(numbers: int, contacts_path: Path) -> None:
     line("  warehouse file with the list (GB)", f"{size:.2f}", "", None)
 
 
-def bench_imports(path: Path, uploads: int, naive_seconds: float, rows: int) -> None:
-    home = Path(tempfile.mkdtemp(prefix="callaro-bench-"))
+def bench_imports(path: Path, uploads: int, naive_seconds: float, rows: int, root: Path) -> None:
+    home = Path(tempfile.mkdtemp(prefix="imports-", dir=root))
     config = home / "config"
     (config / "campaigns").mkdir(parents=True)
     (config / "campaigns" / "bench.yaml").write_text("name: bench\nmax_rejected_share: 0.5\nduplicates: suppress\n")
@@ -238,26 +238,31 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rows, args.dnc_numbers, args.uploads = 100_000, 1_000_000, 3
+    # Everything the run writes (gigabytes with the national list) lives under one directory, removed at the end.
+    with tempfile.TemporaryDirectory(prefix="callaro-bench-") as temporary:
+        run_all(args, Path(temporary))
+
+
+def run_all(args: argparse.Namespace, root: Path) -> None:
     # this process's own installation (the phone-prefix cache), never the project's data/
-    os.environ["CALLARO_HOME"] = tempfile.mkdtemp(prefix="callaro-bench-home-")
+    os.environ["CALLARO_HOME"] = tempfile.mkdtemp(prefix="home-", dir=root)
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} cores, python {platform.python_version()}, "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {load_average()}",
         flush=True,
     )
-    work = Path(tempfile.mkdtemp(prefix="callaro-upload-"))
-    upload = work / "upload.csv"
+    upload = root / "upload.csv"
     generate_upload(args.rows, seed=42).write_csv(upload)
     naive_seconds, naive = naive_baseline(upload)
     line(f"naive baseline, {args.rows:,} rows (s)", f"{naive_seconds:.1f}", "", None)
     if "phones" not in args.skip:
         bench_phones(upload, naive_seconds, naive)
     if "gates" not in args.skip:
-        bench_gates(args.rows)
+        bench_gates(args.rows, root)
     if "imports" not in args.skip:
-        bench_imports(upload, args.uploads, naive_seconds, args.rows)
+        bench_imports(upload, args.uploads, naive_seconds, args.rows, root)
     if "dnc" not in args.skip:
-        bench_dnc(args.dnc_numbers, upload)
+        bench_dnc(args.dnc_numbers, upload, root)
     print(f"end: {datetime.now(UTC):%H:%M} UTC, {load_average()}", flush=True)
 
 

@@ -7,7 +7,6 @@ copy of a large upload costs seconds in GX; the row-level rules are Pandera's jo
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
@@ -160,25 +159,6 @@ def pandera_failure_sentence(rows: int, bad_rows: int, counts: dict[str, int]) -
 # The suite is built once per process and fed per-upload values through suite parameters.
 RULE_KEY = "callaro_rule"
 _GX_LOCK = threading.Lock()
-
-
-def warm_up_gates_in_background() -> threading.Thread:
-    """Import GX and Pandera and build the GX context on a side thread, while the upload is read and validated.
-
-    Both imports take seconds of mostly-Python work; the stages before the gates spend theirs in polars and
-    DuckDB, which release the GIL, so on a run's own process (`callaro import`) the imports come nearly free.
-    A failure here is left for the gates themselves to meet and report.
-    """
-
-    def warm_up() -> None:
-        with contextlib.suppress(Exception), _GX_LOCK:
-            gx_runner()
-        with contextlib.suppress(Exception):
-            validated_contacts_schema()
-
-    thread = threading.Thread(target=warm_up, name="callaro-gates-warm-up", daemon=True)
-    thread.start()
-    return thread
 
 
 def great_expectations_gate(

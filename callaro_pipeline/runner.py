@@ -16,7 +16,6 @@ import dagster as dg
 
 from callaro_pipeline.config import check_name, load_campaign, paths
 from callaro_pipeline.errors import ConfigError, UnusableInput
-from callaro_pipeline.gates import warm_up_gates_in_background
 from callaro_pipeline.landing import land_upload
 from callaro_pipeline.partitions import UPLOADS
 from callaro_pipeline.uploads import (
@@ -189,7 +188,6 @@ def _run_upload_chain(
     warehouse: Warehouse, upload_id: str, campaign: str, *, via: str, progress: bool
 ) -> dict[str, Any]:
     """One `import_upload` run for the upload's partition, then its summary (a run that died is `failed`)."""
-    warm_up_gates_in_background()
     from callaro_pipeline.definitions import defs
 
     instance = dagster_instance()
