@@ -7,9 +7,12 @@ copy of a large upload costs seconds in GX; the row-level rules are Pandera's jo
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import multiprocessing
 import os
 import re
+import sys
 import threading
 import time
 import zoneinfo
@@ -22,6 +25,9 @@ import polars as pl
 from callaro_pipeline.config import check_name
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from multiprocessing.connection import Connection
+
     import pandera.polars as pa
 
 PANDERA_GATE = "pandera_validated_contacts"
@@ -175,12 +181,95 @@ def great_expectations_gate(
     summary = upload_summary(rows_read, rejected, mapped_fields)
     parameters = suite_parameters(expected_count, max_rejected_share)
     started = time.perf_counter()
-    with _GX_LOCK:
-        outcome = gx_runner().validate(summary, parameters, docs_dir, run_name=upload_id)
+    outcome = _validate_in_side_process(summary, parameters, docs_dir, upload_id)
+    if outcome is None:
+        outcome = validate_upload_summary(summary, parameters, docs_dir, upload_id)
     inputs = UploadFigures(rows_read, rejected, expected_count, max_rejected_share, len(set(mapped_fields)))
     result = gx_gate_result(outcome, inputs, docs_dir / "index.html")
     result.metadata["gx_seconds"] = round(time.perf_counter() - started, 3)
     return result
+
+
+def validate_upload_summary(
+    summary: dict[str, list[Any]], parameters: dict[str, Any], docs_dir: Path, run_name: str
+) -> GxOutcome:
+    with _GX_LOCK:
+        return gx_runner().validate(summary, parameters, docs_dir, run_name=run_name)
+
+
+# --- GX in a side process -----------------------------------------------------------------------------------
+# Importing GX and building its context is ~5 s of single-threaded Python, paid by every `callaro import` (a new
+# process). Started in a second process when the command starts, it is paid on the other core while this one
+# imports Dagster and reads the upload. Anything going wrong there falls back to GX in this process.
+
+_side_process: GxSideProcess | None = None
+
+
+class GxSideProcess:
+    """A spawned process that imports GX at once, then validates the summaries it is sent."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")  # never fork a process holding Dagster's and DuckDB's threads
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_serve_gx, args=(child,), name="callaro-gx", daemon=True)
+        self._process.start()
+        child.close()
+
+    def validate(
+        self, summary: dict[str, list[Any]], parameters: dict[str, Any], docs_dir: Path, run_name: str
+    ) -> GxOutcome | None:
+        """The outcome, or None if the side process is gone or failed (the caller then validates here)."""
+        try:
+            self._connection.send((summary, parameters, docs_dir, run_name))
+            outcome = self._connection.recv()
+        except (EOFError, OSError):
+            return None
+        return outcome if isinstance(outcome, GxOutcome) else None
+
+    def close(self) -> None:
+        """Closing the pipe ends the process once it is idle; one still importing GX is stopped."""
+        self._connection.close()
+        self._process.join(timeout=1)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+
+
+def _serve_gx(connection: Connection) -> None:
+    with contextlib.suppress(Exception):
+        gx_runner()
+    while True:
+        try:
+            summary, parameters, docs_dir, run_name = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            outcome: GxOutcome | None = validate_upload_summary(summary, parameters, docs_dir, run_name)
+        except Exception:  # noqa: BLE001 - the parent validates again in its own process and reports the error
+            outcome = None
+        connection.send(outcome)
+
+
+@contextlib.contextmanager
+def great_expectations_in_side_process() -> Iterator[None]:
+    """Within the block, the GX gate validates in a side process started now (unless GX is already loaded
+    here: a long-lived process pays the import once)."""
+    global _side_process
+    if _side_process is not None or "great_expectations" in sys.modules:
+        yield
+        return
+    _side_process = GxSideProcess()
+    try:
+        yield
+    finally:
+        side, _side_process = _side_process, None
+        side.close()
+
+
+def _validate_in_side_process(
+    summary: dict[str, list[Any]], parameters: dict[str, Any], docs_dir: Path, run_name: str
+) -> GxOutcome | None:
+    return None if _side_process is None else _side_process.validate(summary, parameters, docs_dir, run_name)
 
 
 @dataclass(frozen=True)

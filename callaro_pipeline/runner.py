@@ -16,6 +16,7 @@ import dagster as dg
 
 from callaro_pipeline.config import check_name, load_campaign, paths
 from callaro_pipeline.errors import ConfigError, UnusableInput
+from callaro_pipeline.gates import great_expectations_in_side_process
 from callaro_pipeline.landing import land_upload
 from callaro_pipeline.partitions import UPLOADS
 from callaro_pipeline.uploads import (
@@ -188,6 +189,13 @@ def _run_upload_chain(
     warehouse: Warehouse, upload_id: str, campaign: str, *, via: str, progress: bool
 ) -> dict[str, Any]:
     """One `import_upload` run for the upload's partition, then its summary (a run that died is `failed`)."""
+    with great_expectations_in_side_process():
+        return _run_upload_chain_here(warehouse, upload_id, campaign, via=via, progress=progress)
+
+
+def _run_upload_chain_here(
+    warehouse: Warehouse, upload_id: str, campaign: str, *, via: str, progress: bool
+) -> dict[str, Any]:
     from callaro_pipeline.definitions import defs
 
     instance = dagster_instance()

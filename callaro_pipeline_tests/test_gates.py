@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from callaro_pipeline import gates
 from callaro_pipeline.errors import ConfigError
 from callaro_pipeline.gates import (
     GX_GATE,
@@ -15,10 +16,14 @@ from callaro_pipeline.gates import (
     OPTIONAL_TEXT_COLUMNS,
     PANDERA_GATE,
     GxOutcome,
+    GxSideProcess,
     UploadFigures,
     great_expectations_gate,
     gx_gate_result,
     pandera_gate,
+    suite_parameters,
+    upload_summary,
+    validate_upload_summary,
     validated_contacts_schema,
 )
 
@@ -310,3 +315,32 @@ def test_a_suite_that_evaluated_nothing_fails_the_gate(tmp_path):
     assert result.metadata["expectations_evaluated"] == 0
     assert "evaluated no expectations" in result.detail
     assert result.docs_path is None
+
+
+# --- GX in a side process (what `callaro import` uses) ----------------------------------------------------------
+
+
+def test_gx_in_a_side_process_gives_the_outcome_of_gx_here(docs_root):
+    summary = upload_summary(1000, 142, ["phone", "first_name"])
+    parameters = suite_parameters(None, 0.10)
+    here = validate_upload_summary(summary, parameters, docs_root / "here", "here")
+    side = GxSideProcess()
+    try:
+        there = side.validate(summary, parameters, docs_root / "there", "there")
+        assert side._process.is_alive()  # it serves the next upload of the command too
+    finally:
+        side.close()
+    assert there == here
+    assert there is not None and not there.success and there.evaluated == 4
+    assert (docs_root / "there" / "index.html").is_file()  # the side process wrote the Data Docs
+    assert not side._process.is_alive()
+
+
+def test_the_gate_validates_here_when_the_side_process_is_gone(docs_root, monkeypatch):
+    side = GxSideProcess()
+    side._process.kill()
+    side._process.join()
+    monkeypatch.setattr(gates, "_side_process", side)
+    result = run_gx(docs_root, "side-process-gone", expected_count=1000)
+    assert result.passed and result.metadata["expectations_evaluated"] == 4
+    side.close()
