@@ -184,18 +184,25 @@ def _incoming_rows(contacts: pl.DataFrame) -> pl.DataFrame:
 
 
 def _stage_incoming(con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame) -> None:
-    """`_incoming`: one row per phone (its first row in the upload), empty text as NULL, custom fields without
-    empty values (so a blank cell never erases what the book knows).
+    """`_incoming`: one row per phone (its first row in the upload), with its contact_id, empty text as NULL,
+    custom fields without empty values (so a blank cell never erases what the book knows).
 
     A view over the registered frame rather than a temporary table: copying a million rows of text inside
-    DuckDB (and trimming them there) cost more than the merge itself. `_drop_incoming` removes it.
+    DuckDB (and trimming them there) cost more than the merge itself. The contact ids are hashed once, before
+    the frame is registered: the merge reads the view three times. `_drop_incoming` removes it.
     """
-    staged = stage(con, "_upload_rows", _incoming_rows(contacts))
+    rows = _incoming_rows(contacts)
+    phones = stage(con, "_upload_phones", rows.select("phone_e164"))
+    try:
+        # a projection of one registered frame: DuckDB returns its rows in order
+        ids = con.execute(f"SELECT {contact_id_sql('phone_e164')} AS contact_id FROM {phones}").pl()  # noqa: S608
+    finally:
+        con.unregister(phones)
+    staged = stage(con, "_upload_rows", pl.concat([ids, rows], how="horizontal"))
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW _incoming AS
-        SELECT {contact_id_sql("phone_e164")} AS contact_id,
-               * REPLACE (coalesce({_NON_EMPTY_CUSTOM_FIELDS}, '{{}}') AS custom_fields)
+        SELECT * REPLACE (coalesce({_NON_EMPTY_CUSTOM_FIELDS}, '{{}}') AS custom_fields)
         FROM {staged}
         """  # noqa: S608 - identifiers from code
     )
