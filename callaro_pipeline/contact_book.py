@@ -172,26 +172,29 @@ _SPACE_SEPARATORS = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u20
 def _incoming_rows(contacts: pl.DataFrame) -> pl.DataFrame:
     """One row per phone (its first row in the upload), text trimmed as DuckDB's trim() does, empty -> null."""
     trimmed = [pl.col(name).str.strip_chars(_SPACE_SEPARATORS) for name in _TEXT_FIELDS]
-    return (
+    rows = (
         _aligned(contacts)
         .with_columns(
             pl.when(text != "").then(text).alias(name) for name, text in zip(_TEXT_FIELDS, trimmed, strict=True)
         )
         .filter(pl.col("phone_e164").is_not_null())
-        .sort("row_number", maintain_order=True)
-        .unique(subset=["phone_e164"], keep="first", maintain_order=True)
     )
+    # each step copies a million rows of text, so it is taken only when it changes something (peak memory)
+    if not rows.get_column("row_number").is_sorted():
+        rows = rows.sort("row_number", maintain_order=True)
+    if rows.get_column("phone_e164").n_unique() < rows.height:
+        rows = rows.unique(subset=["phone_e164"], keep="first", maintain_order=True)
+    return rows
 
 
-def _stage_incoming(con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame) -> None:
-    """`_incoming`: one row per phone (its first row in the upload), with its contact_id, empty text as NULL,
-    custom fields without empty values (so a blank cell never erases what the book knows).
+def _stage_incoming(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> None:
+    """`_incoming` from `_incoming_rows`: one row per phone (its first row in the upload), with its contact_id,
+    empty text as NULL, custom fields without empty values (so a blank cell never erases what the book knows).
 
     A view over the registered frame rather than a temporary table: copying a million rows of text inside
     DuckDB (and trimming them there) cost more than the merge itself. The contact ids are hashed once, before
     the frame is registered: the merge reads the view three times. `_drop_incoming` removes it.
     """
-    rows = _incoming_rows(contacts)
     phones = stage(con, "_upload_phones", rows.select("phone_e164"))
     try:
         # a projection of one registered frame: DuckDB returns its rows in order
@@ -240,7 +243,9 @@ def merge_upload_into_book(
     values. Returns `{inserted, updated, linked}` (new contacts, existing contacts matched, links written).
     """
     stamp = as_utc_naive(now)
-    _stage_incoming(con, contacts)
+    rows = _incoming_rows(contacts)
+    del contacts  # a caller that hands its frame over does not hold a million rows twice (peak memory)
+    _stage_incoming(con, rows)
     try:
         counts = _merge_incoming(con, upload_id=upload_id, campaign=campaign, stamp=stamp)
     finally:

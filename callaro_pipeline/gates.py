@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import multiprocessing
 import os
+import pickle
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -26,7 +27,6 @@ from callaro_pipeline.config import check_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from multiprocessing.connection import Connection
 
     import pandera.polars as pa
 
@@ -206,48 +206,64 @@ _side_process: GxSideProcess | None = None
 
 
 class GxSideProcess:
-    """A spawned process that imports GX at once, then validates the summaries it is sent."""
+    """A Python process of its own that imports GX at once, then validates the summaries it is sent (pickled on
+    its stdin, answered on its stdout). A fresh interpreter rather than multiprocessing: nothing of the caller's
+    main module is run again in it, and none of Dagster's or DuckDB's threads is forked."""
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")  # never fork a process holding Dagster's and DuckDB's threads
-        self._connection, child = context.Pipe()
-        self._process = context.Process(target=_serve_gx, args=(child,), name="callaro-gx", daemon=True)
-        self._process.start()
-        child.close()
+        self._process = subprocess.Popen(  # noqa: S603 - this interpreter, our own module
+            [sys.executable, "-c", "from callaro_pipeline.gates import serve_gx; serve_gx()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # its failures are met again, and reported, by the gate in this process
+        )
 
     def validate(
         self, summary: dict[str, list[Any]], parameters: dict[str, Any], docs_dir: Path, run_name: str
     ) -> GxOutcome | None:
         """The outcome, or None if the side process is gone or failed (the caller then validates here)."""
+        requests, answers = self._process.stdin, self._process.stdout
+        assert requests is not None and answers is not None  # noqa: S101 - both are pipes (see __init__)
         try:
-            self._connection.send((summary, parameters, docs_dir, run_name))
-            outcome = self._connection.recv()
-        except (EOFError, OSError):
+            pickle.dump((summary, parameters, docs_dir, run_name), requests)
+            requests.flush()
+            outcome = pickle.load(answers)  # noqa: S301 - our own child's answer
+        except (EOFError, OSError, pickle.UnpicklingError):
             return None
         return outcome if isinstance(outcome, GxOutcome) else None
 
     def close(self) -> None:
-        """Closing the pipe ends the process once it is idle; one still importing GX is stopped."""
-        self._connection.close()
-        self._process.join(timeout=1)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join()
+        """End of input ends the process once it is idle; one still importing GX is stopped."""
+        with contextlib.suppress(OSError):
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
 
 
-def _serve_gx(connection: Connection) -> None:
+def serve_gx() -> None:
+    """The side process's main loop (see GxSideProcess)."""
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the answers
     with contextlib.suppress(Exception):
         gx_runner()
     while True:
         try:
-            summary, parameters, docs_dir, run_name = connection.recv()
+            request = pickle.load(sys.stdin.buffer)  # noqa: S301 - sent by the parent process
         except (EOFError, OSError):
-            return
+            # Every answer is sent and every Data Docs file written: skip the seconds of tearing GX down.
+            os._exit(0)
         try:
-            outcome: GxOutcome | None = validate_upload_summary(summary, parameters, docs_dir, run_name)
+            outcome: GxOutcome | None = validate_upload_summary(*request)
         except Exception:  # noqa: BLE001 - the parent validates again in its own process and reports the error
             outcome = None
-        connection.send(outcome)
+        pickle.dump(outcome, answers)
+        answers.flush()
 
 
 @contextlib.contextmanager

@@ -327,19 +327,19 @@ def test_gx_in_a_side_process_gives_the_outcome_of_gx_here(docs_root):
     side = GxSideProcess()
     try:
         there = side.validate(summary, parameters, docs_root / "there", "there")
-        assert side._process.is_alive()  # it serves the next upload of the command too
+        assert side._process.poll() is None  # it serves the next upload of the command too
     finally:
         side.close()
     assert there == here
     assert there is not None and not there.success and there.evaluated == 4
     assert (docs_root / "there" / "index.html").is_file()  # the side process wrote the Data Docs
-    assert not side._process.is_alive()
+    assert side._process.poll() == 0  # ended by the end of its input
 
 
 def test_the_gate_validates_here_when_the_side_process_is_gone(docs_root, monkeypatch):
     side = GxSideProcess()
     side._process.kill()
-    side._process.join()
+    side._process.wait()
     monkeypatch.setattr(gates, "_side_process", side)
     result = run_gx(docs_root, "side-process-gone", expected_count=1000)
     assert result.passed and result.metadata["expectations_evaluated"] == 4

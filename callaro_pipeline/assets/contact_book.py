@@ -65,9 +65,14 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
                 },
                 allow_retries=False,
             )
-        released = con.execute(RELEASED_SQL, [upload_id, upload_id]).pl()
+        imported = con.execute(f"SELECT count(*) FROM ({RELEASED_SQL})", [upload_id, upload_id]).fetchall()[0][0]  # noqa: S608
+        # the released rows are handed over, not kept here: the merge frees them once it has its own copy
         counts = merge_upload_into_book(
-            con, upload_id=upload_id, campaign=upload.campaign, contacts=released, now=utcnow()
+            con,
+            upload_id=upload_id,
+            campaign=upload.campaign,
+            contacts=con.execute(RELEASED_SQL, [upload_id, upload_id]).pl(),
+            now=utcnow(),
         )
         if not upload.options.manual:  # a contact added by hand is not a vendor file: keep the campaign's state
             con.execute(
@@ -82,7 +87,7 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
             con,
             upload_id,
             status="imported",
-            imported=released.height,
+            imported=imported,
             book=counts,
             timings={"contact_book_seconds": round(time.perf_counter() - started, 3)},
         )
@@ -90,7 +95,7 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
     return dg.MaterializeResult(
         metadata={
             "import_status": overview.pop("import_status"),
-            "imported": released.height,
+            "imported": imported,
             **{k: int(v) for k, v in counts.items()},
             "campaign": upload.campaign,
             **overview,
