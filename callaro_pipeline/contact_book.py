@@ -171,15 +171,16 @@ _SPACE_SEPARATORS = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u20
 
 def _incoming_rows(contacts: pl.DataFrame) -> pl.DataFrame:
     """One row per phone (its first row in the upload), text trimmed as DuckDB's trim() does, empty -> null."""
-    trimmed = [pl.col(name).str.strip_chars(_SPACE_SEPARATORS) for name in _TEXT_FIELDS]
-    rows = (
-        _aligned(contacts)
-        .with_columns(
-            pl.when(text != "").then(text).alias(name) for name, text in zip(_TEXT_FIELDS, trimmed, strict=True)
-        )
-        .filter(pl.col("phone_e164").is_not_null())
-    )
-    # each step copies a million rows of text, so it is taken only when it changes something (peak memory)
+    rows = _aligned(contacts)
+    # Column by column, and a column is replaced only when trimming changes it: cleaning every column at once
+    # held a second copy of a million rows of text at the memory peak. Each step below likewise.
+    for name in _TEXT_FIELDS:
+        text = rows.get_column(name)
+        trimmed = text.str.strip_chars(_SPACE_SEPARATORS)
+        cleaned = trimmed.set(trimmed == "", None)
+        if not cleaned.equals(text, check_names=False, null_equal=True):
+            rows = rows.with_columns(cleaned.alias(name))
+    rows = rows.filter(pl.col("phone_e164").is_not_null())
     if not rows.get_column("row_number").is_sorted():
         rows = rows.sort("row_number", maintain_order=True)
     if rows.get_column("phone_e164").n_unique() < rows.height:
@@ -201,7 +202,8 @@ def _stage_incoming(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> None:
         ids = con.execute(f"SELECT {contact_id_sql('phone_e164')} AS contact_id FROM {phones}").pl()  # noqa: S608
     finally:
         con.unregister(phones)
-    staged = stage(con, "_upload_rows", pl.concat([ids, rows], how="horizontal"))
+    # in one piece, as the rows are: columns cut in different pieces are copied whole to be handed to DuckDB
+    staged = stage(con, "_upload_rows", rows.rechunk().insert_column(0, ids.get_column("contact_id").rechunk()))
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW _incoming AS

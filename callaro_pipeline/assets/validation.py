@@ -16,7 +16,7 @@ from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
 from callaro_pipeline.privacy import mask_frame, withhold_error_details
 from callaro_pipeline.report import write_csv_safely, write_error_report
 from callaro_pipeline.uploads import load_upload, record_check, update_upload, upload_summary
-from callaro_pipeline.warehouse import Warehouse, read_raw_rows, replace_partition
+from callaro_pipeline.warehouse import Warehouse, read_raw_rows, replace_partition, stage
 
 VALIDATED_COLUMNS_SQL = "SELECT * EXCLUDE (upload_id) FROM validated_contacts WHERE upload_id = ? ORDER BY row_number"
 
@@ -129,7 +129,7 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
         """The campaign's contacts (from its other uploads) sharing a phone or external_id with the valid rows:
         only those can make a row a duplicate, and a campaign of millions is not read whole for each upload."""
         with warehouse.connect() as con:
-            con.register("_upload_keys", keys.to_arrow())
+            stage(con, "_upload_keys", keys)
             # the book filtered by the upload's keys first (hash tables of the upload's size), then its links
             return con.execute(
                 """
