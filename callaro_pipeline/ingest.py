@@ -128,24 +128,6 @@ def file_extension(filename: str) -> str:
     return f".{extension.lower()}" if dot and stem else ""
 
 
-def to_cells(table: RawTable) -> pl.DataFrame:
-    """row_number + cells (one list of texts per row, in column order): the shape of the DuckDB table raw_rows."""
-    # by position: pl.col() would read a header such as "*" or "^.*$" as a wildcard or regex
-    positions = [table.rows.get_column_index(name) for name in table.columns]
-    return table.rows.select(pl.col(ROW_NUMBER).cast(pl.Int64), pl.concat_list(pl.nth(positions)).alias("cells"))
-
-
-def from_cells(cells: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """The inverse of `to_cells`: row_number + one text column per name (missing cells are null)."""
-    return cells.select(
-        pl.col(ROW_NUMBER).cast(pl.Int64),
-        *[
-            pl.col("cells").list.get(position, null_on_oob=True).cast(pl.Utf8).alias(name)
-            for position, name in enumerate(columns)
-        ],
-    )
-
-
 # --- delimited text -------------------------------------------------------------------------------------------
 
 

@@ -238,7 +238,7 @@ def replace_raw_rows(con: duckdb.DuckDBPyConnection, upload_id: str, rows: pl.Da
 
 def read_raw_rows(con: duckdb.DuckDBPyConnection, upload_id: str, columns: list[str]) -> pl.DataFrame:
     """One upload's `raw_rows` as row_number + one text column per name (missing cells are null), unpacked by
-    DuckDB (`from_cells` does the same in polars, several times slower on a million rows)."""
+    DuckDB (unpacking the cell lists in polars was several times slower on a million rows)."""
     cells = ", ".join(f"cells[{i + 1}] AS c{i}" for i in range(len(columns)))
     frame = con.execute(
         f"SELECT row_number{', ' if cells else ''}{cells} FROM raw_rows WHERE upload_id = ? ORDER BY row_number",  # noqa: S608

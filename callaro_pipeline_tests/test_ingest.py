@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callaro_pipeline.errors import CallaroError, NothingToImport, UnusableInput
-from callaro_pipeline.ingest import RawTable, ReadLimits, from_cells, read_table, to_cells
+from callaro_pipeline.ingest import RawTable, ReadLimits, read_table
+from callaro_pipeline.warehouse import Warehouse, read_raw_rows, replace_raw_rows
 
 SPECTRUM = Path(__file__).parent / "data" / "csv_spectrum"
 SECRET = "Zelda-Secretname-4155550199"  # a cell value that must never appear in an error message
@@ -395,20 +396,32 @@ def test_xlsx_limits(limits: ReadLimits, expected: str) -> None:
 # --- cells roundtrip ------------------------------------------------------------------------------------------
 
 
-def test_to_cells_and_back() -> None:
+def stored_as_raw_rows(table: RawTable, home: Path) -> Warehouse:
+    """The table written to `raw_rows` as the raw_upload asset writes it, upload id u1."""
+    warehouse = Warehouse(home=str(home))
+    with warehouse.transaction() as con:
+        replace_raw_rows(con, "u1", table.rows, table.columns)
+    return warehouse
+
+
+def test_raw_rows_roundtrip(tmp_path: Path) -> None:
     table = read_table(b"name,phone,zip\nAnn,,02134\n,4155550134,\n", "c.csv")
-    cells = to_cells(table)
+    warehouse = stored_as_raw_rows(table, tmp_path)
+    cells = warehouse.query("SELECT row_number, cells FROM raw_rows WHERE upload_id = 'u1' ORDER BY row_number")
     assert cells.schema == pl.Schema({"row_number": pl.Int64, "cells": pl.List(pl.Utf8)})
     assert cells["cells"].to_list() == [["Ann", None, "02134"], [None, "4155550134", None]]
-    assert from_cells(cells, table.columns).equals(table.rows)
-    assert from_cells(cells, [*table.columns, "extra"])["extra"].to_list() == [None, None]
+    with warehouse.connect() as con:
+        assert read_raw_rows(con, "u1", table.columns).equals(table.rows)
+        assert read_raw_rows(con, "u1", [*table.columns, "extra"])["extra"].to_list() == [None, None]
 
 
-def test_cells_roundtrip_with_headers_polars_would_read_as_patterns() -> None:
+def test_raw_rows_roundtrip_with_headers_polars_would_read_as_patterns(tmp_path: Path) -> None:
     table = read_table(b"*,^.*$,row_number\na,b,c\n", "c.csv")
     assert table.columns == ["*", "^.*$", "row_number (2)"]
-    assert to_cells(table)["cells"].to_list() == [["a", "b", "c"]]
-    assert from_cells(to_cells(table), table.columns).equals(table.rows)
+    warehouse = stored_as_raw_rows(table, tmp_path)
+    assert warehouse.query("SELECT cells FROM raw_rows")["cells"].to_list() == [["a", "b", "c"]]
+    with warehouse.connect() as con:
+        assert read_raw_rows(con, "u1", table.columns).equals(table.rows)
 
 
 # --- properties -----------------------------------------------------------------------------------------------

@@ -98,19 +98,16 @@ def test_an_empty_frame_wipes_a_partition_only_when_allowed(warehouse: Warehouse
 
 def test_raw_rows_are_replaced_atomically_too(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     """raw_rows has its own fast writer (cells built by DuckDB): the same all-or-nothing rule holds for it."""
-    replace_raw_rows = getattr(warehouse_module, "replace_raw_rows", None)
-    if replace_raw_rows is None:
-        pytest.skip("raw rows are written with replace_partition")
     cells = pl.DataFrame({"row_number": [2, 3], "Phone": ["1", "2"], "Name": ["a", "b"]})
     with warehouse.transaction() as con:
-        replace_raw_rows(con, "u1", cells, ["Phone", "Name"])
+        warehouse_module.replace_raw_rows(con, "u1", cells, ["Phone", "Name"])
 
     def crash(*_args: object, **_kwargs: object) -> str:
         raise RuntimeError("injected crash between DELETE and INSERT")
 
     monkeypatch.setattr(warehouse_module, "stage", crash)
     with pytest.raises(RuntimeError, match="injected"), warehouse.transaction() as con:
-        replace_raw_rows(con, "u1", cells.head(1), ["Phone", "Name"])
+        warehouse_module.replace_raw_rows(con, "u1", cells.head(1), ["Phone", "Name"])
     assert warehouse.query("SELECT row_number, cells FROM raw_rows ORDER BY 1").rows() == [
         (2, ["1", "a"]),
         (3, ["2", "b"]),
