@@ -6,6 +6,7 @@ ruff and mypy are configured in pyproject.toml ([tool.ruff], [tool.mypy]).
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 
@@ -69,3 +70,13 @@ def test_help_is_clear(command: tuple[str, ...], capsys: pytest.CaptureFixture) 
     for action in parser._actions:
         if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction):  # sub-commands: help each
             assert action.help, f"`callaro {' '.join(command)}`: argument {action.dest!r} has no help text"
+
+
+@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not on PATH (the README's commands need it)")
+def test_uv_run_is_quiet_on_stderr() -> None:
+    """`uv run` in a synced environment prints nothing of its own (no "Bytecode compiled N files", uv#12202)."""
+    result = subprocess.run(
+        ["uv", "run", "--frozen", "python", "-c", "pass"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Bytecode compiled" not in result.stderr
