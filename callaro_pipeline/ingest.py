@@ -16,11 +16,13 @@ import io
 import itertools
 import os
 import re
+import unicodedata
 import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from xml.etree import ElementTree
 
 import charset_normalizer
 import polars as pl
@@ -48,6 +50,47 @@ _MAX_ZIP_ENTRIES = 10_000
 _MAX_COMPRESSION_RATIO = 200  # real sheet XML compresses 5-50x; deflate bombs reach ~1000x
 _RATIO_CHECK_MIN_BYTES = 1024 * 1024
 _MEGABYTE = 1024 * 1024
+# A sheet's used range is allocated whole by the reader (python-calamine): one value at XFD1048576 asks for
+# ~512 GB and aborts the process. A range far larger than the cells it holds is refused before calamine runs.
+_MAX_SPARSE_AREA = 5_000_000  # cells: a range up to this size is read whatever it holds
+_MAX_AREA_PER_CELL = 10  # beyond it, the range may be at most this many times the cells present
+_CELL_REF = re.compile(rb"<(?:\w+:)?c\b[^>]*?\sr=\"\$?([A-Za-z]+)\$?([0-9]+)\"[^>]*?(/?)>")
+_XML_CHUNK = 4 * _MEGABYTE
+_EXCEL_LAST_CELL = "XFD1048576"
+# Signatures of binary formats people upload by mistake (images, documents, archives, programs, databases).
+_BINARY_MAGICS = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"BZh91AY&SY", "a bzip2 archive"),
+    (b"\xfd7zXZ\x00", "an xz archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"\x28\xb5\x2f\xfd", "a zstd archive"),
+    (b"\x7fELF", "a program (ELF)"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"PAR1", "a Parquet file"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"RIFF", "a RIFF media file"),
+    (b"OggS", "an Ogg media file"),
+    (b"\x00asm", "a WebAssembly module"),
+)
+# Summary lines under the data ("Grand Totals (10 records)", "Total: 25 contacts", "Count: 12") and the report
+# footers of CRM exports: a trailing row with a single non-empty cell like these is not a row.
+_FOOTER = re.compile(
+    r"(?:(?:grand\s+|sub\s*)?totals?|(?:record\s+|row\s+|contact\s+)?count|sum|summe|gesamt|summary|anzahl)"
+    r"[\s:=(#.-]*\d[\d,.]*\)?(?:\s+(?:records?|rows?|contacts?|leads?|entries|datens\u00e4tze)\)?)?\.?"
+    r"|\(?\d[\d,.]*\s+(?:records?|rows?|contacts?|leads?|entries)\)?"
+    r"|(?:confidential\s+information|copyright\s*(?:\(c\)|\u00a9)|\u00a9\s*\d{4}|generated\s+by\s*:|end\s+of\s+report).*",
+    re.IGNORECASE,
+)
+_MAX_FOOTER_ROWS = 20
+# Valid UTF-8 sequences of two to four bytes: in a file that is not UTF-8 as a whole they mean mixed encodings.
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +134,8 @@ class RawTable:
     sheet: str | None
     malformed: pl.DataFrame = field(default_factory=lambda: _malformed_frame([]))
     repaired_cells: int = 0
+    footer_rows: int = 0
+    """summary lines under the data ("Grand Totals (10 records)") left out: they are not rows"""
 
 
 def read_table(data: bytes, filename: str, *, sheet: str | None = None, limits: ReadLimits = ReadLimits()) -> RawTable:
@@ -105,6 +150,9 @@ def read_table(data: bytes, filename: str, *, sheet: str | None = None, limits: 
         raise UnusableInput(
             "the file is a legacy Excel (.xls) or password-protected workbook: save it as .xlsx or CSV without a password"
         )
+    for magic, kind in _BINARY_MAGICS:
+        if data.startswith(magic):
+            raise UnusableInput(f"the file is binary ({kind}), not a text table: upload CSV, TSV, TXT or .xlsx")
     extension = file_extension(filename)
     if extension not in TEXT_EXTENSIONS + XLSX_EXTENSIONS:
         raise UnusableInput(
@@ -136,6 +184,9 @@ def _read_delimited(data: bytes, limits: ReadLimits) -> RawTable:
     if not text.strip():
         raise UnusableInput("the file holds only blank lines")
     delimiter, sample = _detect_delimiter(text)
+    text, footer_rows = _drop_footer_lines(text, delimiter)
+    if footer_rows:
+        sample = _sample_records(text, delimiter)
     width = _dominant_width(sample)
     if width > limits.max_columns:
         raise UnusableInput(f"the table has {width} columns; the limit is {limits.max_columns}")
@@ -155,6 +206,7 @@ def _read_delimited(data: bytes, limits: ReadLimits) -> RawTable:
         delimiter=delimiter,
         header_row=header_index + 1,
         sheet=None,
+        footer_rows=footer_rows,
     )
 
 
@@ -169,16 +221,23 @@ def _decode_text(data: bytes) -> tuple[str, str]:
             return _refuse_binary(_decode_strict(data, codec)), name
     bomless_utf16 = _bomless_utf16(data[:4096])
     if bomless_utf16:
-        return _refuse_binary(_decode_strict(data, bomless_utf16)), bomless_utf16
+        text = _refuse_binary(_decode_strict(data, bomless_utf16), guessed=True)
+        sample = text[:_BINARY_SAMPLE_CHARS]
+        if sum(map(str.isascii, sample)) * 2 < len(sample):  # detected from NUL bytes of ASCII characters
+            raise UnusableInput("the file is binary, not a text table")
+        return text, bomless_utf16
     if b"\x00" in data:
         raise UnusableInput("the file is binary, not a text table (it contains NUL bytes)")
-    for codec in ("utf-8", "cp1252"):
-        with contextlib.suppress(UnicodeDecodeError):
-            return _refuse_binary(data.decode(codec)), codec
+    try:
+        return _refuse_binary(data.decode("utf-8")), "utf-8"
+    except UnicodeDecodeError as not_utf8:
+        _refuse_mixed_encodings(data, not_utf8.start)
+    with contextlib.suppress(UnicodeDecodeError):
+        return _refuse_binary(data.decode("cp1252")), "cp1252"
     best = charset_normalizer.from_bytes(data).best()
     if best is None:
         raise UnusableInput("the file is binary or in an unknown text encoding: save it as UTF-8 CSV")
-    return _refuse_binary(str(best)), best.encoding
+    return _refuse_binary(str(best), guessed=True), best.encoding
 
 
 def _decode_strict(data: bytes, codec: str) -> str:
@@ -202,11 +261,43 @@ def _bomless_utf16(head: bytes) -> str | None:
     return None
 
 
-def _refuse_binary(text: str) -> str:
+def _refuse_binary(text: str, *, guessed: bool = False) -> str:
+    """Decoded bytes that are not text: NULs, control characters and, when the encoding was guessed rather
+    than declared or strict, code points no text uses (unassigned, private use, U+FFFD) in more than 1% of
+    the first characters."""
     sample = text[:_BINARY_SAMPLE_CHARS]
     if "\x00" in text or len(_CONTROL_CHARS.findall(sample)) * 100 > len(sample):
         raise UnusableInput("the file is binary, not a text table")
+    if guessed and not sample.isascii():
+        odd = sum(1 for ch in sample if ch == "\ufffd" or unicodedata.category(ch) in ("Cn", "Co", "Cs"))
+        if odd * 100 > len(sample):
+            raise UnusableInput("the file is binary, not a text table")
     return text
+
+
+def _refuse_mixed_encodings(data: bytes, first_invalid: int) -> None:
+    """A file that is not UTF-8 as a whole but holds lines of valid UTF-8 with non-ASCII characters mixes
+    encodings (e.g. UTF-8 rows appended to a Windows-1252 export): read with one codec, half of its names would
+    be mojibake ("J\u00c3\u00bcrgen"). Refused, naming one line of each kind; nothing is imported."""
+    position = 0
+    for _ in range(1000):  # a few candidates: a lone match inside a Windows-1252 line is a coincidence
+        match = _UTF8_MULTIBYTE.search(data, position)
+        if match is None:
+            return
+        start = data.rfind(b"\n", 0, match.start()) + 1
+        end = data.find(b"\n", match.end())
+        end = len(data) if end == -1 else end
+        try:
+            data[start:end].decode("utf-8")
+        except UnicodeDecodeError:
+            position = end
+            continue
+        utf8_line = data.count(b"\n", 0, start) + 1
+        other_line = data.count(b"\n", 0, first_invalid) + 1
+        raise UnusableInput(
+            f"the file mixes text encodings: line {other_line} is not UTF-8 (Windows-1252?) but line {utf8_line} "
+            "is UTF-8; save the whole file in one encoding (UTF-8) and upload again"
+        )
 
 
 def _csv_records(text: str, delimiter: str) -> Iterator[list[str]]:
@@ -266,7 +357,7 @@ def _dominant_width(sample: list[list[str]]) -> int:
 def _find_header(sample: list[list[str]], width: int) -> tuple[int, list[str]]:
     """The first record that reads as column labels for rows of `width` cells (title rows above are skipped)."""
     for index, record in enumerate(sample[:_HEADER_SEARCH_ROWS]):
-        if _looks_like_labels(record, width):
+        if _looks_like_labels(record, width) and not _blank_over_data(record, sample[index + 1 :]):
             fitted = _fit_width(record, width)
             if len(fitted) == width:
                 return index, fitted
@@ -276,6 +367,61 @@ def _find_header(sample: list[list[str]], width: int) -> tuple[int, list[str]]:
         f"no header row found: none of the first {_HEADER_SEARCH_ROWS} rows holds column names for a "
         f"{width}-column table"
     )
+
+
+def _blank_over_data(record: list[str], below: list[list[str]]) -> bool:
+    """A header names the columns that hold data: a candidate with a blank cell over a column filled with
+    numbers, phones or e-mails in nearly every row below is a data row with an empty cell (a headerless file)."""
+    if len(below) < 2:
+        return False
+    for position, cell in enumerate(record):
+        if cell.strip():
+            continue
+        values = [row[position].strip() for row in below if len(row) > position and row[position].strip()]
+        data_like = sum(1 for value in values if "@" in value or _NUMBER_LIKE.fullmatch(value))
+        if len(values) * 10 >= len(below) * 9 and data_like * 10 >= len(values) * 9:
+            return True
+    return False
+
+
+def _footer_cell(cells: Sequence[str]) -> bool:
+    filled = [cell.strip() for cell in cells if cell.strip()]
+    return len(filled) == 1 and _FOOTER.fullmatch(" ".join(filled[0].split())) is not None
+
+
+def _drop_footer_lines(text: str, delimiter: str) -> tuple[str, int]:
+    """Summary lines at the end of the data ("Grand Totals (10 records)", "Total: 25 contacts", report
+    footers): trailing lines holding one non-empty cell that matches _FOOTER, blank lines between them
+    allowed. Returns the text without them and how many there were."""
+    position, cut, dropped = len(text), None, 0
+    for _ in range(3 * _MAX_FOOTER_ROWS):
+        end = position
+        while end > 0 and text[end - 1] in "\r\n":
+            end -= 1
+        if end == 0:
+            break
+        start = max(text.rfind("\n", 0, end), text.rfind("\r", 0, end)) + 1
+        line = text[start:end]
+        position = start
+        if not line.strip():
+            continue
+        if dropped >= _MAX_FOOTER_ROWS or not _footer_cell([cell.strip().strip('"') for cell in line.split(delimiter)]):
+            break
+        cut, dropped = start, dropped + 1
+    return (text[:cut], dropped) if cut is not None else (text, 0)
+
+
+def _drop_footer_rows(values: list[list[object]]) -> int:
+    """The sheet version of `_drop_footer_lines`: trailing rows dropped from `values` in place; their count."""
+    dropped = 0
+    while values and dropped < _MAX_FOOTER_ROWS:
+        cells = [_cell_text(value) for value in values[-1]]
+        if any(cell.strip() for cell in cells) and not _footer_cell(cells):
+            break
+        if any(cell.strip() for cell in cells):
+            dropped += 1
+        values.pop()
+    return dropped
 
 
 def _fit_width(record: list[str], width: int) -> list[str]:
@@ -411,6 +557,7 @@ def _gc_paused() -> Iterator[None]:
 
 def _read_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> RawTable:
     _check_workbook_archive(data, limits)
+    _check_used_range(data, sheet, limits)
     with _gc_paused():
         return _read_checked_xlsx(data, sheet, limits)
 
@@ -420,7 +567,9 @@ def _read_checked_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> Ra
         workbook = python_calamine.CalamineWorkbook.from_object(io.BytesIO(data))
         names = workbook.sheet_names
         if sheet is not None and sheet not in names:
-            raise UnusableInput(f"the workbook has no sheet named {sheet!r}; its sheets are {', '.join(names)}")
+            raise UnusableInput(
+                f"the workbook has no sheet named {_shown(sheet)!r}; its sheets are {_shown(', '.join(names), 200)}"
+            )
         if not names:
             raise UnusableInput("the workbook has no sheets")
         chosen = workbook.get_sheet_by_name(sheet) if sheet is not None else workbook.get_sheet_by_index(0)
@@ -430,6 +579,7 @@ def _read_checked_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> Ra
         if last_row + 1 > limits.max_rows + _HEADER_SEARCH_ROWS:
             raise UnusableInput(f"the sheet has more than {limits.max_rows} rows; the limit is {limits.max_rows}")
         values = chosen.to_python(skip_empty_area=False)
+        footer_rows = _drop_footer_rows(values)
     except UnusableInput:
         raise
     except Exception as exc:  # calamine raises many error types whose messages may quote cell content
@@ -458,6 +608,7 @@ def _read_checked_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> Ra
         delimiter=None,
         header_row=header_index + 1,
         sheet=chosen.name,
+        footer_rows=footer_rows,
     )
 
 
@@ -483,6 +634,102 @@ def _check_workbook_archive(data: bytes, limits: ReadLimits) -> None:
     if any(map(_compressed_like_a_bomb, entries)):
         raise UnusableInput("the workbook is compressed far beyond any real spreadsheet (a zip bomb); refused")
     _verify_inflated_sizes(archive, entries)
+
+
+def _check_used_range(data: bytes, sheet: str | None, limits: ReadLimits) -> None:
+    """Refuse a sheet whose cells reach far beyond what it holds, before python-calamine allocates its whole
+    used range (a single value at XFD1048576 is ~512 GB: the process aborts, no exception is raised).
+
+    The sheet XML is streamed and only the cell references are looked at (`<c r="XFD1048576">`); cells
+    without content (`<c r=".." s="1"/>`) and the `<dimension>` element are not allocated by the reader and
+    do not count."""
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    for name, part in _worksheet_parts(archive, sheet):
+        cells, last_row, last_column = _sheet_extent(archive, part)
+        area = last_row * last_column
+        if area > _MAX_SPARSE_AREA and area > _MAX_AREA_PER_CELL * cells:
+            raise UnusableInput(
+                f"the sheet {_shown(name)!r} holds {cells:,} cells but its used range reaches cell "
+                f"{_column_letters(last_column)}{last_row} ({area:,} cells): delete the stray cells far below or "
+                "right of the data, or save the data range as CSV"
+            )
+        if last_column > limits.max_columns:
+            raise UnusableInput(f"the sheet has {last_column} columns; the limit is {limits.max_columns}")
+        if last_row > limits.max_rows + _HEADER_SEARCH_ROWS:
+            raise UnusableInput(f"the sheet has more than {limits.max_rows} rows; the limit is {limits.max_rows}")
+
+
+def _worksheet_parts(archive: zipfile.ZipFile, sheet: str | None) -> list[tuple[str, str]]:
+    """(sheet name, archive part) of the sheet the reader will open: the named one, else the first. When the
+    workbook's part list cannot be followed, every worksheet part is checked."""
+    names = set(archive.namelist())
+    every = [(part, part) for part in sorted(names) if re.fullmatch(r"xl/worksheets/[^/]+\.xml", part)]
+    try:
+        workbook = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+        relations = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, ValueError):
+        return every
+    targets = {rel.get("Id"): rel.get("Target") or "" for rel in relations if rel.tag.endswith("Relationship")}
+    sheets = [element for element in workbook.iter() if element.tag.endswith("}sheet") or element.tag == "sheet"]
+    for element in sheets:
+        if sheet is not None and element.get("name") != sheet:
+            continue
+        rel_id = next((value for key, value in element.attrib.items() if key.endswith("}id")), None)
+        target = targets.get(rel_id, "")
+        part = target.lstrip("/") if target.startswith("/") else "xl/" + target
+        part = re.sub(r"[^/]+/\.\./", "", part)
+        return [(element.get("name") or part, part)] if part in names else every
+    return every
+
+
+def _sheet_extent(archive: zipfile.ZipFile, part: str) -> tuple[int, int, int]:
+    """(cells with content, last row, last column) from the cell references of a sheet part, streamed."""
+    cells, last_row, columns = 0, 0, set()
+    carry = b""
+    try:
+        with archive.open(part) as stream:
+            while True:
+                chunk = stream.read(_XML_CHUNK)
+                buffer = carry + chunk
+                cut = buffer.rfind(b"<") if chunk else len(buffer)  # a tag cut by the chunk waits for the next
+                if cut <= 0:
+                    if len(buffer) < 4 * _XML_CHUNK:
+                        carry = buffer
+                        continue
+                    cut = len(buffer)
+                carry, buffer = buffer[cut:], buffer[:cut]
+                filled = [(column, row) for column, row, empty in _CELL_REF.findall(buffer) if not empty]
+                if filled:
+                    cells += len(filled)
+                    columns.update(column for column, _ in filled)
+                    rows = [row for _, row in filled]
+                    longest = max(map(len, rows))
+                    last_row = max(last_row, int(max(row for row in rows if len(row) == longest)))
+                if not chunk:
+                    break
+    except (KeyError, zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError):
+        raise UnusableInput("the workbook archive is damaged or uses unsupported compression") from None
+    return cells, last_row, max(map(_column_number, columns), default=0)
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters.upper()[:8]:  # eight letters are far beyond any sheet: enough to refuse it
+        number = number * 26 + letter - 64
+    return number
+
+
+def _column_letters(number: int) -> str:
+    letters = ""
+    while number > 0 and len(letters) < 8:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """A user-given text cut for a message (names of sheets, columns: never cell values)."""
+    return text if len(text) <= limit else text[:limit] + "\u2026"
 
 
 def _compressed_like_a_bomb(entry: zipfile.ZipInfo) -> bool:
@@ -558,6 +805,7 @@ def _finish(
     delimiter: str | None,
     header_row: int,
     sheet: str | None,
+    footer_rows: int = 0,
 ) -> RawTable:
     """Strip, blank -> null, lossless repair of `4155550134.0`, drop all-blank rows, apply the column names."""
     positional = [f"c{position}" for position in range(len(columns))]
@@ -587,6 +835,7 @@ def _finish(
         sheet=sheet,
         malformed=malformed_frame,
         repaired_cells=int(repaired_cells or 0),
+        footer_rows=footer_rows,
     )
 
 
