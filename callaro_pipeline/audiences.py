@@ -13,6 +13,15 @@ next 14 days are stored with the build in `audience_call_windows`, for the SQL m
 
 A build is frozen: its members keep their rows for ever, and `campaign_audiences` shows each campaign's
 latest build. If a DNC source cannot be trusted nothing is written, so the previous build stays current.
+
+Every read path is also decided live (sql/20_dnc.sql `audience_live_blocked`): a member whose number is listed
+now, whose consent was revoked, or who left the contact book is out of `campaign_audiences`,
+`callable_contacts(...)` and the exports at once, even if the rebuild that should follow was killed. A campaign
+that requires the national list is callable only until its snapshot turns 31 days old: the build records that
+instant (`national_not_after`) and its calling windows end there.
+
+Why each member is callable: `dnc_snapshot` (the loads it was checked against, per list), `consent_evidence`
+(consent, date, source), `timezone` / `timezone_candidates` / `timezone_source` (how its zone was decided).
 """
 
 from __future__ import annotations
@@ -273,6 +282,7 @@ def build_audience(
     if problems:
         raise DncUnavailable(f"audience for {campaign.name} not built: " + "; ".join(problems))
     dnc_snapshot = json.dumps(suppression.source_states(con, campaign.dnc_sources), sort_keys=True)
+    not_after = suppression.national_not_after(con) if campaign.require_national_dnc else None
     digest = _config_digest(campaign)
     builds, built_at, latest = _latest_build(con, campaign.name)
     since = None
@@ -285,11 +295,11 @@ def build_audience(
     ):
         since = built_at
     candidates = candidate_contacts(con, campaign, changed_since=since, fields=_build_fields(campaign))
-    outcomes = _outcomes(suppression.scrub(con, candidates, campaign=campaign), campaign)
+    outcomes = _outcomes(suppression.scrub(con, candidates, campaign=campaign, now=now), campaign)
     number = builds + 1
     build_id = f"{campaign.name}-{number:06d}"
     changed = _store_versions(con, campaign.name, number, outcomes, everyone=since is None)
-    _store_windows(con, campaign, build_id, outcomes, now)
+    _store_windows(con, campaign, build_id, outcomes, now, not_after=not_after)
     detail = _build_counts(con, campaign.name, build_id)
     missing_sample = [
         mask_phone(phone)
@@ -311,6 +321,8 @@ def build_audience(
         "changed": changed,
         "config_digest": digest,
         "dnc_snapshot": dnc_snapshot,
+        "national_not_after": not_after.isoformat() if not_after else None,
+        "requires": {"national_dnc": campaign.require_national_dnc, "consent": campaign.require_consent},
     }
     build = AudienceBuild(
         build_id=build_id,
@@ -381,9 +393,16 @@ def _store_versions(
 
 
 def _store_windows(
-    con: duckdb.DuckDBPyConnection, campaign: Campaign, build_id: str, outcomes: pl.DataFrame, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    campaign: Campaign,
+    build_id: str,
+    outcomes: pl.DataFrame,
+    now: datetime,
+    *,
+    not_after: datetime | None = None,
 ) -> None:
-    """The build's calling windows for every window key its campaign's members have had (few per campaign)."""
+    """The build's calling windows for every window key its campaign's members have had (few per campaign),
+    ended at `not_after` (the national snapshot's 31-day limit) when given."""
     new_keys = outcomes.select(pl.col("window_key").drop_nulls().unique())
     staged = stage(con, "_window_keys", new_keys)
     con.execute(
@@ -402,10 +421,21 @@ def _store_windows(
         ).fetchall()
     ]
     aware_now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    intervals = windows.call_windows_for_keys(keys, campaign.window, aware_now)
+    intervals = cut_intervals(windows.call_windows_for_keys(keys, campaign.window, aware_now), not_after)
     staged = stage(con, "_build_windows", intervals.with_columns(pl.lit(build_id).alias("build_id")))
     con.execute(f"INSERT INTO audience_build_windows BY NAME SELECT * FROM {staged}")  # noqa: S608
     con.unregister(staged)
+
+
+def cut_intervals(intervals: pl.DataFrame, not_after: datetime | None) -> pl.DataFrame:
+    """Intervals (`opens_utc`, `closes_utc`, UTC, closes exclusive) ended at `not_after`: those opening at or
+    after it are dropped, the one spanning it closes there."""
+    if not_after is None or intervals.is_empty():
+        return intervals
+    limit = pl.lit(not_after.astimezone(UTC)).cast(intervals.schema["closes_utc"])
+    return intervals.filter(pl.col("opens_utc") < limit).with_columns(
+        pl.min_horizontal("closes_utc", limit).alias("closes_utc")
+    )
 
 
 def _build_counts(con: duckdb.DuckDBPyConnection, campaign: str, build_id: str) -> dict[str, Any]:

@@ -2,7 +2,13 @@
 
 Runtime state lives under CALLARO_HOME (default: `data/` in the project). Human configuration (campaign
 YAML, custom fields) lives under CALLARO_CONFIG (default: `config/` in the project). Setting both to empty
-folders gives a fresh, independent installation; campaigns named on import are created there with defaults.
+folders gives a fresh, independent installation.
+
+Campaign defaults are safe: a campaign named on import that has no config yet gets the compliance owner's
+defaults (`CALLARO_CONFIG/campaigns/_defaults.yaml`, any campaign setting), else the built-in ones, which
+require the national DNC list and consent (AI-voice calls need prior express consent). The pipeline never
+writes into the tracked `config/`: a campaign it creates is saved under `CALLARO_HOME/campaigns/`, and files
+whose name starts with `_` are not campaigns.
 """
 
 from __future__ import annotations
@@ -157,6 +163,7 @@ class Campaign:
     mapping: str | None = None
     require_consent: bool = False
     require_national_dnc: bool = False
+    ai_voice: bool = False  # calls with an artificial or prerecorded voice: prior express consent is required
     max_rejected_share: float = 0.10
     audience_uploads: list[str] | Literal["all"] = "all"
     audience_segments: list[str] = field(default_factory=list)
@@ -177,6 +184,7 @@ class Campaign:
             "mapping": self.mapping,
             "require_consent": self.require_consent,
             "require_national_dnc": self.require_national_dnc,
+            "ai_voice": self.ai_voice,
             "max_rejected_share": self.max_rejected_share,
             "audience": {"uploads": self.audience_uploads, "segments": list(self.audience_segments)},
             "window": {"start": self.window.start, "end": self.window.end, "days": list(self.window.days)},
@@ -184,8 +192,44 @@ class Campaign:
         }
 
 
+DEFAULTS_FILE = "_defaults.yaml"
+# Built-in defaults of a campaign nobody configured (no _defaults.yaml): fail safe, nobody callable without the
+# national list and documented consent.
+SAFE_DEFAULTS: dict[str, Any] = {"require_national_dnc": True, "require_consent": True, "ai_voice": True}
+
+
+def _created_campaigns_dir() -> Path:
+    """Campaigns the pipeline creates: under CALLARO_HOME, never in the tracked configuration."""
+    return callaro_home() / "campaigns"
+
+
 def campaign_path(name: str) -> Path:
-    return config_dir() / "campaigns" / f"{check_name(name, 'campaign name')}.yaml"
+    """The campaign's YAML: the human-edited one under CALLARO_CONFIG, else one the pipeline created under
+    CALLARO_HOME (the former's path when neither exists)."""
+    file_name = f"{check_name(name, 'campaign name')}.yaml"
+    configured = config_dir() / "campaigns" / file_name
+    created = _created_campaigns_dir() / file_name
+    return created if not configured.exists() and created.exists() else configured
+
+
+def default_settings() -> dict[str, Any]:
+    """The settings of a new campaign: the compliance owner's `_defaults.yaml`, else SAFE_DEFAULTS."""
+    path = config_dir() / "campaigns" / DEFAULTS_FILE
+    if not path.exists():
+        return dict(SAFE_DEFAULTS)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"campaign defaults file {DEFAULTS_FILE} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"campaign defaults file {DEFAULTS_FILE} must hold a mapping of settings")
+    raw.pop("name", None)
+    return raw
+
+
+def default_campaign(name: str) -> Campaign:
+    """What a campaign named for the first time gets (see default_settings)."""
+    return _parse_campaign(check_name(name, "campaign name"), default_settings())
 
 
 def _parse_campaign(name: str, raw: dict[str, Any]) -> Campaign:
@@ -210,8 +254,10 @@ def _parse_campaign(name: str, raw: dict[str, Any]) -> Campaign:
             default_region=str(raw.get("default_region") or "US").upper(),
             duplicates=policy,
             mapping=raw.get("mapping"),
-            require_consent=bool(raw.get("require_consent", False)),
+            # an AI (artificial or prerecorded) voice needs prior express consent, whatever else is set
+            require_consent=bool(raw.get("require_consent", False)) or bool(raw.get("ai_voice", False)),
             require_national_dnc=bool(raw.get("require_national_dnc", False)),
+            ai_voice=bool(raw.get("ai_voice", False)),
             max_rejected_share=float(raw.get("max_rejected_share", 0.10)),
             audience_uploads=audience.get("uploads", "all"),
             audience_segments=list(audience.get("segments") or []),
@@ -230,7 +276,7 @@ def load_campaign(name: str, *, create: bool = False) -> Campaign:
     if not path.exists():
         if not create:
             raise ConfigError(f"unknown campaign {name!r}: no {path.name} under {path.parent}")
-        campaign = Campaign(name=name)
+        campaign = default_campaign(name)
         save_campaign(campaign)
         return campaign
     try:
@@ -243,15 +289,19 @@ def load_campaign(name: str, *, create: bool = False) -> Campaign:
 
 
 def save_campaign(campaign: Campaign) -> Path:
-    path = campaign_path(campaign.name)
-    tmp = path.with_suffix(".yaml.tmp")
+    """Write a campaign the pipeline made: under CALLARO_HOME/campaigns (a human-edited file stays untouched)."""
+    path = _created_campaigns_dir() / f"{check_name(campaign.name, 'campaign name')}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".yaml.{os.getpid()}.tmp")
     tmp.write_text(yaml.safe_dump(campaign.to_yaml_dict(), sort_keys=False), encoding="utf-8")
     os.replace(tmp, path)
     return path
 
 
 def list_campaigns() -> list[str]:
-    return sorted(p.stem for p in (config_dir() / "campaigns").glob("*.yaml"))
+    """Configured and created campaigns; `_defaults.yaml` (and any `_*.yaml`) is not a campaign."""
+    folders = (config_dir() / "campaigns", _created_campaigns_dir())
+    return sorted({p.stem for folder in folders for p in folder.glob("*.yaml") if not p.name.startswith("_")})
 
 
 def load_custom_fields() -> dict[str, CustomField]:

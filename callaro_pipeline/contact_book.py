@@ -7,6 +7,15 @@ and the consent evidence each move as a group so a zone never pairs with another
 consent with another upload's date and source; custom fields are merged key by key. `first_upload_id` and
 `source_row` keep where the contact first came from.
 
+Consent is the exception to "latest wins": an upload's "unknown" (an empty cell) never replaces what the book
+knows, and a "no" in the book (an opt-out) is replaced only by a "yes" whose consent date is later than the
+"no"'s. A "no" in any of the upload's validated rows revokes, even when the row itself is suppressed or was
+kept only to revoke (duplicates.apply_duplicate_policy): `_apply_revocations`.
+
+A contact is linked to a campaign once: the link insert skips contacts the campaign already has, so two
+imports into one campaign running at the same time cannot link one contact twice (the writes are serialized by
+the warehouse lock; the check and the insert are one statement inside the writer's transaction).
+
 Undo takes the upload's rows out of `campaign_contacts` and marks the upload undone. Contacts left in no
 campaign at all are removed from the book (so a segment cannot feed them into an audience); contacts still in
 another campaign stay, with the values the undone upload gave them (the book keeps no value history).
@@ -220,9 +229,16 @@ def _drop_incoming(con: duckdb.DuckDBPyConnection) -> None:
 
 def _merge_assignments() -> str:
     single = [f"{name} = coalesce(i.{name}, c.{name})" for name in _SINGLE_FIELDS]
+    takes = {
+        "timezone": "i.timezone IS NOT NULL",
+        # an incoming consent counts when known; it never replaces a "no" unless it is a later-dated consent
+        "consent": "coalesce(i.consent, 'unknown') <> 'unknown' AND (c.consent IS DISTINCT FROM 'no' "
+        "OR i.consent = 'no' OR TRY_CAST(i.consent_date AS DATE) > TRY_CAST(c.consent_date AS DATE))",
+    }
+    empty = {"timezone": "c.timezone IS NULL", "consent": "coalesce(c.consent, 'unknown') = 'unknown'"}
     grouped = [
-        f"{name} = CASE WHEN i.{key} IS NOT NULL THEN i.{name} "
-        f"WHEN c.{key} IS NULL THEN coalesce(i.{name}, c.{name}) ELSE c.{name} END"
+        f"{name} = CASE WHEN {takes[key]} THEN i.{name} "
+        f"WHEN {empty[key]} THEN coalesce(i.{name}, c.{name}) ELSE c.{name} END"
         for key, names in _FIELD_GROUPS.items()
         for name in names
     ]
@@ -300,11 +316,36 @@ def _merge_incoming(con: duckdb.DuckDBPyConnection, *, upload_id: str, campaign:
     (linked,) = con.execute(
         """
         INSERT INTO campaign_contacts BY NAME
-        SELECT ? AS campaign, contact_id, ? AS upload_id, row_number, ? AS added_at FROM _incoming
+        SELECT ? AS campaign, i.contact_id, ? AS upload_id, i.row_number, ? AS added_at FROM _incoming AS i
+        ANTI JOIN (SELECT contact_id FROM campaign_contacts WHERE campaign = ?) AS cc USING (contact_id)
         """,
-        [campaign, upload_id, stamp],
+        [campaign, upload_id, stamp, campaign],
     ).fetchone()
-    return {"inserted": inserted, "updated": updated, "linked": linked}
+    revoked = _apply_revocations(con, upload_id=upload_id, stamp=stamp)
+    counts = {"inserted": inserted, "updated": updated, "linked": linked}
+    return counts | ({"consent_revoked": revoked} if revoked else {})
+
+
+def _apply_revocations(con: duckdb.DuckDBPyConnection, *, upload_id: str, stamp: datetime) -> int:
+    """Every contact of the book whose phone has a consent "no" in the upload's validated rows (released or
+    not) takes that "no" with its date and source (the upload's latest such row per phone)."""
+    (revoked,) = con.execute(
+        """
+        UPDATE contacts AS c
+        SET consent = 'no', consent_date = r.consent_date, consent_source = r.consent_source,
+            last_upload_id = ?, updated_at = ?
+        FROM (
+            SELECT phone_e164, consent_date, consent_source FROM validated_contacts
+            WHERE upload_id = ? AND consent = 'no'
+            QUALIFY row_number() OVER (PARTITION BY phone_e164 ORDER BY row_number DESC) = 1
+        ) AS r
+        WHERE c.phone_e164 = r.phone_e164
+          AND (c.consent IS DISTINCT FROM 'no' OR c.consent_date IS DISTINCT FROM r.consent_date
+               OR c.consent_source IS DISTINCT FROM r.consent_source)
+        """,
+        [upload_id, stamp, upload_id],
+    ).fetchone()
+    return revoked
 
 
 def undo_upload(con: duckdb.DuckDBPyConnection, *, upload_id: str, now: datetime, changed_by: str) -> dict[str, int]:

@@ -7,6 +7,11 @@ by its first row; the policy decides what happens to the others:
 - suppress: they are rejected as `duplicate`;
 - merge: they are folded into the first row, first non-empty value per field wins, and conflicts are listed;
 - split: they are set aside in `split_rows` (the duplicates file, for another campaign).
+
+Whatever the policy, a "no" to consent (an opt-out) is never lost as a duplicate: the row kept for a group takes
+the consent evidence of the group's latest "no", and a "no" for a contact already in the campaign is kept (one row
+per phone, the latest) so that it revokes: the scrub suppresses it (`consent_revoked`) and the contact book takes
+the revocation from the upload's validated rows (contact_book.merge_upload_into_book).
 """
 
 from __future__ import annotations
@@ -229,6 +234,34 @@ def _merge(grouped: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return merged.select(grouped.drop(GROUP).columns), conflicts.cast(CONFLICT_SCHEMA).sort("row_number", "other_row")
 
 
+def _revoked(rows: pl.DataFrame) -> pl.Expr:
+    return (pl.col("consent") == "no").fill_null(False) if "consent" in rows.columns else pl.lit(False)
+
+
+def _with_revocations(kept: pl.DataFrame, grouped: pl.DataFrame) -> pl.DataFrame:
+    """The kept row of every group holding a "no" takes the consent evidence of the group's latest "no"."""
+    if "consent" not in grouped.columns:
+        return kept
+    unit = [c for c in MERGE_UNITS["consent"] if c in grouped.columns]
+    latest_no = (
+        grouped.filter(_revoked(grouped))
+        .sort("row_number")
+        .group_by(GROUP, maintain_order=True)
+        .agg(pl.col(c).last().alias(f"revoked:{c}") for c in unit)
+        .rename({GROUP: "row_number"})
+    )
+    if latest_no.is_empty():
+        return kept
+    return (
+        kept.join(latest_no, on="row_number", how="left", maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("revoked:consent").is_not_null()).then(pl.col(f"revoked:{c}")).otherwise(pl.col(c)).alias(c)
+            for c in unit
+        )
+        .select(kept.columns)
+    )
+
+
 def apply_duplicate_policy(
     valid: pl.DataFrame,
     *,
@@ -242,6 +275,9 @@ def apply_duplicate_policy(
         raise ConfigError(f"unknown duplicate policy {policy!r}: use one of {', '.join(DUPLICATE_POLICIES)}")
     source_columns = source_columns or {}
     fresh, already = _split_existing(valid, existing)
+    # a "no" for a contact already in the campaign is not a duplicate: it revokes (latest row per phone)
+    revoking = already.filter(_revoked(already)).unique("phone_e164", keep="last", maintain_order=True)
+    already = already.filter(~pl.col("row_number").is_in(revoking.get_column("row_number").implode()))
     existing_lines = _problem_lines(
         already,
         pl.col("existing_key"),
@@ -264,6 +300,9 @@ def apply_duplicate_policy(
         in_groups = grouped.filter(pl.len().over(GROUP) > 1)
         merged, conflicts = _merge(in_groups)
         kept = pl.concat([grouped.filter(pl.len().over(GROUP) == 1).select(valid.columns), merged]).sort("row_number")
+    kept = _with_revocations(kept, grouped)
+    if revoking.height:
+        kept = pl.concat([kept, revoking.select(valid.columns)]).sort("row_number")
     return DuplicateResult(
         kept=kept,
         problems=pl.concat([empty_problems(), existing_lines, in_file_lines]).sort("row_number", maintain_order=True),

@@ -9,10 +9,23 @@ covers (registry files may come one per area code), and later add/delete change 
 every other source a full file only adds numbers; numbers leave those lists through audited removals only,
 so a partial internal export can never silently unlist anyone.
 
-Fail closed: a file that cannot be read, has no valid number, or is a full snapshot more than 10% smaller
-than the previous one raises `DncUnavailable` before anything is written. `dnc_problems` lists what makes
-the lists untrustworthy for an audience build (missing, empty, stale national list); messages carry no
-phone numbers, and parse errors are re-raised without the offending line.
+Fail closed: a file that cannot be read, has a non-blank line (or phone cell) that is not a number, or has
+no valid number is refused whole (`DncFileRefused`, exit 2: the count and the first line numbers, never the
+lines); a full snapshot that shrank beyond normal churn raises `DncUnavailable` unless the operator confirms
+it (`allow_shrink`): national snapshots per area code (more than 2% fewer numbers in any area code the file
+covers, the message names them), other lists as a whole (more than 10%). Nothing is written then, and the
+previous snapshot stays current. `dnc_problems` lists what makes the lists untrustworthy for an audience build
+(missing, empty, stale national list); messages carry no phone numbers, and parse errors are re-raised without
+the offending line.
+
+National registry files come in the registry's layouts: one 10-digit number per line, or `areacode,number`
+lines (`415,5550134`), with or without a header line. A full snapshot records the area codes it covers
+(`dnc_load_area_codes`): a campaign that requires the national list never calls a number whose area code no
+loaded snapshot covers (`dnc:national_not_covered`), nor after its snapshot turned 31 days old
+(`national_not_after`, used to cut the calling windows).
+
+Consent: an explicit "no" (an opt-out) is always a reason (`consent_revoked`), whatever the campaign; a
+campaign that requires consent calls only rows with yes, a real consent date not in the future, and a source.
 """
 
 from __future__ import annotations
@@ -27,7 +40,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -36,15 +49,27 @@ import polars as pl
 from callaro_pipeline.config import Campaign, Paths, callaro_home, check_name
 from callaro_pipeline.errors import ConfigError, DncUnavailable
 from callaro_pipeline.phones import normalize_phones
+from callaro_pipeline.validation import consent_date_value
 from callaro_pipeline.warehouse import stage
 
 FIXED_SOURCES = ("internal", "national", "call_outcome")
 FILE_KINDS = ("full", "add", "delete")
 MAX_SHRINK = 0.10
+# A national snapshot loses a few numbers per area code per month (disconnects, expiries): more than this share
+# of any area code's numbers gone is a truncated file, not churn.
+MAX_AREA_CODE_SHRINK = 0.02
+NATIONAL_MAX_AGE_DAYS = 31
 NANP_OFFSET = 10_000_000_000  # 10-digit NANP number -> E.164 digits with country code 1
-_BARE_LINE = re.compile(r"^\s*\+?1?[2-9]\d{2}[2-9]\d{6}\s*$")
+_BARE_LINE = re.compile(r"^\s*(\+?1?[2-9]\d{2}[2-9]\d{6}|[2-9]\d{2}\s*,\s*[2-9]\d{6})\s*$")
+_FIRST_BAD_LINES = 5
 _PHONE_HEADERS = [re.compile(p, re.IGNORECASE) for p in (r"phone|mobile|cell|msisdn", r"tel", r"number")]  # by priority
 _SNIFF_BYTES = 65536
+
+
+class DncFileRefused(DncUnavailable):
+    """A list file that cannot be read as a whole: refused, nothing loaded (usage-level problem: exit 2)."""
+
+    exit_code = 2
 
 
 @dataclass
@@ -83,11 +108,14 @@ def import_dnc_file(
     snapshot_date: date | None = None,
     kind: str = "full",
     default_region: str = "US",
+    allow_shrink: bool = False,
 ) -> DncLoadResult:
-    """Load a DNC file: a CSV with a phone column, or registry-style bare 10-digit lines (full or change list).
+    """Load a DNC file: a CSV with a phone column, or registry layouts (bare 10-digit or `areacode,number`
+    lines; full snapshot or change list). Any unreadable line refuses the whole file (DncFileRefused).
 
     The file's bytes are kept under `Paths.dnc_files` with their sha256. `snapshot_date` defaults to the
     file's modification date (when it was downloaded), never to today, so an old file does not look fresh.
+    `allow_shrink`: the operator confirms that a full snapshot much smaller than the previous one is real.
     """
     check_source(source)
     if kind not in FILE_KINDS:
@@ -97,10 +125,10 @@ def import_dnc_file(
     snapshot = snapshot_date or datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
     numbers, rejected = _read_numbers(stored, path.name, source=source, default_region=default_region)
     if numbers.is_empty():
-        raise DncUnavailable(f"DNC file {path.name} has no valid phone number ({rejected} rejected lines): not loaded")
+        raise DncFileRefused(f"DNC file {path.name} has no valid phone number: not loaded")
     area_codes = _area_code_counts(numbers) if source == "national" else None
     with _atomic(con):
-        if kind == "full":
+        if kind == "full" and not allow_shrink:
             _check_not_shrunk(con, source, numbers, path.name, area_codes)
         load_id = _record_load(
             con,
@@ -175,11 +203,16 @@ def dnc_problems(
     return problems
 
 
-def scrub(con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame, *, campaign: Campaign) -> pl.DataFrame:
+def scrub(
+    con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame, *, campaign: Campaign, now: datetime | None = None
+) -> pl.DataFrame:
     """The same rows plus `reasons` (List[Utf8]; empty = callable) and `dnc_snapshot` (JSON of loads checked).
 
-    Reasons: `dnc:<source>` for every applicable list the number is on, `no_consent` when the campaign
-    requires consent and the row lacks consent == yes with its date and source.
+    Reasons: `dnc:<source>` for every applicable list the number is on; `dnc:national_not_covered` when the
+    campaign requires the national list and no loaded snapshot covers the number's area code (a number outside
+    the North American plan has none); `consent_revoked` for an explicit no (an opt-out), whatever the
+    campaign; `no_consent` when the campaign requires consent and the row lacks consent == yes with a real
+    consent date (not after `now`, default today) and a source.
     """
     sources = campaign.dnc_sources
     numbers = contacts.select(_e164_to_number(pl.col("phone_e164")).alias("number"))
@@ -191,29 +224,57 @@ def scrub(con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame, *, campaign: C
         .group_by("number", maintain_order=True)
         .agg(("dnc:" + pl.col("source")).alias("dnc_reasons"))
     )
+    consent = pl.col("consent").cast(pl.Utf8).str.strip_chars().str.to_lowercase()
+    revoked = (consent == "no").fill_null(False)
     consent_missing = pl.lit(False)
     if campaign.require_consent:
-        consent_missing = ~(
-            (pl.col("consent").cast(pl.Utf8).str.strip_chars().str.to_lowercase() == "yes").fill_null(False)
-            & _present("consent_date")
-            & _present("consent_source")
+        today = (now or datetime.now(UTC)).date()
+        consent_date = consent_date_value(pl.col("consent_date").cast(pl.Utf8))
+        consent_missing = ~revoked & ~(
+            (consent == "yes").fill_null(False) & (consent_date <= today).fill_null(False) & _present("consent_source")
         )
+    not_covered = pl.lit(False)
+    if campaign.require_national_dnc:
+        covered = pl.Series("area_code", national_area_codes(con), dtype=pl.Int64)
+        area_code = (pl.col("number") // 10_000_000) % 1000
+        is_nanp = pl.col("number").is_between(NANP_OFFSET, 2 * NANP_OFFSET - 1)
+        not_covered = ~(is_nanp & area_code.is_in(covered.implode())).fill_null(False)
     snapshot_json = json.dumps(source_states(con, sources), sort_keys=True)
     # joined on the number column alone, then added: a join of the whole frame would copy every column
-    listed_reasons = numbers.join(dnc_reasons, on="number", how="left", maintain_order="left")["dnc_reasons"]
+    listed_reasons = numbers.join(dnc_reasons, on="number", how="left", maintain_order="left")
+    coverage = listed_reasons.with_columns(not_covered.alias("_not_covered"))["_not_covered"]
+    empty = pl.lit([], dtype=pl.List(pl.Utf8))
+
+    def reason(condition: pl.Expr, name: str) -> pl.Expr:
+        return pl.when(condition).then(pl.lit([name], dtype=pl.List(pl.Utf8))).otherwise(empty)
+
     return (
-        contacts.with_columns(listed_reasons)
+        contacts.with_columns(listed_reasons["dnc_reasons"], coverage)
         .with_columns(
             pl.concat_list(
-                pl.col("dnc_reasons").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
-                pl.when(consent_missing)
-                .then(pl.lit(["no_consent"], dtype=pl.List(pl.Utf8)))
-                .otherwise(pl.lit([], dtype=pl.List(pl.Utf8))),
+                pl.col("dnc_reasons").fill_null(empty),
+                reason(pl.col("_not_covered"), "dnc:national_not_covered"),
+                reason(revoked, "consent_revoked"),
+                reason(consent_missing, "no_consent"),
             ).alias("reasons"),
             pl.lit(snapshot_json, dtype=pl.Utf8).alias("dnc_snapshot"),
         )
-        .drop("dnc_reasons")
+        .drop("dnc_reasons", "_not_covered")
     )
+
+
+def national_area_codes(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """The area codes some loaded national full snapshot covers."""
+    return [code for (code,) in con.execute("SELECT area_code FROM dnc_national_base ORDER BY 1").fetchall()]
+
+
+def national_not_after(con: duckdb.DuckDBPyConnection, max_age_days: int = NATIONAL_MAX_AGE_DAYS) -> datetime | None:
+    """The instant (UTC, aware) from which the current national list is too old to call against: its as-of date
+    (the stalest area code's snapshot, midnight UTC) plus `max_age_days`. None when there is no snapshot."""
+    as_of = _national_as_of(con)
+    if as_of is None:
+        return None
+    return datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC) + timedelta(days=max_age_days)
 
 
 def source_states(con: duckdb.DuckDBPyConnection, sources: list[str]) -> dict[str, dict | None]:
@@ -309,29 +370,46 @@ def _check_not_shrunk(
     area_codes: pl.DataFrame | None = None,
 ) -> None:
     """A full snapshot much smaller than the one it follows is more likely truncated than real: refuse it.
-    National snapshots compare against the previous snapshots of the same area codes."""
+
+    National snapshots are compared area code by area code with the snapshot each area code currently rests
+    on (a file cut at 96% of its lines loses the tail of one area code: a sum over area codes would hide it);
+    area codes the file does not hold are not covered by it and keep their previous snapshot."""
     if source == "national":
         stage(con, "dnc_incoming_area_codes", _area_code_counts(numbers) if area_codes is None else area_codes)
         try:
-            previous = con.execute(
+            shrunk = con.execute(
                 """
-                SELECT sum(a.rows_loaded)
+                SELECT i.area_code, a.rows_loaded AS previous, i.rows_loaded AS incoming
                 FROM dnc_incoming_area_codes i
                 JOIN dnc_national_base b USING (area_code)
                 JOIN dnc_loads l ON l.load_seq = b.base_seq
                 JOIN dnc_load_area_codes a ON a.load_id = l.load_id AND a.area_code = i.area_code
-                """
-            ).fetchone()[0]
+                WHERE i.rows_loaded < (1 - ?) * a.rows_loaded
+                ORDER BY (a.rows_loaded - i.rows_loaded) / a.rows_loaded DESC, i.area_code
+                """,
+                [MAX_AREA_CODE_SHRINK],
+            ).fetchall()
         finally:
             con.unregister("dnc_incoming_area_codes")
-    else:
-        previous = con.execute(
-            "SELECT arg_max(rows_loaded, load_seq) FROM dnc_loads WHERE source = ? AND kind = 'full'", [source]
-        ).fetchone()[0]
+        if shrunk:
+            named = ", ".join(
+                f"{code:03d} ({previous} -> {incoming}, -{(previous - incoming) / previous:.1%})"
+                for code, previous, incoming in shrunk[:20]
+            )
+            more = f" and {len(shrunk) - 20} more" if len(shrunk) > 20 else ""
+            raise DncUnavailable(
+                f"the national DNC list shrank unexpectedly in {len(shrunk)} area code(s): {named}{more} "
+                f"(more than {MAX_AREA_CODE_SHRINK:.0%} fewer numbers than the current snapshot); {file_name} not "
+                "loaded, the previous snapshot stays current (if the registry really dropped them: --allow-shrink)"
+            )
+        return
+    previous = con.execute(
+        "SELECT arg_max(rows_loaded, load_seq) FROM dnc_loads WHERE source = ? AND kind = 'full'", [source]
+    ).fetchone()[0]
     if previous and numbers.height < (1 - MAX_SHRINK) * previous:
         raise DncUnavailable(
             f"the {source} DNC list shrank unexpectedly: {file_name} has {numbers.height} numbers, the previous "
-            f"full snapshot had {previous} (more than {MAX_SHRINK:.0%} fewer); not loaded"
+            f"full snapshot had {previous} (more than {MAX_SHRINK:.0%} fewer); not loaded (if real: --allow-shrink)"
         )
 
 
@@ -429,12 +507,14 @@ def _read_numbers(path: Path, name: str, *, source: str, default_region: str) ->
 
 
 def _read_bare_lines(path: Path, name: str) -> tuple[pl.DataFrame, int]:
-    """Registry style: one 10-digit number per line (or 1 + 10 digits), read in bulk by polars.
+    """Registry layouts: one 10-digit number per line (or 1 + 10 digits), or `areacode,number` lines
+    (`415,5550134`), with or without a header line; read in bulk by polars.
 
-    Lines that are exactly the digits (the registry's own format) are read as integers: a 10- or 11-character
-    line whose integer value lies in the NANP range can only be those digits (polars' integer cast takes a
-    sign and digits, nothing else), and the exchange digit is checked arithmetically. The other lines
-    (punctuation, spaces, junk: few) are read with the general rule. All of it is column expressions over the
+    Lines that are exactly the digits (or exactly `AAA,NNNNNNN`) are read as integers: a line of that width
+    whose integer value lies in the NANP range can only be those digits (polars' integer cast takes a sign and
+    digits, nothing else), and the exchange digit is checked arithmetically. The other lines (punctuation,
+    spaces: few) are read with the general rule. A non-blank line read by neither refuses the whole file
+    (DncFileRefused), except a first line with letters (a header). All of it is column expressions over the
     whole file: a per-batch Python callback (the streaming engine's map_batches) doubled the time of a
     100M-line file.
     """
@@ -450,30 +530,68 @@ def _read_bare_lines(path: Path, name: str) -> tuple[pl.DataFrame, int]:
         )
     except (pl.exceptions.PolarsError, OSError):
         # Polars quotes the offending line (PII): report the file only.
-        raise DncUnavailable(f"DNC file {name} cannot be read as one number per line") from None
+        raise DncFileRefused(f"DNC file {name} cannot be read as one number per line") from None
     line = pl.col("line")
     value = line.cast(pl.Int64, strict=False)
     width = line.str.len_bytes()
     exchange_ok = (value // 1_000_000) % 10 >= 2
+    pair_area = line.str.slice(0, 3).cast(pl.Int64, strict=False)
+    pair_local = line.str.slice(4, 7).cast(pl.Int64, strict=False)
+    pair = pair_area * 10_000_000 + pair_local
     exact = (
         pl.when((width == 10) & value.is_between(2_000_000_000, 9_999_999_999) & exchange_ok)
         .then(value + NANP_OFFSET)
         .when((width == 11) & value.is_between(12_000_000_000, 19_999_999_999) & exchange_ok)
         .then(value)
+        .when(
+            (width == 11)
+            & (line.str.slice(3, 1) == ",")
+            & pair_area.is_between(200, 999)
+            & pair_local.is_between(2_000_000, 9_999_999)
+        )
+        .then(pair + NANP_OFFSET)
     )
     read = lines.lazy().select(exact.alias("number"), line).collect()  # lazy: `value` is computed once
     del lines
     stripped = line.str.strip_chars()
     digits = stripped.str.replace_all(r"[\s().+-]", "")
     is_nanp = digits.str.contains(r"^1?[2-9]\d{2}[2-9]\d{6}$").fill_null(False)
-    rest = read.filter(pl.col("number").is_null()).select(
-        pl.when(is_nanp).then(digits.str.slice(-10).cast(pl.Int64) + NANP_OFFSET).alias("number"),
-        (stripped.str.len_bytes().fill_null(0) > 0).alias("non_blank"),
+    pair_parts = stripped.str.extract_groups(r"^\(?([2-9]\d{2})\)?\s*,\s*([2-9]\d{2}-?\d{4})$")
+    pair_digits = pair_parts.struct.field("1") + pair_parts.struct.field("2").str.replace("-", "")
+    rest = (
+        read.with_row_index("line_number", offset=1)
+        .filter(pl.col("number").is_null())
+        .select(
+            "line_number",
+            pl.when(is_nanp)
+            .then(digits.str.slice(-10).cast(pl.Int64) + NANP_OFFSET)
+            .otherwise(pair_digits.cast(pl.Int64, strict=False) + NANP_OFFSET)
+            .alias("number"),
+            (stripped.str.len_bytes().fill_null(0) > 0).alias("non_blank"),
+            stripped.str.contains(r"[A-Za-z]").fill_null(False).alias("letters"),
+        )
     )
-    rejected = rest.filter(pl.col("non_blank") & pl.col("number").is_null()).height
+    bad = rest.filter(pl.col("non_blank") & pl.col("number").is_null())
+    if bad.height:  # a header: the file's first non-blank line, with letters ("areacode,number", "phone")
+        first_line = read.select(
+            (stripped.str.len_bytes().fill_null(0) > 0).arg_true().first().alias("first") + 1
+        ).item()
+        bad = bad.filter(~(pl.col("letters") & (pl.col("line_number") == first_line)))
+    _refuse_bad_lines(name, bad.get_column("line_number"))
     numbers = read.get_column("number")
     del read
-    return _distinct(pl.concat([numbers.drop_nulls(), rest.get_column("number").drop_nulls()])), rejected
+    return _distinct(pl.concat([numbers.drop_nulls(), rest.get_column("number").drop_nulls()])), 0
+
+
+def _refuse_bad_lines(name: str, line_numbers: pl.Series) -> None:
+    """Fail closed: a list with a line that cannot be read is refused whole (count and first line numbers)."""
+    if line_numbers.is_empty():
+        return
+    first = ", ".join(str(n) for n in line_numbers.sort().head(_FIRST_BAD_LINES).to_list())
+    raise DncFileRefused(
+        f"DNC file {name} refused: {line_numbers.len()} line(s) cannot be read as a phone number (first: line "
+        f"{first}); nothing loaded, the previous list stays current"
+    )
 
 
 def _distinct(numbers: pl.Series) -> pl.DataFrame:
@@ -513,7 +631,15 @@ def _read_csv_numbers(path: Path, name: str, default_region: str) -> tuple[pl.Da
         ]
         column = named[0] if named else column
         table = table.slice(1)
-    return _normalize_to_numbers(table[column], default_region)
+    cells = table[column]
+    normalized = normalize_phones(cells, default_region=default_region)
+    numbers = normalized.select(_e164_to_number(pl.col("phone_e164")).alias("number"))
+    non_blank = (cells.str.strip_chars().str.len_chars() > 0).fill_null(False)
+    offset = 2 if has_header else 1
+    bad = pl.DataFrame({"line_number": pl.int_range(offset, offset + table.height, eager=True), "bad": non_blank})
+    bad = bad.filter(pl.col("bad") & numbers.get_column("number").is_null())
+    _refuse_bad_lines(name, bad.get_column("line_number"))
+    return numbers.drop_nulls().unique(), 0
 
 
 def _normalize_to_numbers(raw: pl.Series, default_region: str) -> tuple[pl.DataFrame, int]:
@@ -536,6 +662,8 @@ def _looks_like_bare_lines(head: bytes) -> bool:
     if len(head) == _SNIFF_BYTES:
         lines = lines[:-1]  # the last sniffed line may be cut
     non_blank = [line for line in lines if line.strip()]
+    if non_blank and any(ch.isalpha() for ch in non_blank[0]):
+        non_blank = non_blank[1:]  # a header line ("areacode,number")
     return bool(non_blank) and all(_BARE_LINE.match(line) for line in non_blank)
 
 

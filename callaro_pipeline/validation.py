@@ -7,6 +7,7 @@ once per distinct value and are joined back. A row with any problem is rejected 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 import polars as pl
 from email_validator import EmailNotValidError, validate_email
@@ -25,7 +26,8 @@ PROBLEM_CODES = {
     "invalid_timezone": "the time zone given is not an IANA name, abbreviation or UTC offset we recognize",
     "invalid_email": "the e-mail address is not syntactically valid (no network lookup is made)",
     "invalid_consent": "consent is not one of yes/no/unknown or a recognized synonym (y, true, 1, opt-in, ja, sí, "
-    "oui / n, false, 0, opt-out, nein, non)",
+    "oui / n, false, 0, opt-out, nein, non), or its consent_date is not a real date (n/a, unknown, 2026-02-30) or "
+    "lies in the future",
     "invalid_custom_field": "a custom-field value does not fit the type declared in custom_fields.yaml",
     "duplicate": "the row repeats the phone or external_id of an earlier row or of a contact already in the "
     "campaign (handled by the campaign's duplicate policy)",
@@ -178,6 +180,31 @@ def _consent(raw: pl.Expr) -> pl.Expr:
     return pl.when(raw.is_null()).then(pl.lit("unknown")).otherwise(word.replace_strict(words, default=None))
 
 
+# Consent dates as written by CRMs and spreadsheets: ISO (with an optional time), US month/day/year, year/month/day.
+_CONSENT_DATE_FORMATS = (
+    (r"^(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})?)?$", "%Y-%m-%d"),
+    (r"^(\d{1,2}/\d{1,2}/\d{4})(?:\s+\d{1,2}:\d{2}(?::\d{2})?(?:\s*[AaPp][Mm])?)?$", "%m/%d/%Y"),
+    (r"^(\d{4}/\d{1,2}/\d{1,2})$", "%Y/%m/%d"),
+)
+
+
+def consent_date_value(raw: pl.Expr) -> pl.Expr:
+    """The consent date as a Date, or null when the text is not a real date ("n/a", "unknown", 2026-02-30)."""
+    text = raw.cast(pl.Utf8).str.strip_chars()
+    return pl.coalesce(
+        text.str.extract(pattern, 1).str.to_date(fmt, strict=False) for pattern, fmt in _CONSENT_DATE_FORMATS
+    )
+
+
+def _consent_date_problem(consent: pl.Expr, raw: pl.Expr, today: date) -> pl.Expr:
+    """A consent date given that is not a real date, or lies in the future (`invalid_consent`). An opt-out
+    needs no date: a "no" is never rejected for its date (that would lose the revocation)."""
+    given = (raw.cast(pl.Utf8).str.strip_chars().str.len_chars() > 0).fill_null(False)
+    parsed = consent_date_value(raw)
+    bad = given & (parsed.is_null() | (parsed > today))
+    return bad & (consent != "no").fill_null(True)
+
+
 def _custom_checks(registry: dict[str, CustomField], mapped_fields: set[str]) -> list[Check]:
     checks = []
     for name, spec in registry.items():
@@ -241,6 +268,13 @@ def _checks(source_columns: dict[str, str], registry: dict[str, CustomField]) ->
             pl.lit("consent must be yes, no or unknown (or y/n, true/false, 1/0, opt-in/opt-out)"),
             pl.col("consent"),
         ),
+        Check(
+            "consent_date",
+            "invalid_consent",
+            pl.col("consent_date_problem"),
+            pl.lit("consent_date must be a real date, not in the future (YYYY-MM-DD or MM/DD/YYYY)"),
+            pl.col("consent_date"),
+        ),
         *_custom_checks(registry, set(source_columns)),
     ]
 
@@ -278,6 +312,7 @@ def validate_contacts(
     default_region: str = "US",
     registry: dict[str, CustomField] | None = None,
     malformed: pl.DataFrame | None = None,
+    today: date | None = None,
 ) -> ValidationResult:
     """Check mapped rows (apply_mapping's output). `source_columns` (field -> source column) names the column
     of each problem; `registry` defaults to the configured custom-field registry; `malformed` holds the
@@ -292,6 +327,13 @@ def validate_contacts(
         emails.get_column("email_normalized"),
         emails.get_column("email_error"),
         _consent(pl.col("consent")).alias("consent_normalized"),
+    )
+    today = today or datetime.now(UTC).date()
+    checked = checked.with_columns(
+        _consent_date_problem(pl.col("consent_normalized"), pl.col("consent_date"), today).alias(
+            "consent_date_problem"
+        ),
+        consent_date_value(pl.col("consent_date")).dt.to_string("%Y-%m-%d").alias("consent_date_normalized"),
     )
     malformed = (
         malformed if malformed is not None else pl.DataFrame(schema={"row_number": pl.Int64, "message": pl.Utf8})
@@ -308,6 +350,7 @@ def validate_contacts(
         checked.with_columns(
             pl.col("email_normalized").alias("email"),
             pl.col("consent_normalized").alias("consent"),
+            pl.col("consent_date_normalized").alias("consent_date"),
             pl.col("timezone_candidates").cast(pl.List(pl.Utf8)),
         )
         .select(VALIDATED_COLUMNS)

@@ -49,7 +49,8 @@ def test_suppress_keeps_the_first_and_rejects_the_rest(same_phone):
     result = apply_duplicate_policy(valid, policy="suppress", source_columns=columns)
     assert result.kept["row_number"].to_list() == [2, 3, 5]
     assert result.kept.columns == valid.columns
-    assert result.kept.row(0, named=True) == valid.row(0, named=True)
+    # row 6 (same phone, later) says no: the opt-out is not lost as a duplicate, it revokes
+    assert result.kept.row(0, named=True) == {**valid.row(0, named=True), "consent": "no"}
     assert result.problems.schema == pl.Schema(PROBLEM_SCHEMA)
     assert result.problems.rows() == [
         (4, "Phone", "phone", "duplicate", "same phone as row 2", "+14155550101"),
@@ -66,7 +67,7 @@ def test_merge_folds_the_group_first_non_empty_value_wins(same_phone):
     assert merged["first_name"] == "Ann"
     assert merged["company"] == "Acme"  # row 2 had none; row 4's wins over row 6's
     assert merged["email"] == "ann@acme-example.com"
-    assert merged["consent"] == "yes"  # "unknown" counts as empty
+    assert merged["consent"] == "no"  # row 4's yes, revoked by row 6's later no
     assert json.loads(merged["custom_fields"]) == {"plan_tier": "basic", "lifetime_value": 10.0}
     assert result.kept.row(1, named=True) == valid.row(1, named=True)
     assert messages(result) == [(4, "phone", "merged into row 2"), (6, "phone", "merged into row 2")]

@@ -99,9 +99,48 @@ JOIN audience_member_versions v
  AND (v.to_build IS NULL OR CAST(regexp_extract(b.build_id, '([0-9]+)$', 1) AS BIGINT) < v.to_build)
  AND v.outcome = 'member'
 JOIN audience_build_windows w ON w.build_id = b.build_id AND w.window_key = v.window_key;
+-- Current audience members (the latest build's) who may not be called any more, decided on the live tables at
+-- read time, so a number listed, a consent revoked or a contact removed after the build (or while a rebuild was
+-- killed) is out of every read path at once: on a DNC list that applies to the campaign (internal, call_outcome,
+-- national, campaign:<name>: Campaign.dnc_sources), no longer in the contact book, or with consent "no" in it.
+-- The DNC rule is dnc_active's, probed with the members' numbers only (a 100M-number list is not aggregated).
+CREATE OR REPLACE VIEW audience_live_blocked AS
+WITH members AS (
+    SELECT campaign, contact_id, TRY_CAST(ltrim(phone_e164, '+') AS BIGINT) AS number
+    FROM audience_member_versions WHERE to_build IS NULL AND outcome = 'member'
+),
+probe AS (SELECT DISTINCT number FROM members WHERE number IS NOT NULL),
+events AS (
+    SELECT n.number, n.source, n.load_id, 'add' AS op FROM dnc_numbers n SEMI JOIN probe USING (number)
+    UNION ALL
+    SELECT f.number, fl.source, fl.load_id, 'add' AS op
+    FROM dnc_file_numbers f SEMI JOIN probe USING (number) JOIN dnc_loads fl USING (load_seq)
+    UNION ALL
+    SELECT r.number, r.source, r.load_id, 'remove' AS op FROM dnc_removals r SEMI JOIN probe USING (number)
+),
+listed AS (
+    SELECT e.number, e.source
+    FROM events e
+    JOIN dnc_loads l USING (load_id)
+    LEFT JOIN dnc_national_base b ON e.source = 'national' AND b.area_code = (e.number // 10000000) % 1000
+    WHERE l.load_seq >= coalesce(b.base_seq, 0)
+    GROUP BY e.number, e.source
+    HAVING arg_max(e.op, l.load_seq) = 'add'
+)
+SELECT m.campaign, m.contact_id, 'dnc:' || d.source AS reason
+FROM members m JOIN listed d ON d.number = m.number
+ AND d.source IN ('internal', 'call_outcome', 'national', 'campaign:' || m.campaign)
+UNION ALL
+SELECT m.campaign, m.contact_id, 'not_in_contact_book' AS reason FROM members m ANTI JOIN contacts c USING (contact_id)
+UNION ALL
+SELECT m.campaign, m.contact_id, 'consent_revoked' AS reason
+FROM members m JOIN contacts c USING (contact_id) WHERE c.consent = 'no';
+
 -- Who in campaign X may be called at instant T, from its latest build (the greatest build_id, as in
 -- campaign_audiences): SELECT * FROM callable_contacts('spring', now()). A TIMESTAMP without time zone is
--- read in the session's TimeZone setting.
+-- read in the session's TimeZone setting. Live exclusions (audience_live_blocked) apply, and a campaign that
+-- requires the national list is callable only before its snapshot turns 31 days old (the build's
+-- national_not_after; its stored windows are cut there too).
 CREATE OR REPLACE MACRO callable_contacts(campaign_name, ts) AS TABLE
 SELECT m.*
 FROM audience_members m
@@ -110,4 +149,12 @@ WHERE m.build_id = (SELECT max(build_id) FROM audience_builds WHERE campaign = c
         SELECT 1 FROM audience_call_windows w
         WHERE w.build_id = m.build_id AND w.contact_id = m.contact_id
           AND w.opens_utc <= ts::TIMESTAMPTZ AND ts::TIMESTAMPTZ < w.closes_utc
+    )
+  AND NOT EXISTS (
+        SELECT 1 FROM audience_live_blocked x WHERE x.campaign = m.campaign AND x.contact_id = m.contact_id
+    )
+  AND NOT EXISTS (
+        SELECT 1 FROM audience_builds b
+        WHERE b.build_id = m.build_id AND b.detail->>'national_not_after' IS NOT NULL
+          AND ts::TIMESTAMPTZ >= CAST(b.detail->>'national_not_after' AS TIMESTAMPTZ)
     );
