@@ -3,6 +3,10 @@
 Layout: `<uploads_dir>/<upload_id>/original<ext>` plus `meta.json`. The user's file name is metadata only,
 never a path component; the stored extension comes from an allowlist. Files appear atomically (temp name in
 the same folder, then `os.replace`), and a folder without `meta.json` is an interrupted landing, ignored.
+
+Only regular files are landed: a symbolic link (as the upload or in the drop-folder inbox) is refused, never
+followed (a link to /etc/passwd would copy it into uploads/), and so are FIFOs, devices and folders. The check is
+made on the open file descriptor (O_NOFOLLOW, fstat), so a file swapped for a link after the check is refused too.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from callaro_pipeline.config import check_name
+from callaro_pipeline.errors import UnusableInput
 from callaro_pipeline.ingest import file_extension
 
 STORED_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx")
@@ -58,6 +64,57 @@ def display_name(original_name: str) -> str:
     return text or "upload"
 
 
+def check_source_file(path: Path) -> None:
+    """Refuse what is not a regular file, in one clear line: missing, a symbolic link (never followed), a FIFO,
+    a device, a socket or a folder."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise UnusableInput(f"no such file: {display_name(path.name)}") from None
+    except OSError as error:
+        raise UnusableInput(f"cannot read {display_name(path.name)}: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise UnusableInput(
+            f"{display_name(path.name)} is {_file_kind(mode)}, not a regular file: upload the file itself"
+        )
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link (links are not followed)"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def open_regular_file(path: Path) -> int:
+    """A read-only descriptor of `path` if it is a regular file (not a link, FIFO, device...): O_NOFOLLOW and
+    O_NONBLOCK (opening a FIFO does not wait for a writer), then fstat on what was opened."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError:
+        raise UnusableInput(f"no such file: {display_name(path.name)}") from None
+    except OSError:
+        check_source_file(path)  # a link (ELOOP) or another refusal, said clearly
+        raise UnusableInput(f"cannot read {display_name(path.name)}") from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise UnusableInput(
+            f"{display_name(path.name)} is {_file_kind(mode)}, not a regular file: upload the file itself"
+        )
+    if hasattr(os, "O_NONBLOCK"):
+        os.set_blocking(descriptor, True)
+    return descriptor
+
+
 def stored_extension(original_name: str) -> str:
     extension = file_extension(original_name)
     return extension if extension in STORED_EXTENSIONS else UNKNOWN_EXTENSION
@@ -78,6 +135,8 @@ def land_upload(
     the metadata in `uploads_dir` is scanned.
     """
     check_name(campaign, "campaign name")
+    if not isinstance(source, bytes | bytearray | memoryview):
+        check_source_file(Path(source))
     received_at = now or datetime.now(UTC)
     uploads_dir.mkdir(parents=True, exist_ok=True)
     incoming = uploads_dir / f".incoming-{secrets.token_hex(8)}.part"
@@ -132,7 +191,7 @@ def _copy_hashing(source: Path | bytes, target: Path) -> tuple[str, int]:
             out.write(data)
             size = len(data)
         else:
-            with open(source, "rb") as stream:
+            with os.fdopen(open_regular_file(Path(source)), "rb") as stream:
                 while chunk := stream.read(_COPY_CHUNK_BYTES):
                     digest.update(chunk)
                     out.write(chunk)

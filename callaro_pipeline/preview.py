@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import polars as pl
@@ -10,6 +12,7 @@ from callaro_pipeline.config import Campaign, campaign_path, load_campaign, load
 from callaro_pipeline.errors import UnusableInput
 from callaro_pipeline.flow import check_upload, map_upload
 from callaro_pipeline.ingest import ReadLimits, check_size, read_table
+from callaro_pipeline.landing import check_source_file, open_regular_file
 from callaro_pipeline.uploads import UploadOptions
 from callaro_pipeline.warehouse import open_readonly
 
@@ -47,15 +50,30 @@ def _campaign_state(campaign: str) -> tuple[str | None, str | None, pl.DataFrame
     return (state[0], state[1], existing) if state else (None, None, existing)
 
 
-def preview_file(file: Path, *, campaign: str, mapping: Path | None, rows: int, sheet: str | None) -> str:
-    if not file.is_file():
-        raise UnusableInput(f"no such file: {file.name}")
+def preview_file(
+    file: Path,
+    *,
+    campaign: str,
+    mapping: Path | None,
+    rows: int,
+    sheet: str | None,
+    default_region: str | None = None,
+) -> str:
+    check_source_file(file)  # a regular file: links, FIFOs and devices are refused
     config = load_campaign(campaign) if campaign_path(campaign).exists() else Campaign(name=campaign)
     registry = load_custom_fields()
-    options = UploadOptions(mapping_path=str(mapping.resolve()) if mapping else None, sheet=sheet)
+    if default_region is not None and not re.fullmatch(r"[A-Za-z]{2}", default_region):
+        raise UnusableInput(f"--default-region must be a two-letter country code, not {default_region[:20]!r}")
+    options = UploadOptions(
+        mapping_path=str(mapping.resolve()) if mapping else None,
+        sheet=sheet,
+        default_region=default_region.upper() if default_region else None,
+    )
     limits = ReadLimits.from_env()
     check_size(file.stat().st_size, limits)
-    table = read_table(file.read_bytes(), file.name, sheet=sheet, limits=limits)
+    with os.fdopen(open_regular_file(file), "rb") as stream:
+        data = stream.read()
+    table = read_table(data, file.name, sheet=sheet, limits=limits)
     remembered, previous_columns, existing = _campaign_state(campaign)
     mapped = map_upload(
         table.rows,

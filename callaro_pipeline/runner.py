@@ -17,7 +17,7 @@ import dagster as dg
 from callaro_pipeline.config import check_name, load_campaign, paths
 from callaro_pipeline.errors import ConfigError, UnusableInput
 from callaro_pipeline.gates import great_expectations_in_side_process
-from callaro_pipeline.landing import land_upload
+from callaro_pipeline.landing import check_source_file, land_upload
 from callaro_pipeline.partitions import UPLOADS
 from callaro_pipeline.uploads import (
     UploadOptions,
@@ -140,8 +140,7 @@ def progress_logger() -> dg.LoggerDefinition:
 def run_import(request: ImportRequest, *, progress: bool = False) -> dict[str, Any]:
     """Land the file, register its partition, run the whole per-upload chain in one Dagster run."""
     campaign_name = check_name(request.campaign, "campaign name")
-    if not request.file.is_file():
-        raise UnusableInput(f"no such file: {request.file.name}")
+    check_source_file(request.file)  # a regular file: links, FIFOs and devices are refused
     if request.mapping is not None and not request.mapping.is_file():
         raise UnusableInput(f"no such mapping file: {request.mapping.name}")
     load_campaign(campaign_name, create=True)

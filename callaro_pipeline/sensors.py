@@ -44,7 +44,13 @@ def dropped_files(inbox: Path) -> Iterator[DroppedFile]:
         except CallaroError:
             continue
         for path in sorted(campaign_dir.iterdir()):
-            if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in ACCEPTED_SUFFIXES:
+            # a symbolic link is never followed (a planted link would copy its target into uploads/)
+            if (
+                path.is_file()
+                and not path.is_symlink()
+                and not path.name.startswith(".")
+                and path.suffix.lower() in ACCEPTED_SUFFIXES
+            ):
                 yield DroppedFile(campaign, path, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
