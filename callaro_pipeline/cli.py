@@ -117,6 +117,39 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_uploads(args: argparse.Namespace) -> int:
+    """`callaro uploads [--campaign C] [--json]`: every upload, newest first, with status and counts."""
+    from callaro_pipeline.uploads import list_uploads
+
+    campaign = check_name(args.campaign, "campaign name") if args.campaign else None
+    with Warehouse().connect() as con:
+        uploads = list_uploads(con, campaign)
+    if args.json:
+        print(json.dumps(uploads, default=str, sort_keys=True))
+        return 0
+    if not uploads:
+        print("no uploads" + (f" in campaign {campaign}" if campaign else ""))
+        return 0
+    header = ("upload", "campaign", "received (UTC)", "status", "read", "imported", "rejected", "dupl.", "suppr.")
+    rows = [
+        (
+            u["upload_id"],
+            u["campaign"],
+            str(u["received_at"])[:19],
+            u["status"] + (" [undone]" if u["undone"] else ""),
+            *(
+                str(u[k]) if u[k] is not None else "-"
+                for k in ("rows_read", "imported", "rejected", "duplicates", "suppressed")
+            ),
+        )
+        for u in uploads
+    ]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     from callaro_pipeline.preview import preview_file
 
@@ -127,6 +160,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
             mapping=Path(args.mapping) if args.mapping else None,
             rows=args.rows,
             sheet=args.sheet,
+            default_region=args.default_region,
         )
     )
     return 0
@@ -285,7 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mapping")
     p.add_argument("--rows", type=int, default=20)
     p.add_argument("--sheet")
+    p.add_argument("--default-region", help="region for numbers without +country (default: campaign, else US)")
     p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("uploads", help="list uploads with status and counts, newest first")
+    p.add_argument("--campaign", help="only this campaign's uploads")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_uploads)
 
     p = sub.add_parser("rerun", help="run an earlier upload again (e.g. after a killed run); same result as once")
     p.add_argument("upload_id")

@@ -151,5 +151,22 @@ def upload_summary(con: duckdb.DuckDBPyConnection, upload_id: str) -> dict[str, 
     return summary
 
 
+def list_uploads(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -> list[dict[str, Any]]:
+    """Every upload (of one campaign), newest first: id, campaign, file name, time, status and counts."""
+    rows = con.execute(
+        "SELECT upload_id, campaign, original_name, received_at, status, rows_read, imported, rejected, duplicates, "
+        "suppressed FROM uploads WHERE ? IS NULL OR campaign = ? ORDER BY received_at DESC, upload_id DESC",
+        [campaign, campaign],
+    ).fetchall()
+    names = ("upload_id", "campaign", "original_name", "received_at", "status", "rows_read", "imported", "rejected")
+    listed = []
+    for row in rows:
+        entry = dict(zip((*names, "duplicates", "suppressed"), row, strict=True))
+        entry["undone"] = entry["status"] == "undone"
+        entry["status"] = _public_status(entry["status"])
+        listed.append(entry)
+    return listed
+
+
 def _public_status(status: str) -> str:
     return {"registered": "failed", "undone": "imported"}.get(status, status)

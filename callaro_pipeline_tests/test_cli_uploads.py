@@ -1,0 +1,99 @@
+"""`callaro uploads [--campaign C] [--json]` and `callaro preview --default-region`, through `cli.main`.
+
+Uploads are landed and registered directly (no Dagster run): listing reads only the uploads table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from callaro_pipeline.cli import main
+from callaro_pipeline.landing import land_upload
+from callaro_pipeline.uploads import UploadOptions, register_upload, update_upload
+from callaro_pipeline.warehouse import Warehouse
+from callaro_pipeline_tests.conftest import write_csv
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+def cli(*args: object) -> Ran:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+def _register(tmp_path: Path, campaign: str, name: str, when: datetime, **fields: object) -> str:
+    warehouse = Warehouse()
+    source = write_csv(tmp_path / name, ["first_name", "phone"], [["Ann", "4155550134"]])
+    landed = land_upload(source, campaign=campaign, original_name=name, uploads_dir=warehouse.paths.uploads, now=when)
+    with warehouse.transaction() as con:
+        register_upload(con, landed, UploadOptions())
+        if fields:
+            update_upload(con, landed.upload_id, **fields)
+    return landed.upload_id
+
+
+def test_uploads_lists_every_upload_newest_first_with_status_and_counts(callaro_env: Path, tmp_path: Path) -> None:
+    first = _register(
+        tmp_path,
+        "spring",
+        "a.csv",
+        datetime(2026, 3, 1, tzinfo=UTC),
+        status="imported",
+        rows_read=10,
+        imported=8,
+        rejected=2,
+        duplicates=0,
+        suppressed=0,
+    )
+    second = _register(tmp_path, "spring", "b.csv", datetime(2026, 3, 2, tzinfo=UTC), status="blocked", rows_read=5)
+    other = _register(tmp_path, "autumn", "c.csv", datetime(2026, 3, 3, tzinfo=UTC), status="undone", rows_read=1)
+
+    ran = cli("uploads", "--json")
+    assert ran.code == 0, ran.err
+    listed = json.loads(ran.out)
+    assert [u["upload_id"] for u in listed] == [other, second, first]
+    by_id = {u["upload_id"]: u for u in listed}
+    assert by_id[first]["status"] == "imported" and by_id[first]["imported"] == 8 and by_id[first]["rejected"] == 2
+    assert by_id[second]["status"] == "blocked" and by_id[second]["rows_read"] == 5
+    assert by_id[other]["undone"] is True and by_id[other]["original_name"] == "c.csv"
+
+    ran = cli("uploads", "--campaign", "spring", "--json")
+    assert [u["upload_id"] for u in json.loads(ran.out)] == [second, first]
+
+    text = cli("uploads", "--campaign", "spring")
+    assert text.code == 0
+    lines = text.out.splitlines()
+    assert lines[0].split()[:4] == ["upload", "campaign", "received", "(UTC)"]
+    assert first in lines[2] and "imported" in lines[2] and " 8 " in f" {lines[2]} "
+    assert second in lines[1] and "blocked" in lines[1]
+
+
+def test_uploads_of_an_empty_home_and_a_bad_campaign_name(callaro_env: Path) -> None:
+    ran = cli("uploads")
+    assert ran.code == 0 and ran.out.strip() == "no uploads"
+    ran = cli("uploads", "--campaign", "../etc")
+    assert ran.code == 2 and ran.out == "" and len(ran.err.strip().splitlines()) == 1
+
+
+def test_preview_default_region_reads_national_numbers_of_that_country(callaro_env: Path, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "de.csv", ["first_name", "phone"], [["Jürgen", "030 901820"]])
+    us = cli("preview", source, "--campaign", "berlin")
+    assert us.code == 0, us.err
+    assert "+4930901820" not in us.out
+    de = cli("preview", source, "--campaign", "berlin", "--default-region", "de")
+    assert de.code == 0, de.err
+    assert "+4930901820" in de.out and "would import 1" in de.out
+    bad = cli("preview", source, "--campaign", "berlin", "--default-region", "Germany")
+    assert bad.code == 2 and len(bad.err.strip().splitlines()) == 1
