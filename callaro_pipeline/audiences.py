@@ -495,3 +495,61 @@ def export_audience(con: duckdb.DuckDBPyConnection, campaign: str, out: Path) ->
         audience.write_parquet(partial)
         os.replace(partial, out)
     return audience.height
+
+
+# --- rebuilds after a DNC change -----------------------------------------------------------------------------
+
+
+def affected_campaigns(con: duckdb.DuckDBPyConnection, load_id: str | None = None) -> list[str]:
+    """Campaigns with a build that a DNC load can change: for numbers typed in (`load_id` of that load), the
+    campaigns whose current candidates hold one of its numbers; for a file (`load_id` None: a snapshot also
+    changes coverage and age), every campaign with a build."""
+    if load_id is None:
+        rows = con.execute("SELECT DISTINCT campaign FROM audience_builds ORDER BY 1").fetchall()
+    else:
+        rows = con.execute(
+            """
+            SELECT DISTINCT v.campaign FROM audience_member_versions v
+            JOIN dnc_numbers n ON n.number = TRY_CAST(ltrim(v.phone_e164, '+') AS BIGINT)
+            WHERE n.load_id = ? AND v.to_build IS NULL ORDER BY 1
+            """,
+            [load_id],
+        ).fetchall()
+    return [name for (name,) in rows]
+
+
+def rebuild_campaigns(warehouse: Any, campaigns: list[str], *, now: datetime) -> dict[str, str]:
+    """Build each campaign's audience anew, one transaction each; returns {campaign: problem} for those not
+    rebuilt (their previous build stays current, and the live read paths already leave listed numbers out)."""
+    from callaro_pipeline.config import list_campaigns, load_campaign
+    from callaro_pipeline.errors import CallaroError
+
+    known = set(list_campaigns())
+    failures: dict[str, str] = {}
+    for name in campaigns:
+        if name not in known:
+            continue
+        try:
+            campaign = load_campaign(name)
+            with warehouse.transaction() as con:
+                build_audience(con, campaign, now=now)
+        except CallaroError as error:
+            failures[name] = str(error)
+    return failures
+
+
+def audience_status(build: AudienceBuild | None, problem: str | None = None) -> dict[str, Any]:
+    """The import summary's `audience`: {status: built | not_built, callable, reason} — why nobody (or not
+    everybody) is callable, in words (counts and reason codes only, never values)."""
+    if build is None:
+        return {"status": "not_built", "callable": 0, "reason": problem or "the audience was not built"}
+    reason = None
+    if build.members == 0:
+        by_reason = build.detail.get("suppressed_by_reason") or {}
+        parts = [f"{code} {count}" for code, count in by_reason.items()]
+        if build.missing_required:
+            parts.append(f"missing agent variables {build.missing_required}")
+        if build.not_callable:
+            parts.append(f"no open calling window {build.not_callable}")
+        reason = "nobody is callable yet" + (f": {', '.join(parts)}" if parts else ": no candidates")
+    return {"status": "built", "callable": build.members, "reason": reason, "build_id": build.build_id}

@@ -77,6 +77,10 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
         print(f"split      {summary['duplicates_file']}")
     if summary.get("data_docs"):
         print(f"data docs  {summary['data_docs']}")
+    audience = summary.get("audience")
+    if audience:
+        line = f"audience   {audience.get('status')}  callable {audience.get('callable', 0)}"
+        print(line + (f"  ({audience['reason']})" if audience.get("reason") else ""))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -233,7 +237,12 @@ def report_rebuild(failed: list[str]) -> int:
 
 
 def cmd_dnc(args: argparse.Namespace) -> int:
+    """Load, then rebuild every audience the load can change before returning (opt-outs are immediate; the
+    read paths already leave listed numbers out even if a rebuild fails or is killed)."""
+    from datetime import UTC, datetime
+
     from callaro_pipeline import suppression
+    from callaro_pipeline.audiences import affected_campaigns, rebuild_campaigns
 
     warehouse = Warehouse()
     with warehouse.transaction() as con:
@@ -244,12 +253,24 @@ def cmd_dnc(args: argparse.Namespace) -> int:
             if not path.is_file():
                 raise UnusableInput(f"no such file: {path.name}")
             result = suppression.import_dnc_file(
-                con, path, source=args.source, snapshot_date=args.snapshot_date, kind=args.kind
+                con,
+                path,
+                source=args.source,
+                snapshot_date=args.snapshot_date,
+                kind=args.kind,
+                allow_shrink=args.allow_shrink,
             )
-    warehouse.publish_snapshot()
+        campaigns = affected_campaigns(con, result.load_id if args.dnc_command == "add" else None)
     print(
         f"DNC {result.source}: {result.rows_loaded} numbers loaded, {result.rows_rejected} lines rejected (load {result.load_id})"
     )
+    failures = rebuild_campaigns(warehouse, campaigns, now=datetime.now(UTC))
+    warehouse.publish_snapshot()
+    rebuilt = [name for name in campaigns if name not in failures]
+    if rebuilt:
+        print(f"audiences rebuilt: {', '.join(rebuilt)}")
+    for name, problem in failures.items():
+        print(f"audience {name} not rebuilt ({problem}); listed numbers are already out of it")
     return 0
 
 
@@ -350,13 +371,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("phones", nargs="+")
     q.add_argument("--reason")
     q.add_argument("--source", default="internal", help="internal | call_outcome | campaign:<name>")
-    q = dnc_sub.add_parser("import", help="load a DNC file (CSV with a phone column, or bare 10-digit lines)")
+    q = dnc_sub.add_parser(
+        "import", help="load a DNC file (CSV with a phone column, 10-digit lines or areacode,number lines)"
+    )
     q.add_argument("file")
     q.add_argument("--source", default="internal", help="internal | national | campaign:<name> | call_outcome")
     q.add_argument(
         "--snapshot-date", type=date.fromisoformat, help="date of the registry snapshot (YYYY-MM-DD; default today)"
     )
     q.add_argument("--kind", default="full", choices=("full", "add", "delete"), help="full snapshot or change list")
+    q.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="confirm that a full snapshot much smaller than the current one is real (else it is refused)",
+    )
     p.set_defaults(func=cmd_dnc)
 
     p = sub.add_parser("audience", help="a campaign's callable audience (export with --out)")

@@ -333,17 +333,17 @@ def _apply_revocations(con: duckdb.DuckDBPyConnection, *, upload_id: str, stamp:
         """
         UPDATE contacts AS c
         SET consent = 'no', consent_date = r.consent_date, consent_source = r.consent_source,
-            last_upload_id = ?, updated_at = ?
+            last_upload_id = $1, updated_at = $2
         FROM (
             SELECT phone_e164, consent_date, consent_source FROM validated_contacts
-            WHERE upload_id = ? AND consent = 'no'
+            WHERE upload_id = $1 AND consent = 'no'
             QUALIFY row_number() OVER (PARTITION BY phone_e164 ORDER BY row_number DESC) = 1
         ) AS r
         WHERE c.phone_e164 = r.phone_e164
           AND (c.consent IS DISTINCT FROM 'no' OR c.consent_date IS DISTINCT FROM r.consent_date
                OR c.consent_source IS DISTINCT FROM r.consent_source)
         """,
-        [upload_id, stamp, upload_id],
+        [upload_id, stamp],
     ).fetchone()
     return revoked
 

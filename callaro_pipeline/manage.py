@@ -62,6 +62,17 @@ def _checked_changes(changes: dict[str, str]) -> dict[str, str]:
         if consent is None:
             raise ConfigError("consent must be yes, no or unknown (or a synonym such as opt-in / opt-out)")
         changes["consent"] = consent
+    if changes.get("consent_date"):
+        from datetime import UTC, datetime
+
+        import polars as pl
+
+        from callaro_pipeline.validation import consent_date_value
+
+        parsed = pl.select(consent_date_value(pl.lit(changes["consent_date"], dtype=pl.Utf8))).item()
+        if parsed is None or parsed > datetime.now(UTC).date():
+            raise ConfigError("consent_date must be a real date, not in the future (YYYY-MM-DD or MM/DD/YYYY)")
+        changes["consent_date"] = parsed.isoformat()
     if changes.get("email"):
         from email_validator import EmailNotValidError, validate_email
 

@@ -224,8 +224,9 @@ def scrub(
         .group_by("number", maintain_order=True)
         .agg(("dnc:" + pl.col("source")).alias("dnc_reasons"))
     )
-    consent = pl.col("consent").cast(pl.Utf8).str.strip_chars().str.to_lowercase()
-    revoked = (consent == "no").fill_null(False)
+    has_consent = "consent" in contacts.columns
+    consent = pl.col("consent").cast(pl.Utf8).str.strip_chars().str.to_lowercase() if has_consent else pl.lit(None)
+    revoked = (consent == "no").fill_null(False) if has_consent else pl.lit(False)
     consent_missing = pl.lit(False)
     if campaign.require_consent:
         today = (now or datetime.now(UTC)).date()

@@ -7,7 +7,7 @@ import dagster as dg
 
 from callaro_pipeline.assets.contact_book import contacts
 from callaro_pipeline.assets.segments import segment_models
-from callaro_pipeline.audiences import build_audience
+from callaro_pipeline.audiences import audience_status, build_audience
 from callaro_pipeline.config import list_campaigns, load_campaign
 from callaro_pipeline.errors import CallaroError
 from callaro_pipeline.partitions import WAREHOUSE_POOL
@@ -53,9 +53,15 @@ def campaign_audiences(context: dg.AssetExecutionContext, warehouse: Warehouse) 
                 upload_id = context.run.tags.get(UPLOAD_TAG)
                 if upload_id and name == tagged:  # the import's own timing, next to its other stages
                     seconds = round(time.perf_counter() - started, 3)
-                    update_upload(con, upload_id, timings={"audience_seconds": seconds})
+                    update_upload(
+                        con, upload_id, timings={"audience_seconds": seconds}, audience=audience_status(build)
+                    )
         except CallaroError as error:
             failures[name] = str(error)
+            upload_id = context.run.tags.get(UPLOAD_TAG)
+            if upload_id and name == tagged:  # the summary says why nobody is callable (contract: audience)
+                with warehouse.transaction() as con:
+                    update_upload(con, upload_id, audience=audience_status(None, str(error)))
             continue
         builds[name] = {
             "build_id": build.build_id,
