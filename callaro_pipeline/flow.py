@@ -18,6 +18,7 @@ from callaro_pipeline.mapping import (
     auto_map,
     column_drift,
     load_mapping_file,
+    lost_fields,
     source_columns,
 )
 from callaro_pipeline.uploads import UploadOptions
@@ -97,7 +98,9 @@ def map_upload(
 ) -> MappedUpload:
     remembered = Mapping.from_json(remembered_mapping) if remembered_mapping else None
     mapping = choose_mapping(columns, campaign=campaign, options=options, registry=registry, remembered=remembered)
-    drift = column_drift(json.loads(previous_columns) if previous_columns else None, columns)
+    previous = json.loads(previous_columns) if previous_columns else None
+    drift = column_drift(previous, columns)
+    drift.unmapped_fields = lost_fields(remembered, mapping, previous)  # these block the upload (a gate)
     return MappedUpload(mapping=mapping, drift=drift, contacts=apply_mapping(rows, mapping, registry))
 
 

@@ -84,8 +84,12 @@ _BINARY_MAGICS = (
 _FOOTER = re.compile(
     r"(?:(?:grand\s+|sub\s*)?totals?|(?:record\s+|row\s+|contact\s+)?count|sum|summe|gesamt|summary|anzahl)"
     r"[\s:=(#.-]*\d[\d,.]*\)?(?:\s+(?:records?|rows?|contacts?|leads?|entries|datens\u00e4tze)\)?)?\.?"
-    r"|\(?\d[\d,.]*\s+(?:records?|rows?|contacts?|leads?|entries)\)?"
-    r"|(?:confidential\s+information|copyright\s*(?:\(c\)|\u00a9)|\u00a9\s*\d{4}|generated\s+by\s*:|end\s+of\s+report).*",
+    r"|\(?\d[\d,.]*\s+(?:records?|rows?|contacts?|leads?|entries)\)?",
+    re.IGNORECASE,
+)
+# Report footers of CRM exports, matched on the whole line (they hold commas: "salesforce.com, inc.").
+_REPORT_FOOTER = re.compile(
+    r"\"?(?:confidential\s+information|copyright\s*(?:\(c\)|\u00a9)|\u00a9\s*\d{4}|generated\s+by\s*:|end\s+of\s+report).*",
     re.IGNORECASE,
 )
 _MAX_FOOTER_ROWS = 20
@@ -386,7 +390,10 @@ def _blank_over_data(record: list[str], below: list[list[str]]) -> bool:
 
 def _footer_cell(cells: Sequence[str]) -> bool:
     filled = [cell.strip() for cell in cells if cell.strip()]
-    return len(filled) == 1 and _FOOTER.fullmatch(" ".join(filled[0].split())) is not None
+    if len(filled) != 1:
+        return False
+    text = " ".join(filled[0].split())
+    return _FOOTER.fullmatch(text) is not None or _REPORT_FOOTER.fullmatch(text) is not None
 
 
 def _drop_footer_lines(text: str, delimiter: str) -> tuple[str, int]:
@@ -405,7 +412,13 @@ def _drop_footer_lines(text: str, delimiter: str) -> tuple[str, int]:
         position = start
         if not line.strip():
             continue
-        if dropped >= _MAX_FOOTER_ROWS or not _footer_cell([cell.strip().strip('"') for cell in line.split(delimiter)]):
+        if dropped >= _MAX_FOOTER_ROWS:
+            break
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter, quotechar='"', doublequote=True), [])
+        except csv.Error:
+            break
+        if not (_footer_cell(cells) or _REPORT_FOOTER.fullmatch(" ".join(line.split()))):
             break
         cut, dropped = start, dropped + 1
     return (text[:cut], dropped) if cut is not None else (text, 0)

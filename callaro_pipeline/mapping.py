@@ -29,8 +29,9 @@ RENAME_THRESHOLD = 80.0
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "phone": (
         "phone", "phone number", "phone no", "phone #", "telephone", "telephone number", "tel", "tel no",
-        "mobile", "mobile phone", "mobile number", "cell", "cell phone", "cellphone", "contact number",
-        "number", "msisdn", "primary phone", "dial number",
+        "mobile", "mobile phone", "mobile number", "mobile phone number", "cell", "cell phone", "cellphone",
+        "contact number", "number", "msisdn", "primary phone", "dial number", "business phone", "work phone",
+        "office phone", "direct phone", "direct dial", "home phone", "other phone", "company phone",
         "telefon", "telefonnummer", "rufnummer", "handy", "handynummer", "mobil", "mobilnummer", "mobiltelefon",
         "telefono", "numero de telefono", "movil", "celular", "numero movil",
         "telephone portable", "portable", "numero de telephone", "tel portable",
@@ -63,13 +64,17 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "country": (
         "country", "country code", "land", "staat land", "pais", "codigo de pais", "pays", "code pays",
+        "country region", "mailing country", "billing country", "country/region",
     ),
     "state": (
-        "state", "province", "state province", "region", "state code", "st",
+        "state", "province", "state province", "region", "state code", "st", "state region",
+        "mailing state province", "mailing state", "billing state province", "billing state", "state or province",
         "bundesland", "estado", "provincia", "etat",
     ),
     "postal_code": (
-        "zip", "zip code", "zipcode", "postal code", "postcode", "post code", "postal",
+        "zip", "zip code", "zipcode", "postal code", "postcode", "post code", "postal", "zip postal code",
+        "postal code zip", "mailing zip postal code", "mailing zip", "mailing postal code", "billing zip postal code",
+        "billing zip",
         "plz", "postleitzahl", "codigo postal", "cp", "code postal",
     ),
     "lead_source": (
@@ -97,6 +102,17 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
         "identifiant", "id client", "numero client", "reference client",
     ),
 }  # fmt: skip
+# Headers of CRM exports that name no standard field: never matched by similarity (e.g. "Mailing Street" is not
+# `state`), reported as unmapped unless a custom field of that name is declared.
+NOT_FIELDS = frozenset(
+    {
+        "street", "address", "street address", "address line 1", "address line 2", "mailing street", "billing street",
+        "mailing address", "billing address", "city", "mailing city", "billing city", "town", "ort", "stadt",
+        "ciudad", "ville", "phone type", "phone extension type",
+    }
+)  # fmt: skip
+# Source columns that may feed `phone` together, in priority order: the first valid number is the phone.
+MULTI_SOURCE_FIELDS = ("phone",)
 
 
 @dataclass
@@ -111,6 +127,9 @@ class Mapping:
     """auto-match confidence (0-100) per mapped source column"""
     default_region: str | None = None
     duplicates: str | None = None
+    phone_columns: list[str] = field(default_factory=list)
+    """every source column mapped to `phone`, in priority order (the first valid number is the phone; the
+    others are kept as `other_phones_e164`); empty means the one column of `fields`"""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
@@ -126,6 +145,7 @@ class Mapping:
                 scores={str(k): float(v) for k, v in raw.get("scores", {}).items()},
                 default_region=raw.get("default_region"),
                 duplicates=raw.get("duplicates"),
+                phone_columns=[str(c) for c in raw.get("phone_columns") or []],
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MappingError(f"stored mapping is unreadable: {exc}") from None
@@ -137,10 +157,52 @@ class ColumnDrift:
     missing: list[str] = field(default_factory=list)
     renamed: list[tuple[str, str]] = field(default_factory=list)
     """(previous name, current name)"""
+    unmapped_fields: list[tuple[str, str]] = field(default_factory=list)
+    """(field, its column last time): fields the campaign's last mapping filled that this file leaves unmapped
+    (set by `lost_fields`); they block the upload"""
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.missing or self.renamed)
+        return bool(self.added or self.missing or self.renamed or self.unmapped_fields)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "added": self.added,
+            "missing": self.missing,
+            "renamed": self.renamed,
+            "unmapped_fields": [list(pair) for pair in self.unmapped_fields],
+        }
+
+    def blocking_reason(self) -> str | None:
+        """Why the drift blocks the upload, in words (None when it does not)."""
+        if not self.unmapped_fields:
+            return None
+        lost = ", ".join(f"{name} (was column {_shown(column)!r})" for name, column in self.unmapped_fields)
+        return (
+            f"column drift since the campaign's last upload leaves {lost} unmapped; fix the file, or import it "
+            "with --mapping naming its columns to accept the new layout"
+        )
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """A user-given name or value cut for a message: 80 characters and an ellipsis."""
+    return text if len(text) <= limit else text[:limit] + "\u2026"
+
+
+def lost_fields(
+    remembered: Mapping | None, mapping: Mapping, previous_columns: list[str] | None
+) -> list[tuple[str, str]]:
+    """Fields the campaign's last mapping filled from a column that this upload no longer maps to anything.
+    Only for a recurring file mapped by name (a mapping file given for the upload or the campaign is explicit,
+    and one naming a column the file lacks is refused anyway) and only when there was a previous upload."""
+    if remembered is None or previous_columns is None or mapping.source == "file":
+        return []
+    now_mapped = set(mapping.fields.values())
+    lost: dict[str, str] = {}
+    for column, target in remembered.fields.items():
+        if target not in now_mapped and target not in lost:
+            lost[target] = column
+    return sorted(lost.items())
 
 
 def normalize_header(header: str) -> str:
@@ -187,7 +249,10 @@ def _candidates(column: str, table: list[tuple[str, str, int]], threshold: float
     header = normalize_header(column)
     if not header:
         return []
-    return _exact_matches(header, table) or _fuzzy_matches(header, table, threshold)
+    exact = _exact_matches(header, table)
+    if exact or header in NOT_FIELDS:
+        return exact
+    return _fuzzy_matches(header, table, threshold)
 
 
 def _assign(columns: list[str], candidates: dict[str, list[tuple[float, int, str]]]) -> dict[str, tuple[str, float]]:
@@ -239,6 +304,9 @@ def auto_map(
     candidates = {column: _candidates(column, table, threshold) for column in open_columns}
     for column, (target, score) in _assign(open_columns, candidates).items():
         fields[column], scores[column] = target, score
+    phone_columns = _phone_columns_by_name(columns, fields, registry, remembered)
+    for column in phone_columns:
+        fields[column], scores[column] = "phone", scores.get(column, EXACT_SCORE)
     return Mapping(
         fields={column: fields[column] for column in columns if column in fields},
         unmapped=[column for column in columns if column not in fields],
@@ -246,7 +314,32 @@ def auto_map(
         scores={column: scores[column] for column in columns if column in fields},
         default_region=remembered.default_region if remembered is not None else None,
         duplicates=remembered.duplicates if remembered is not None else None,
+        phone_columns=phone_columns if len(phone_columns) > 1 else [],
     )
+
+
+def _phone_columns_by_name(
+    columns: list[str], fields: dict[str, str], registry: dict[str, CustomField], remembered: Mapping | None
+) -> list[str]:
+    """The column mapped to phone first, then the other unmapped columns whose header is exactly a phone alias
+    ("Mobile Phone Number" next to "Phone Number"), in alias order: a row with only a mobile number has a phone."""
+    primary = [column for column in columns if fields.get(column) == "phone"]
+    if remembered is not None and remembered.phone_columns:
+        primary = [c for c in remembered.phone_columns if c in columns and fields.get(c, "phone") == "phone"] or primary
+    ranks = {alias: rank for alias, target, rank in _alias_table({}) if target == "phone"}
+    extra = sorted(
+        (
+            (ranks[_compact_alias(column, ranks)], position, column)
+            for position, column in enumerate(columns)
+            if column not in fields and column not in primary and _compact_alias(column, ranks) is not None
+        ),
+    )
+    return [*primary, *(column for _, _, column in extra)] if primary else []
+
+
+def _compact_alias(column: str, ranks: dict[str, int]) -> str | None:
+    header = _compact(normalize_header(column))
+    return next((alias for alias in ranks if _compact(alias) == header), None)
 
 
 def _check_target(target: str, column: str, registry: dict[str, CustomField]) -> None:
@@ -277,18 +370,31 @@ def load_mapping_file(path: Path, columns: list[str], registry: dict[str, Custom
     if not isinstance(raw, dict) or not isinstance(raw.get("columns"), dict):
         raise MappingError(f"mapping file {Path(path).name} must hold `columns:` mapping source columns to fields")
     fields: dict[str, str] = {}
-    for column, target in raw["columns"].items():
-        column = str(column)
-        if column not in columns:
-            raise MappingError(f"mapping file names column {column!r}, which is not in the uploaded file")
-        if target is None or str(target).strip() == "":
-            continue  # an explicit "import nothing from this column"
-        target = str(target).strip()
-        _check_target(target, column, registry)
-        twin = next((other for other, used in fields.items() if used == target), None)
-        if twin is not None:
-            raise MappingError(f"columns {twin!r} and {column!r} are both mapped to {target}: map only one")
-        fields[column] = target
+    phone_columns: list[str] = []
+    for key, value in raw["columns"].items():
+        # `Source: field`, or `field: [Source, Source, ...]` for a field fed by several columns in priority order
+        pairs = [(str(source), str(key)) for source in value] if isinstance(value, list) else [(str(key), value)]
+        for column, target in pairs:
+            if column not in columns:
+                raise MappingError(f"mapping file names column {_shown(column)!r}, which is not in the uploaded file")
+            if target is None or str(target).strip() == "":
+                continue  # an explicit "import nothing from this column"
+            target = str(target).strip()
+            _check_target(target, column, registry)
+            if isinstance(value, list) and target not in MULTI_SOURCE_FIELDS:
+                raise MappingError(
+                    f"only {', '.join(MULTI_SOURCE_FIELDS)} may name several columns in a list, not {_shown(target)!r}"
+                )
+            twin = next((other for other, used in fields.items() if used == target), None)
+            if twin is not None and target not in MULTI_SOURCE_FIELDS:
+                raise MappingError(
+                    f"columns {_shown(twin)!r} and {_shown(column)!r} are both mapped to {target}: map only one"
+                )
+            if column in fields and fields[column] != target:
+                raise MappingError(f"column {_shown(column)!r} is mapped twice")
+            fields[column] = target
+            if target == "phone" and column not in phone_columns:
+                phone_columns.append(column)
     default_region = raw.get("default_region")
     if default_region is not None and not re.fullmatch(r"[A-Za-z]{2}", str(default_region)):
         raise MappingError(f"mapping file default_region must be a two-letter country code, not {default_region!r}")
@@ -302,12 +408,26 @@ def load_mapping_file(path: Path, columns: list[str], registry: dict[str, Custom
         scores={column: EXACT_SCORE for column in fields},
         default_region=str(default_region).upper() if default_region else None,
         duplicates=str(duplicates) if duplicates else None,
+        phone_columns=phone_columns if len(phone_columns) > 1 else [],
     )
 
 
 def source_columns(mapping: Mapping) -> dict[str, str]:
-    """field (standard name or `custom.<name>`) -> the source column it comes from."""
-    return {target: column for column, target in mapping.fields.items()}
+    """field (standard name or `custom.<name>`) -> the source column it comes from (for phone fed by several
+    columns: the first in priority order)."""
+    by_field: dict[str, str] = {}
+    for column, target in mapping.fields.items():
+        by_field.setdefault(target, column)
+    if mapping.phone_columns:
+        by_field["phone"] = mapping.phone_columns[0]
+    return by_field
+
+
+def phone_columns(mapping: Mapping) -> list[str]:
+    """Every source column of `phone`, in priority order."""
+    if mapping.phone_columns:
+        return list(mapping.phone_columns)
+    return [column for column, target in mapping.fields.items() if target == "phone"]
 
 
 # Spreadsheet vocabulary for yes/no cells, shared by boolean custom fields and consent.
@@ -315,8 +435,23 @@ TRUE_WORDS = ("yes", "y", "true", "t", "1", "ja", "j", "si", "sí", "oui")
 FALSE_WORDS = ("no", "n", "false", "f", "0", "nein", "non")
 
 
+# Bidi controls (U+200E/F, U+202A-202E, U+2066-2069, U+061C) reorder what a reader sees ("evil\u202egnp.exe"):
+# stripped from every stored value. Zero-width space, word joiner and BOM mean nothing in a value: removed too.
+# Zero-width (non-)joiners shape Indic, Arabic and emoji text: kept inside a value, stripped at its ends.
+INVISIBLE_CHARS = "[\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\u061c\ufeff]"
+_EDGE_JOINERS = "\u200c\u200d"
+
+
 def _blank_to_null(expr: pl.Expr) -> pl.Expr:
-    text = expr.cast(pl.Utf8).str.strip_chars()
+    """Trimmed text without invisible characters; null when nothing visible is left (a name made only of
+    zero-width or bidi characters is a missing name)."""
+    text = (
+        expr.cast(pl.Utf8)
+        .str.replace_all(INVISIBLE_CHARS, "")
+        .str.strip_chars()
+        .str.strip_chars(_EDGE_JOINERS)
+        .str.strip_chars()
+    )
     return pl.when(text == "").then(None).otherwise(text)
 
 
@@ -394,7 +529,15 @@ def apply_mapping(rows: pl.DataFrame, mapping: Mapping, registry: dict[str, Cust
         for target, column in by_field.items()
         if _is_custom(target)
     }
-    return rows.select(pl.col("row_number").cast(pl.Int64), *standard, custom_fields_json(custom))
+    alternates = phone_columns(mapping)[1:]
+    extra = []
+    if alternates:  # the other phone columns' values, in priority order (validation picks the first valid)
+        extra.append(
+            pl.concat_list([_blank_to_null(pl.col(column)) for column in alternates])
+            .list.drop_nulls()
+            .alias("phone_alternates")
+        )
+    return rows.select(pl.col("row_number").cast(pl.Int64), *standard, custom_fields_json(custom), *extra)
 
 
 def _standard_field(column: str) -> str | None:

@@ -15,7 +15,7 @@ from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, EMAIL_
 
 from callaro_pipeline.config import CustomField, load_custom_fields
 from callaro_pipeline.mapping import CUSTOM_PREFIX, FALSE_WORDS, TRUE_WORDS, typed_custom_value
-from callaro_pipeline.phones import normalize_phones
+from callaro_pipeline.phones import PHONE_COLUMNS, normalize_phones
 from callaro_pipeline.timezones import resolve_timezones
 
 PROBLEM_CODES = {
@@ -32,6 +32,10 @@ PROBLEM_CODES = {
     "duplicate": "the row repeats the phone or external_id of an earlier row or of a contact already in the "
     "campaign (handled by the campaign's duplicate policy)",
     "malformed_row": "the reader could not split the line into the header's columns (e.g. an unclosed quote)",
+    "value_too_long": "a value is longer than its field allows (see FIELD_MAX_LENGTHS; custom fields "
+    "CUSTOM_FIELD_MAX_LENGTH); the report shows its first 80 characters",
+    "garbled_text": 'the text looks double-encoded (UTF-8 read as Windows-1252, e.g. "J\u00c3\u00bcrgen" for '
+    '"J\u00fcrgen"): re-export the file as UTF-8',
 }
 VALIDATED_COLUMNS = (
     "row_number",
@@ -57,6 +61,36 @@ VALIDATED_COLUMNS = (
     "timezone_candidates",
     "timezone_source",
     "custom_fields",
+    "other_phones_e164",
+)
+# Longest value accepted per field, in characters (a longer one is rejected as `value_too_long`).
+FIELD_MAX_LENGTHS = {
+    "first_name": 200,
+    "last_name": 200,
+    "full_name": 200,
+    "external_id": 200,
+    "company": 300,
+    "email": 254,
+    "phone": 100,
+    "timezone": 64,
+    "country": 100,
+    "state": 100,
+    "postal_code": 20,
+    "lead_source": 200,
+    "consent": 50,
+    "consent_date": 50,
+    "consent_source": 300,
+}
+CUSTOM_FIELD_MAX_LENGTH = 1000
+SHOWN_VALUE_CHARS = 80  # a too-long value appears in the report cut to this, with an ellipsis
+MAX_REPORT_VALUE_CHARS = 1000
+MAX_MESSAGE_CHARS = 300
+# Fields whose text is checked for mojibake (UTF-8 bytes decoded as Windows-1252 somewhere upstream).
+TEXT_FIELDS = ("first_name", "last_name", "full_name", "company", "state", "lead_source", "consent_source")
+# A UTF-8 lead byte (Â Ã Ä Å) followed by a continuation byte as Windows-1252 shows it: "Ã¼" is "ü".
+_MOJIBAKE = (
+    "[\u00c2-\u00c5][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
+    "\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
 )
 PROBLEM_SCHEMA = pl.Schema(
     {
@@ -205,6 +239,107 @@ def _consent_date_problem(consent: pl.Expr, raw: pl.Expr, today: date) -> pl.Exp
     return bad & (consent != "no").fill_null(True)
 
 
+def _cut(text: pl.Expr, limit: int) -> pl.Expr:
+    """Text cut to `limit` characters with an ellipsis, so no report line or message carries a huge value."""
+    return pl.when(text.str.len_chars() > limit).then(text.str.slice(0, limit) + "\u2026").otherwise(text)
+
+
+def _too_long(name: str, limit: int) -> pl.Expr:
+    return (pl.col(name).str.len_chars() > limit).fill_null(False)
+
+
+def _length_checks(registry: dict[str, CustomField], mapped_fields: set[str]) -> list[Check]:
+    checks = [
+        Check(
+            name,
+            "value_too_long",
+            _too_long(name, limit),
+            pl.format(f"{name} is {{}} characters long; at most {limit} are allowed", pl.col(name).str.len_chars()),
+            _cut(pl.col(name), SHOWN_VALUE_CHARS),
+        )
+        for name, limit in FIELD_MAX_LENGTHS.items()
+        if name in mapped_fields
+    ]
+    for name in registry:
+        if CUSTOM_PREFIX + name not in mapped_fields:
+            continue
+        text = pl.col("custom_fields").str.json_path_match(f"$.{name}")
+        checks.append(
+            Check(
+                CUSTOM_PREFIX + name,
+                "value_too_long",
+                (text.str.len_chars() > CUSTOM_FIELD_MAX_LENGTH).fill_null(False),
+                pl.format(
+                    f"{name} is {{}} characters long; at most {CUSTOM_FIELD_MAX_LENGTH} are allowed",
+                    text.str.len_chars(),
+                ),
+                _cut(text, SHOWN_VALUE_CHARS),
+            )
+        )
+    return checks
+
+
+def _garbled_checks(mapped_fields: set[str]) -> list[Check]:
+    return [
+        Check(
+            name,
+            "garbled_text",
+            pl.col(name).str.contains(_MOJIBAKE).fill_null(False) & ~_too_long(name, FIELD_MAX_LENGTHS[name]),
+            pl.lit(
+                f"{name} looks double-encoded (UTF-8 read as Windows-1252, e.g. \u00c3\u00bc for \u00fc): "
+                "re-export the file as UTF-8"
+            ),
+            pl.col(name),
+        )
+        for name in TEXT_FIELDS
+        if name in mapped_fields
+    ]
+
+
+def choose_phones(mapped: pl.DataFrame, default_region: str) -> pl.DataFrame:
+    """normalize_phones' columns for each row, plus `phone` (the raw value chosen) and `other_phones_e164`.
+
+    With several phone columns (`phone_alternates`, in priority order after `phone`) the first valid number is
+    the phone and the other valid ones, deduplicated, are `other_phones_e164` (to be scrubbed like the phone).
+    When none is valid the first non-blank value is judged (its problem is reported)."""
+    if "phone_alternates" not in mapped.columns:
+        answers = normalize_phones(mapped.get_column("phone"), default_region)
+        return answers.with_columns(
+            mapped.get_column("phone"), pl.lit(None, pl.List(pl.Utf8)).alias("other_phones_e164")
+        )
+    candidates = (
+        mapped.select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+            pl.concat_list(pl.col("phone"), pl.col("phone_alternates").fill_null([])).alias("_raw"),
+        )
+        .explode("_raw")
+        .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("_row").alias("_position"))
+    )
+    answers = pl.concat(
+        [candidates, normalize_phones(candidates.get_column("_raw"), default_region)], how="horizontal"
+    ).with_columns(
+        pl.col("phone_error").is_null().alias("_valid"),
+        pl.col("_raw").is_not_null().alias("_given"),
+    )
+    # per row: the first valid candidate, else the first given one, else the first (the blank phone)
+    rank = pl.when(pl.col("_valid")).then(0).when(pl.col("_given")).then(1).otherwise(2)
+    chosen = (
+        answers.with_columns(rank.alias("_rank"))
+        .sort("_row", "_rank", "_position")
+        .group_by("_row", maintain_order=True)
+        .agg(
+            pl.all().first(),
+            pl.col("phone_e164").filter(pl.col("_valid")).unique(maintain_order=True).alias("_valid_numbers"),
+        )
+    )
+    others = pl.col("_valid_numbers").list.set_difference(pl.concat_list(pl.col("phone_e164").fill_null("")))
+    return chosen.sort("_row").select(
+        *PHONE_COLUMNS,
+        pl.col("_raw").alias("phone"),
+        pl.when(others.list.len() > 0).then(others).otherwise(None).cast(pl.List(pl.Utf8)).alias("other_phones_e164"),
+    )
+
+
 def _custom_checks(registry: dict[str, CustomField], mapped_fields: set[str]) -> list[Check]:
     checks = []
     for name, spec in registry.items():
@@ -250,7 +385,7 @@ def _checks(source_columns: dict[str, str], registry: dict[str, CustomField]) ->
         Check(
             "email",
             "invalid_email",
-            pl.col("email_error").is_not_null(),
+            pl.col("email_error").is_not_null() & ~_too_long("email", FIELD_MAX_LENGTHS["email"]),
             pl.col("email_error"),
             pl.col("email"),
         ),
@@ -276,6 +411,8 @@ def _checks(source_columns: dict[str, str], registry: dict[str, CustomField]) ->
             pl.col("consent_date"),
         ),
         *_custom_checks(registry, set(source_columns)),
+        *_length_checks(registry, set(source_columns)),
+        *_garbled_checks(set(source_columns)),
     ]
 
 
@@ -289,8 +426,8 @@ def _problem_lines(checked: pl.DataFrame, check: Check, source_columns: dict[str
         pl.lit(column, pl.Utf8).alias("column"),
         pl.lit(check.field).alias("field"),
         pl.lit(check.code).alias("code"),
-        check.message.cast(pl.Utf8).alias("message"),
-        check.value.cast(pl.Utf8).alias("value"),
+        _cut(check.message.cast(pl.Utf8), MAX_MESSAGE_CHARS).alias("message"),
+        _cut(check.value.cast(pl.Utf8), MAX_REPORT_VALUE_CHARS).alias("value"),
     )
 
 
@@ -318,7 +455,8 @@ def validate_contacts(
     of each problem; `registry` defaults to the configured custom-field registry; `malformed` holds the
     reader's unreadable lines (row_number, message)."""
     registry = load_custom_fields() if registry is None else registry
-    with_phones = pl.concat([mapped, normalize_phones(mapped.get_column("phone"), default_region)], how="horizontal")
+    phones = choose_phones(mapped, default_region)  # the first valid of several phone columns
+    with_phones = pl.concat([mapped.drop("phone", "phone_alternates", strict=False), phones], how="horizontal")
     # the verdicts joined to the e-mail column alone: a join of the whole frame would copy every column
     emails = mapped.select("email").join(
         _email_verdicts(mapped.get_column("email")), on="email", how="left", maintain_order="left"

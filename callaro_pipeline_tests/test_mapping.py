@@ -47,7 +47,7 @@ REGISTRY = {
             ["phone", "email", "first_name", "last_name", "company", "postal_code", "country", "consent"],
         ),
         (["Mobile", "TZ", "Opt-in", "Source"], ["phone", "timezone", "consent", "lead_source"]),
-        (["Handy", "Mobiltelefon"], ["phone", None]),
+        (["Handy", "Mobiltelefon"], ["phone", "phone"]),  # several phone columns: priority order
     ],
 )
 def test_aliases_in_four_languages(headers, expected):
@@ -82,10 +82,12 @@ def test_a_longer_header_is_not_swallowed_by_a_shorter_alias():
     assert mapping.unmapped == ["Phone Type", "Email Opt-in Status", "Notes"]
 
 
-def test_two_columns_never_feed_one_field():
+def test_two_columns_never_feed_one_field_except_phone_in_priority_order():
     mapping = auto_map(["Mobile", "Phone", "Emial Address", "Email"], REGISTRY)
-    assert mapping.fields == {"Phone": "phone", "Email": "email"}
-    assert mapping.unmapped == ["Mobile", "Emial Address"]
+    assert mapping.fields == {"Mobile": "phone", "Phone": "phone", "Email": "email"}
+    assert mapping.phone_columns == ["Phone", "Mobile"]  # "Phone" beats "Mobile"
+    assert source_columns(mapping)["phone"] == "Phone"
+    assert mapping.unmapped == ["Emial Address"]
 
 
 def test_custom_fields_match_by_registry_name_only():
@@ -151,7 +153,9 @@ def test_mapping_file(tmp_path):
         ("columns: [unclosed", "not valid YAML"),
         ("- Tel\n- phone\n", "must hold `columns:`"),
         ("columns:\n  Telephone: phone\n", "'Telephone', which is not in the uploaded file"),
-        ("columns:\n  Tel: phone\n  Given: phone\n", "'Tel' and 'Given' are both mapped to phone"),
+        ("columns:\n  Tel: email\n  Given: email\n", "'Tel' and 'Given' are both mapped to email"),
+        ("columns:\n  email: [Tel, Given]\n", "only phone may name several columns"),
+        ("columns:\n  phone: [Tel, Telephone]\n", "'Telephone', which is not in the uploaded file"),
         ("columns:\n  Tel: phone_number\n", "unknown field 'phone_number'"),
         ("columns:\n  Plan: plan_tier\n", "did you mean custom.plan_tier"),
         ("columns:\n  Plan: custom.loyalty\n", "custom.loyalty, which is not declared"),

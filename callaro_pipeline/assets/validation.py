@@ -65,7 +65,7 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
     except CallaroError as error:
         raise fail_upload(warehouse, upload_id, "mapping columns", error) from None
     del rows  # the raw text, not held through the write below (peak memory)
-    drift = {"added": mapped.drift.added, "missing": mapped.drift.missing, "renamed": mapped.drift.renamed}
+    drift = mapped.drift.as_dict()  # with `unmapped_fields`, which the Great Expectations gate blocks on
     with warehouse.transaction() as con:
         replace_partition(con, "mapped_contacts", upload_id, mapped.contacts)
         update_upload(
@@ -281,6 +281,7 @@ def great_expectations_upload(context: dg.AssetCheckExecutionContext, warehouse:
         max_rejected_share=campaign.max_rejected_share,
         mapped_fields=sorted(set(summary.get("mapping", {}).get("fields", {}).values())),
         docs_root=warehouse.paths.gx,
+        drift_unmapped=(summary.get("column_drift") or {}).get("unmapped_fields") or [],
     )
     if result.docs_path:
         with warehouse.transaction() as con:

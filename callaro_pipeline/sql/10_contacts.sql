@@ -5,7 +5,8 @@ CREATE TABLE IF NOT EXISTS mapped_contacts (
     external_id VARCHAR, first_name VARCHAR, last_name VARCHAR, full_name VARCHAR, company VARCHAR,
     phone VARCHAR, email VARCHAR, timezone VARCHAR, country VARCHAR, state VARCHAR, postal_code VARCHAR,
     lead_source VARCHAR, consent VARCHAR, consent_date VARCHAR, consent_source VARCHAR,
-    custom_fields JSON
+    custom_fields JSON,
+    phone_alternates VARCHAR[]
 );
 CREATE TABLE IF NOT EXISTS validated_contacts (
     upload_id VARCHAR NOT NULL,
@@ -21,8 +22,13 @@ CREATE TABLE IF NOT EXISTS validated_contacts (
     timezone VARCHAR,
     timezone_candidates VARCHAR[],
     timezone_source VARCHAR NOT NULL,
-    custom_fields JSON
+    custom_fields JSON,
+    other_phones_e164 VARCHAR[]
 );
+-- Several phone columns (mapping `phone: [A, B]`): the raw values after the first, and the valid numbers that
+-- are not the phone. Suppression must scrub other_phones_e164 like phone_e164. Added in place for older files.
+ALTER TABLE mapped_contacts ADD COLUMN IF NOT EXISTS phone_alternates VARCHAR[];
+ALTER TABLE validated_contacts ADD COLUMN IF NOT EXISTS other_phones_e164 VARCHAR[];
 CREATE TABLE IF NOT EXISTS suppressed_contacts (
     upload_id VARCHAR NOT NULL,
     row_number BIGINT NOT NULL,
