@@ -295,7 +295,7 @@ def build_audience(
     ):
         since = built_at
     candidates = candidate_contacts(con, campaign, changed_since=since, fields=_build_fields(campaign))
-    outcomes = _outcomes(suppression.scrub(con, candidates, campaign=campaign, now=now), campaign)
+    outcomes = _outcomes(suppression.scrub(con, candidates, campaign=campaign, now=now, check_coverage=True), campaign)
     number = builds + 1
     build_id = f"{campaign.name}-{number:06d}"
     changed = _store_versions(con, campaign.name, number, outcomes, everyone=since is None)

@@ -204,13 +204,19 @@ def dnc_problems(
 
 
 def scrub(
-    con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame, *, campaign: Campaign, now: datetime | None = None
+    con: duckdb.DuckDBPyConnection,
+    contacts: pl.DataFrame,
+    *,
+    campaign: Campaign,
+    now: datetime | None = None,
+    check_coverage: bool = False,
 ) -> pl.DataFrame:
     """The same rows plus `reasons` (List[Utf8]; empty = callable) and `dnc_snapshot` (JSON of loads checked).
 
-    Reasons: `dnc:<source>` for every applicable list the number is on; `dnc:national_not_covered` when the
-    campaign requires the national list and no loaded snapshot covers the number's area code (a number outside
-    the North American plan has none); `consent_revoked` for an explicit no (an opt-out), whatever the
+    Reasons: `dnc:<source>` for every applicable list the number is on; with `check_coverage` (audience builds:
+    an upload's contacts still enter the book before the national list is loaded), `dnc:national_not_covered`
+    when the campaign requires the national list and no loaded snapshot covers the number's area code (a number
+    outside the North American plan has none); `consent_revoked` for an explicit no (an opt-out), whatever the
     campaign; `no_consent` when the campaign requires consent and the row lacks consent == yes with a real
     consent date (not after `now`, default today) and a source.
     """
@@ -235,7 +241,7 @@ def scrub(
             (consent == "yes").fill_null(False) & (consent_date <= today).fill_null(False) & _present("consent_source")
         )
     not_covered = pl.lit(False)
-    if campaign.require_national_dnc:
+    if campaign.require_national_dnc and check_coverage:
         covered = pl.Series("area_code", national_area_codes(con), dtype=pl.Int64)
         area_code = (pl.col("number") // 10_000_000) % 1000
         is_nanp = pl.col("number").is_between(NANP_OFFSET, 2 * NANP_OFFSET - 1)

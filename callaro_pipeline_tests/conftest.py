@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,30 @@ def install_callaro_env(base: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CALLARO_CONFIG", str(config))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     return home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ad_hoc_campaign_defaults() -> Iterator[dict]:
+    """Tests import into campaigns named on the fly and check their contacts and audiences: they run as an
+    installation whose compliance owner's defaults (what `_defaults.yaml` would say) require neither the national
+    list nor consent. Tests marked `safe_defaults` (and every real installation) get the built-in safe defaults.
+    Session-wide, so module fixtures that import are covered too."""
+    from callaro_pipeline import config
+
+    built_in = config.SAFE_DEFAULTS
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(config, "SAFE_DEFAULTS", {"require_national_dnc": False, "require_consent": False})
+        yield built_in
+
+
+@pytest.fixture(autouse=True)
+def safe_defaults_when_marked(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, ad_hoc_campaign_defaults: dict
+) -> None:
+    if request.node.get_closest_marker("safe_defaults") is not None:
+        from callaro_pipeline import config
+
+        monkeypatch.setattr(config, "SAFE_DEFAULTS", ad_hoc_campaign_defaults)
 
 
 @pytest.fixture
