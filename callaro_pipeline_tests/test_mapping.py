@@ -14,6 +14,7 @@ from callaro_pipeline.mapping import (
     auto_map,
     column_drift,
     load_mapping_file,
+    lost_fields,
     normalize_header,
     source_columns,
 )
@@ -246,3 +247,84 @@ def test_column_drift_close_names_count_as_renames():
 def test_no_drift():
     assert not column_drift(["A", "B"], ["B", "A"]).changed
     assert not column_drift(None, ["A"]).changed
+
+
+# --- CRM export headers, several phone columns, invisible characters, drift that unmaps a field ---------------
+
+
+def test_hubspot_and_salesforce_headers_are_recognized():
+    hubspot = ["First Name", "Last Name", "Phone Number", "Mobile Phone Number", "State/Region", "Postal Code"]
+    mapping = auto_map(hubspot, REGISTRY)
+    assert mapping.fields == {
+        "First Name": "first_name",
+        "Last Name": "last_name",
+        "Phone Number": "phone",
+        "Mobile Phone Number": "phone",
+        "State/Region": "state",
+        "Postal Code": "postal_code",
+    }
+    assert mapping.phone_columns == ["Phone Number", "Mobile Phone Number"]
+    salesforce = ["First Name", "Mobile", "Mailing Street", "Mailing City", "Mailing State/Province",
+                  "Mailing Zip/Postal Code", "Mailing Country"]  # fmt: skip
+    mapping = auto_map(salesforce, REGISTRY)
+    assert mapping.fields == {
+        "First Name": "first_name",
+        "Mobile": "phone",
+        "Mailing State/Province": "state",
+        "Mailing Zip/Postal Code": "postal_code",
+        "Mailing Country": "country",
+    }
+    assert mapping.unmapped == ["Mailing Street", "Mailing City"]  # no street field: never guessed into `state`
+
+
+def test_mapping_file_names_several_phone_columns_in_priority_order(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text('columns:\n  phone: ["Mobile Phone Number", "Phone Number"]\n  First Name: first_name\n')
+    columns = ["First Name", "Phone Number", "Mobile Phone Number"]
+    mapping = load_mapping_file(path, columns, REGISTRY)
+    assert mapping.phone_columns == ["Mobile Phone Number", "Phone Number"]
+    assert source_columns(mapping)["phone"] == "Mobile Phone Number"
+    assert Mapping.from_json(mapping.to_json()).phone_columns == mapping.phone_columns
+    rows = pl.DataFrame(
+        {"First Name": ["Ann", "Bob"], "Phone Number": ["111", " "], "Mobile Phone Number": [None, "222"]}
+    )
+    mapped = apply_mapping(rows, mapping, REGISTRY)
+    assert mapped["phone"].to_list() == [None, "222"]
+    assert mapped["phone_alternates"].to_list() == [["111"], []]
+
+
+def test_invisible_and_bidi_characters_are_stripped_and_invisible_only_values_are_blank():
+    rows = pl.DataFrame(
+        {
+            "First Name": ["\u200b\u200d\u2060", "\u202eAnn\u202c", "\u2066Bob\u2069 ", "\u200d\u200c", "क्\u200dष"],
+            "Phone": ["4155550134"] * 5,
+        }
+    )
+    mapped = apply_mapping(rows, auto_map(rows.columns, REGISTRY), REGISTRY)
+    assert mapped["first_name"].to_list() == [None, "Ann", "Bob", None, "क्\u200dष"]  # joiners inside a word stay
+
+
+def test_drift_that_leaves_a_previously_mapped_field_unmapped_blocks():
+    previous = ["Phone", "Name", "State"]
+    remembered = auto_map(previous, REGISTRY)
+    now = ["Phone", "Name", "Territory"]  # the state column was renamed to something no alias matches
+    mapping = auto_map(now, REGISTRY, remembered=remembered)
+    lost = lost_fields(remembered, mapping, previous)
+    assert lost == [("state", "State")]
+    drift = column_drift(previous, now)
+    drift.unmapped_fields = lost
+    reason = drift.blocking_reason()
+    assert reason and "state (was column 'State')" in reason and "--mapping" in reason
+    # a rename to a known alias keeps the field mapped; added columns are only reported
+    renamed = auto_map(["Phone", "Name", "Province", "Notes"], REGISTRY, remembered=remembered)
+    assert lost_fields(remembered, renamed, previous) == []
+    assert lost_fields(None, mapping, previous) == [] and lost_fields(remembered, mapping, None) == []
+
+
+def test_messages_cut_long_column_names(tmp_path):
+    long_name = "X" * 5000
+    path = tmp_path / "m.yaml"
+    path.write_text(f"columns:\n  ? {long_name}\n  : phone\n")  # explicit key: YAML limits implicit ones
+    with pytest.raises(MappingError) as error:
+        load_mapping_file(path, ["Phone"], REGISTRY)
+    assert len(str(error.value)) < 200 and "…" in str(error.value)

@@ -202,3 +202,71 @@ def test_empty_input():
     result = validate(Phone=[], Name=[])
     assert result.valid.is_empty() and result.problems.is_empty() and result.rows_read == 0
     assert list(result.valid.columns) == list(VALIDATED_COLUMNS)
+
+
+# --- several phone columns, invisible names, field lengths, double-encoded text ------------------------------
+
+
+def test_the_first_valid_of_several_phone_columns_is_the_phone_and_the_others_are_kept():
+    result = validate(
+        **{
+            "Name": ["Ann", "Bob", "Cy", "Di"],
+            "Phone Number": ["4155550134", None, "not a number", "12"],
+            "Mobile Phone Number": ["4155550199", "4155550135", "4155550137", "34"],
+        }
+    )
+    valid = result.valid.select("row_number", "phone_e164", "other_phones_e164").rows()
+    assert valid == [
+        (2, "+14155550134", ["+14155550199"]),
+        (3, "+14155550135", None),  # only a mobile number: not missing a phone
+        (4, "+14155550137", None),  # the first column's value is not a number, the second is
+    ]
+    assert problem_lines(result) == [(5, "Phone Number", "phone", "invalid_phone", "12")]
+    assert result.valid.schema["other_phones_e164"] == pl.List(pl.Utf8)
+
+
+def test_names_made_only_of_invisible_characters_are_missing():
+    result = validate(
+        Name=["\u200b\u200b", "\u202e\u202c\u200f", "\u2066 \u2069", "\u202eAnn Lee"],
+        Phone=["4155550134", "4155550135", "4155550136", "4155550137"],
+    )
+    assert [(row, code) for row, _, field, code, _ in problem_lines(result)] == [
+        (2, "missing_required"),
+        (3, "missing_required"),
+        (4, "missing_required"),
+    ]
+    assert result.valid["full_name"].to_list() == ["Ann Lee"]  # bidi controls are stripped from stored values
+
+
+def test_values_over_their_field_limit_are_rejected_and_shown_cut():
+    huge = "A" * 50_000
+    result = validate(
+        Name=[huge, "Ann", "Bob"],
+        Company=["Acme", "C" * 301, "Acme"],
+        Phone=["4155550134", "4155550135", "4155550136"],
+        plan_tier=[None, None, "P" * 1001],
+    )
+    lines = result.problems.select("row_number", "field", "code", "message", "value").rows()
+    assert [(row, field, code) for row, field, code, _, _ in lines] == [
+        (2, "full_name", "value_too_long"),
+        (3, "company", "value_too_long"),
+        (4, "custom.plan_tier", "value_too_long"),
+    ]
+    assert lines[0][3] == "full_name is 50000 characters long; at most 200 are allowed"
+    assert all(len(value) == 81 and value.endswith("…") for *_, value in lines)
+    assert result.valid.is_empty()
+
+
+def test_problem_messages_and_values_never_carry_a_whole_huge_value():
+    result = validate(Name=["Ann"], Phone=["4155550134"], Email=["x" * 5000 + "@"])
+    assert result.problems["code"].to_list() == ["value_too_long"]
+    assert all(len(text) <= 301 for text in result.problems["message"].to_list())
+    assert all(len(text) <= 1001 for text in result.problems["value"].drop_nulls().to_list())
+
+
+def test_double_encoded_names_are_rejected_as_garbled_text():
+    result = validate(
+        Name=["JÃ¼rgen MÃ¼ller", "Jürgen Müller", "SÃO PAULO LTDA", "Ã‰milie"],
+        Phone=["4155550134", "4155550135", "4155550136", "4155550137"],
+    )
+    assert [(row, code) for row, _, _, code, _ in problem_lines(result)] == [(2, "garbled_text"), (5, "garbled_text")]
