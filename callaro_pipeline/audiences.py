@@ -486,7 +486,12 @@ def export_audience(con: duckdb.DuckDBPyConnection, campaign: str, out: Path) ->
     (builds,) = con.execute("SELECT count(*) FROM audience_builds WHERE campaign = ?", [campaign]).fetchone()
     if not builds:
         raise ConfigError(f"no audience has been built for campaign {campaign!r}")
-    audience = con.execute("SELECT * FROM campaign_audiences WHERE campaign = ? ORDER BY contact_id", [campaign]).pl()
+    # the extension travels with the contact to the dialer (the audience view carries the E.164 number only)
+    audience = con.execute(
+        "SELECT a.*, c.phone_extension FROM campaign_audiences a LEFT JOIN contacts c USING (contact_id) "
+        "WHERE a.campaign = ? ORDER BY a.contact_id",
+        [campaign],
+    ).pl()
     if out.suffix.lower() == ".csv":
         write_csv_safely(audience, out)
     else:
@@ -553,3 +558,17 @@ def audience_status(build: AudienceBuild | None, problem: str | None = None) -> 
             parts.append(f"no open calling window {build.not_callable}")
         reason = "nobody is callable yet" + (f": {', '.join(parts)}" if parts else ": no candidates")
     return {"status": "built", "callable": build.members, "reason": reason, "build_id": build.build_id}
+
+
+def callable_members(con: duckdb.DuckDBPyConnection, campaign: str) -> tuple[pl.DataFrame, datetime | None]:
+    """For exports of calling intervals (`audience --windows`): the campaign's current members as the live read
+    paths show them (campaign_audiences: listed numbers, revoked consent and removed contacts left out), and
+    the instant every interval must end at (`national_not_after` of the latest build, aware UTC; None when the
+    campaign does not require the national list). Cut computed intervals with `cut_intervals`."""
+    members = con.execute("SELECT * FROM campaign_audiences WHERE campaign = ? ORDER BY contact_id", [campaign]).pl()
+    row = con.execute(
+        "SELECT detail->>'national_not_after' FROM audience_builds WHERE campaign = ? ORDER BY build_id DESC LIMIT 1",
+        [campaign],
+    ).fetchone()
+    not_after = datetime.fromisoformat(row[0]) if row and row[0] else None
+    return members, not_after

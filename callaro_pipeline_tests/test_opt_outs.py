@@ -408,3 +408,27 @@ def test_every_audience_row_records_snapshot_consent_and_zone_decision(warehouse
         "explicit",
         ["America/New_York"],
     )
+
+
+def test_windows_exports_get_the_live_members_and_the_national_cut(warehouse, tmp_path):
+    from callaro_pipeline import windows
+    from callaro_pipeline.audiences import callable_members, cut_intervals
+
+    strict = Campaign(name="spring", require_national_dnc=True)
+    snapshot = date(2026, 2, 5)
+    with warehouse.transaction() as con:
+        merge(con, "u1", "spring", {"phone_e164": ANN, **NEW_YORK}, {"phone_e164": BOB, **NEW_YORK})
+        load_dnc_lists(con, Campaign(name="spring"))
+        import_dnc_file(
+            con, registry_file(tmp_path, "415.txt", ["4155550199"]), source="national", snapshot_date=snapshot
+        )
+        build_audience(con, strict, now=NOW)
+        suppression.add_numbers(con, [BOB], source="internal")
+        members, not_after = callable_members(con, "spring")
+    assert not_after == datetime(2026, 3, 8, tzinfo=UTC)
+    # campaign_audiences reads at the real now(): long after the cut, nobody is listed for this old snapshot
+    assert members.is_empty()
+    intervals = windows.call_windows_for_keys(["America/New_York;"], strict.window, NOW, days=30)
+    cut = cut_intervals(intervals, not_after)
+    assert not cut.is_empty() and cut["closes_utc"].max() <= not_after
+    assert cut.filter(pl.col("opens_utc") >= snapshot_age(snapshot, 38, hour=0)).is_empty()
