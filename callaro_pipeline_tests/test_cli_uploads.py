@@ -97,3 +97,21 @@ def test_preview_default_region_reads_national_numbers_of_that_country(callaro_e
     assert "+4930901820" in de.out and "would import 1" in de.out
     bad = cli("preview", source, "--campaign", "berlin", "--default-region", "Germany")
     assert bad.code == 2 and len(bad.err.strip().splitlines()) == 1
+
+
+def test_the_audience_export_carries_the_phone_extension(tmp_path: Path) -> None:
+    import polars as pl
+    from test_audiences import ANN, BOB, NEW_YORK, built_campaign
+
+    from callaro_pipeline.audiences import export_audience
+
+    warehouse = Warehouse(home=str(tmp_path))
+    built_campaign(
+        warehouse, {"phone_e164": ANN, **NEW_YORK, "phone_extension": "204"}, {"phone_e164": BOB, **NEW_YORK}
+    )
+    with warehouse.connect() as con:
+        assert export_audience(con, "spring", tmp_path / "a.parquet") == 2
+        export_audience(con, "spring", tmp_path / "a.csv")
+    exported = dict(pl.read_parquet(tmp_path / "a.parquet").select("phone_e164", "phone_extension").rows())
+    assert exported == {ANN: "204", BOB: None}
+    assert "phone_extension" in (tmp_path / "a.csv").read_text(encoding="utf-8").splitlines()[0]
