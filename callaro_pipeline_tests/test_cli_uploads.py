@@ -115,3 +115,24 @@ def test_the_audience_export_carries_the_phone_extension(tmp_path: Path) -> None
     exported = dict(pl.read_parquet(tmp_path / "a.parquet").select("phone_e164", "phone_extension").rows())
     assert exported == {ANN: "204", BOB: None}
     assert "phone_extension" in (tmp_path / "a.csv").read_text(encoding="utf-8").splitlines()[0]
+
+
+def test_drift_that_unmaps_a_field_blocks_a_recurring_upload_and_added_columns_do_not(
+    callaro_env: Path, tmp_path: Path
+) -> None:
+    first = write_csv(tmp_path / "week1.csv", ["Name", "Phone", "State"], [["Ann Lee", "4155550134", "CA"]])
+    ran = cli("import", first, "--campaign", "vendor", "--json")
+    assert ran.code == 0, ran.err
+    added = write_csv(
+        tmp_path / "week2.csv", ["Name", "Phone", "State", "Notes"], [["Bob Ray", "4155550135", "CA", "x"]]
+    )
+    ran = cli("import", added, "--campaign", "vendor", "--json")
+    summary = json.loads(ran.out.strip().splitlines()[-1])
+    assert ran.code == 0 and summary["column_drift"]["added"] == ["Notes"], ran.err
+    dropped = write_csv(tmp_path / "week3.csv", ["Name", "Phone", "Territory"], [["Cy Ro", "4155550136", "CA"]])
+    ran = cli("import", dropped, "--campaign", "vendor", "--json")
+    summary = json.loads(ran.out.strip().splitlines()[-1])
+    assert ran.code == 1 and summary["status"] == "blocked", (summary, ran.err)
+    failed = [check for check in summary["checks"] if not check["passed"]]
+    assert failed and "state (was column 'State')" in failed[0]["detail"]
+    assert summary["imported"] == 0
