@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from callaro_pipeline.config import check_name
-from callaro_pipeline.errors import ConfigError
+from callaro_pipeline.errors import ConfigError, UnusableInput
 from callaro_pipeline.landing import display_name, find_previous_upload, land_upload, make_upload_id
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -192,6 +192,10 @@ def test_incomplete_or_foreign_folders_are_ignored(tmp_path: Path) -> None:
 
 def test_failed_landing_leaves_nothing_behind(tmp_path: Path) -> None:
     uploads = tmp_path / "uploads"
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UnusableInput, match="no such file"):
         land_upload(tmp_path / "missing.csv", campaign="c1", original_name="a.csv", uploads_dir=uploads)
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+    uploads.mkdir()
+    with pytest.raises(UnusableInput, match="folder"):  # passes no check, leaves no partial file
+        land_upload(tmp_path, campaign="c1", original_name="a.csv", uploads_dir=uploads)
     assert list(uploads.iterdir()) == []
