@@ -22,6 +22,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from xml.etree import ElementTree
 
 import charset_normalizer
@@ -424,7 +425,7 @@ def _drop_footer_lines(text: str, delimiter: str) -> tuple[str, int]:
     return (text[:cut], dropped) if cut is not None else (text, 0)
 
 
-def _drop_footer_rows(values: list[list[object]]) -> int:
+def _drop_footer_rows(values: list[list[Any]]) -> int:
     """The sheet version of `_drop_footer_lines`: trailing rows dropped from `values` in place; their count."""
     dropped = 0
     while values and dropped < _MAX_FOOTER_ROWS:
@@ -697,7 +698,8 @@ def _worksheet_parts(archive: zipfile.ZipFile, sheet: str | None) -> list[tuple[
 
 def _sheet_extent(archive: zipfile.ZipFile, part: str) -> tuple[int, int, int]:
     """(cells with content, last row, last column) from the cell references of a sheet part, streamed."""
-    cells, last_row, columns = 0, 0, set()
+    cells, last_row = 0, 0
+    columns: set[bytes] = set()
     carry = b""
     try:
         with archive.open(part) as stream:

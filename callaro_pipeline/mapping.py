@@ -327,13 +327,12 @@ def _phone_columns_by_name(
     if remembered is not None and remembered.phone_columns:
         primary = [c for c in remembered.phone_columns if c in columns and fields.get(c, "phone") == "phone"] or primary
     ranks = {alias: rank for alias, target, rank in _alias_table({}) if target == "phone"}
-    extra = sorted(
-        (
-            (ranks[_compact_alias(column, ranks)], position, column)
-            for position, column in enumerate(columns)
-            if column not in fields and column not in primary and _compact_alias(column, ranks) is not None
-        ),
-    )
+    extra: list[tuple[int, int, str]] = []
+    for position, column in enumerate(columns):
+        alias = _compact_alias(column, ranks) if column not in fields and column not in primary else None
+        if alias is not None:
+            extra.append((ranks[alias], position, column))
+    extra.sort()
     return [*primary, *(column for _, _, column in extra)] if primary else []
 
 
