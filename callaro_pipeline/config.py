@@ -149,9 +149,48 @@ class AgentVariable:
 
 @dataclass(frozen=True)
 class CallingWindow:
+    """The campaign's own window (local to the contact, within the legal hours): "HH:MM" [start, end) on `days`;
+    `last_call_minutes` closes each open interval that many minutes before its end."""
+
     start: str = "09:00"
     end: str = "20:00"
     days: tuple[str, ...] = WEEKDAYS[:5]
+    last_call_minutes: int = 0
+
+
+_WINDOW_TIME = re.compile(r"^([01]?\d|2[0-4]):[0-5]\d$")
+
+
+def parse_window(raw: Any, source: str) -> CallingWindow:
+    """A campaign's `window` setting; a wrong type or value is refused with the file (`source`), key and value.
+    Times must be quoted: YAML reads an unquoted 10:00 as the integer 600."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: window must be a mapping of start, end, days, last_call_minutes, not {raw!r}")
+    unknown = set(raw) - {"start", "end", "days", "last_call_minutes"}
+    if unknown:
+        raise ConfigError(f"{source}: window has unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+    times = {}
+    for key, default in (("start", "09:00"), ("end", "20:00")):
+        value = raw.get(key, default)
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ConfigError(
+                f'{source}: window.{key} is {value!r}, not a time: quote it ("{value // 60:02d}:{value % 60:02d}"); '
+                "YAML reads an unquoted HH:MM as a number"
+            )
+        if not isinstance(value, str) or not _WINDOW_TIME.match(value.strip()) or value.strip().zfill(5) > "24:00":
+            raise ConfigError(f'{source}: window.{key} must be a quoted time "HH:MM" (00:00-24:00), not {value!r}')
+        times[key] = value.strip().zfill(5)
+    days = raw.get("days", WEEKDAYS[:5])
+    if not isinstance(days, list | tuple) or not all(isinstance(day, str) for day in days):
+        raise ConfigError(f"{source}: window.days must be a list of weekdays, not {days!r}")
+    days = tuple(day.strip().lower()[:3] for day in days)
+    if not set(days) <= set(WEEKDAYS):
+        raise ConfigError(f"{source}: window.days must be among {', '.join(WEEKDAYS)}, not {list(days)!r}")
+    last_call = raw.get("last_call_minutes", 0)
+    if isinstance(last_call, bool) or not isinstance(last_call, int) or last_call < 0:
+        raise ConfigError(f"{source}: window.last_call_minutes must be a whole number >= 0, not {last_call!r}")
+    return CallingWindow(start=times["start"], end=times["end"], days=days, last_call_minutes=last_call)
 
 
 @dataclass
@@ -187,7 +226,12 @@ class Campaign:
             "ai_voice": self.ai_voice,
             "max_rejected_share": self.max_rejected_share,
             "audience": {"uploads": self.audience_uploads, "segments": list(self.audience_segments)},
-            "window": {"start": self.window.start, "end": self.window.end, "days": list(self.window.days)},
+            "window": {
+                "start": self.window.start,
+                "end": self.window.end,
+                "days": list(self.window.days),
+                "last_call_minutes": self.window.last_call_minutes,
+            },
             "agent_variables": [{k: v for k, v in vars(var).items() if v is not None} for var in self.agent_variables],
         }
 
@@ -229,19 +273,18 @@ def default_settings() -> dict[str, Any]:
 
 def default_campaign(name: str) -> Campaign:
     """What a campaign named for the first time gets (see default_settings)."""
-    return _parse_campaign(check_name(name, "campaign name"), default_settings())
+    return _parse_campaign(
+        check_name(name, "campaign name"), default_settings(), f"campaign defaults file {DEFAULTS_FILE}"
+    )
 
 
-def _parse_campaign(name: str, raw: dict[str, Any]) -> Campaign:
+def _parse_campaign(name: str, raw: dict[str, Any], source: str | None = None) -> Campaign:
     try:
         audience = raw.get("audience") or {}
         window = raw.get("window") or {}
         policy = raw.get("duplicates", "suppress")
         if policy not in DUPLICATE_POLICIES:
             raise ConfigError(f"campaign {name}: duplicates must be one of {', '.join(DUPLICATE_POLICIES)}")
-        days = tuple(str(d).lower()[:3] for d in window.get("days", WEEKDAYS[:5]))
-        if not set(days) <= set(WEEKDAYS):
-            raise ConfigError(f"campaign {name}: window days must be among {', '.join(WEEKDAYS)}")
         variables = []
         for item in raw.get("agent_variables") or []:
             var = AgentVariable(**item)
@@ -261,9 +304,7 @@ def _parse_campaign(name: str, raw: dict[str, Any]) -> Campaign:
             max_rejected_share=float(raw.get("max_rejected_share", 0.10)),
             audience_uploads=audience.get("uploads", "all"),
             audience_segments=list(audience.get("segments") or []),
-            window=CallingWindow(
-                start=str(window.get("start", "09:00")), end=str(window.get("end", "20:00")), days=days
-            ),
+            window=parse_window(window, source or f"campaign {name}"),
             agent_variables=variables,
         )
     except (TypeError, ValueError) as exc:
@@ -285,7 +326,7 @@ def load_campaign(name: str, *, create: bool = False) -> Campaign:
         raise ConfigError(f"campaign file {path.name} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"campaign file {path.name} must hold a mapping of settings")
-    return _parse_campaign(name, raw)
+    return _parse_campaign(name, raw, f"campaign file {path.name}")
 
 
 def save_campaign(campaign: Campaign) -> Path:
