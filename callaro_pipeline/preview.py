@@ -105,6 +105,10 @@ def preview_file(
         lines.append(
             f"drift      added {mapped.drift.added}, missing {mapped.drift.missing}, renamed {mapped.drift.renamed}"
         )
+    if mapped.drift.blocking_reason():
+        lines.append(f"blocked    an import would be blocked: {mapped.drift.blocking_reason()}")
+    if table.footer_rows:
+        lines.append(f"footer     {table.footer_rows} summary line(s) under the data left out (not rows)")
     kept = checked.kept
     shown = [c for c in SHOWN_FIELDS if c in kept.columns]
     with pl.Config(tbl_rows=rows, tbl_cols=len(shown), fmt_str_lengths=40, tbl_width_chars=200):
