@@ -453,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return int(args.func(args))
     except (CallaroError, WarehouseBusy) as error:
-        print(f"callaro: {error}", file=sys.stderr)
+        line = " ".join(str(error).split())  # one line, and never a whole echoed value or expression
+        print(f"callaro: {line if len(line) <= 500 else line[:500] + '…'}", file=sys.stderr)
         return getattr(error, "exit_code", 2)
     except KeyboardInterrupt:
         print("callaro: interrupted", file=sys.stderr)
