@@ -205,6 +205,7 @@ def _build_fields(campaign: Campaign) -> list[str]:
     its agent variables name (a million candidates with every column cost a GB of memory)."""
     fields = ["contact_id", "phone_e164", "timezone", "timezone_candidates", "timezone_source", "external_id"]
     fields += ["consent", "consent_date", "consent_source", "state", "phone_state", "custom_fields"]
+    fields += ["postal_code", "country", "phone_region"]  # calling windows: the ZIP's state, Canada
     for variable in campaign.agent_variables:
         if variable.source == "field":
             fields.append(_FIELD_COLUMNS.get(variable.field or variable.name, variable.field or variable.name))
@@ -572,3 +573,43 @@ def callable_members(con: duckdb.DuckDBPyConnection, campaign: str) -> tuple[pl.
     ).fetchone()
     not_after = datetime.fromisoformat(row[0]) if row and row[0] else None
     return members, not_after
+
+
+def export_windows(
+    con: duckdb.DuckDBPyConnection, campaign: Campaign, out: Path, *, start: datetime, days: int
+) -> tuple[int, int]:
+    """`callaro audience CAMPAIGN --windows`: each current member's open calling intervals `contact_id,
+    phone_e164, opens_utc, closes_utc` (UTC, [opens, closes)) from `start` for `days` days, written to a
+    `.parquet` file; returns (members, intervals).
+
+    The members are those every read path shows (`callable_members`: listed numbers, revoked consent and removed
+    contacts are out); their intervals are computed by the code the build uses (windows.call_windows_for_keys, for
+    each member's window key, under the campaign's window) and end where the national snapshot turns 31 days old."""
+    out = Path(out)
+    if out.suffix.lower() != ".parquet":
+        raise ConfigError(f"cannot export calling windows to {out.name!r}: use a .parquet file")
+    if not 1 <= days <= windows.MAX_DAYS:
+        raise ConfigError(f"--days must be between 1 and {windows.MAX_DAYS}, not {days}")
+    (builds,) = con.execute("SELECT count(*) FROM audience_builds WHERE campaign = ?", [campaign.name]).fetchone()
+    if not builds:
+        raise ConfigError(f"no audience has been built for campaign {campaign.name!r}")
+    members, not_after = callable_members(con, campaign.name)
+    keys = con.execute(
+        "SELECT contact_id, window_key FROM audience_member_versions "
+        "WHERE campaign = ? AND to_build IS NULL AND outcome = 'member' AND window_key IS NOT NULL",
+        [campaign.name],
+    ).pl()
+    live = members.select("contact_id", "phone_e164").join(keys, on="contact_id", how="inner")
+    by_key = windows.call_windows_for_keys(
+        sorted(set(live["window_key"].to_list())), campaign.window, start, days, not_after=not_after
+    )
+    intervals = (
+        live.join(by_key, on="window_key", how="inner")
+        .select("contact_id", "phone_e164", "opens_utc", "closes_utc")
+        .sort("contact_id", "opens_utc")
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    intervals.write_parquet(partial)
+    os.replace(partial, out)
+    return live.height, intervals.height
