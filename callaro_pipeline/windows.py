@@ -497,7 +497,7 @@ def _layers(
     rules = calling_rules()
     state_rules = [rules.states[code] for code in sorted(set(states)) if code in rules.states]
     if countries is None:  # a key of the older form: the countries of its states
-        countries = [rule.country for rule in state_rules]
+        countries = [rules.states[code].country if code in rules.states else DEFAULT_COUNTRY for code in states]
     country_rules = [rules.countries[code] for code in sorted(set(countries)) if code in rules.countries]
     if not country_rules:
         country_rules = [rules.countries[DEFAULT_COUNTRY]]
@@ -597,20 +597,23 @@ def _combination_keys(contacts: pl.DataFrame) -> pl.DataFrame:
         if "timezone_candidates" in contacts.columns
         else pl.lit([], dtype=pl.List(pl.Utf8)).alias("zones"),
         states.alias("states"),
+        _country(contacts).alias("_country"),
+        _phone_country(contacts).alias("_region"),
     )
-    from_states = pl.col("states").list.eval(pl.element().replace_strict(rules.state_countries(), default=None))
-    countries = (
-        pl.concat_list(from_states, _country(contacts), _phone_country(contacts))
-        .list.drop_nulls()
-        .list.unique()
-        .list.sort()
+    from_states = pl.col("states").list.eval(
+        pl.element().replace_strict(rules.state_countries(), default=DEFAULT_COUNTRY)
     )
-    return keyed.with_columns(
-        pl.when(countries.list.len() > 0).then(countries).otherwise(pl.lit([DEFAULT_COUNTRY])).alias("countries")
-    ).with_columns(
-        pl.col("zones").list.join("|").alias("zones_key"),
-        pl.col("states").list.join("|").alias("states_key"),
-        pl.col("countries").list.join("|").alias("countries_key"),
+    countries = pl.concat_list(from_states, "_country", "_region").list.drop_nulls().list.unique().list.sort()
+    return (
+        keyed.with_columns(
+            pl.when(countries.list.len() > 0).then(countries).otherwise(pl.lit([DEFAULT_COUNTRY])).alias("countries")
+        )
+        .with_columns(
+            pl.col("zones").list.join("|").alias("zones_key"),
+            pl.col("states").list.join("|").alias("states_key"),
+            pl.col("countries").list.join("|").alias("countries_key"),
+        )
+        .drop("_country", "_region")
     )
 
 

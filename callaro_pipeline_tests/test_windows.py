@@ -4,34 +4,52 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callaro_pipeline.config import WEEKDAYS, CallingWindow
+from callaro_pipeline.errors import ConfigError
 from callaro_pipeline.warehouse import Warehouse, stage
-from callaro_pipeline.windows import call_windows, call_windows_for_keys, callable_at, next_call_start, window_keys
+from callaro_pipeline.windows import (
+    call_windows,
+    call_windows_for_keys,
+    callable_at,
+    calling_rules,
+    next_call_start,
+    rules_path,
+    window_keys,
+)
 
 ALWAYS = CallingWindow(start="00:00", end="24:00", days=WEEKDAYS)
 NEW_YORK, CHICAGO = "America/New_York", "America/Chicago"
 
 
-def people(*rows: tuple[list[str] | None, str | None, str | None]) -> pl.DataFrame:
-    """Rows of (timezone_candidates, phone_state, state)."""
+def people(*rows: tuple) -> pl.DataFrame:
+    """Rows of (timezone_candidates, phone_state, state[, country[, phone_region[, postal_code]]])."""
+    rows = tuple((*row, *([None] * (6 - len(row)))) for row in rows)
     return pl.DataFrame(
         {
             "contact_id": [f"c{i}" for i in range(len(rows))],
             "timezone_candidates": [row[0] for row in rows],
             "phone_state": [row[1] for row in rows],
             "state": [row[2] for row in rows],
+            "country": [row[3] for row in rows],
+            "phone_region": [row[4] for row in rows],
+            "postal_code": [row[5] for row in rows],
         },
         schema={
             "contact_id": pl.Utf8,
             "timezone_candidates": pl.List(pl.Utf8),
             "phone_state": pl.Utf8,
             "state": pl.Utf8,
+            "country": pl.Utf8,
+            "phone_region": pl.Utf8,
+            "postal_code": pl.Utf8,
         },
     )
 
@@ -209,3 +227,264 @@ def test_sql_macro_answers_who_may_be_called_at_an_instant(tmp_path: Path):
         assert who("2026-06-10 08:00:00+00") == []
         assert who("2026-06-30 16:00:00+00") == []  # beyond the precomputed horizon: nobody (fails closed)
         assert con.execute("SELECT count(*) FROM callable_contacts('autumn', now())").fetchone() == (0,)
+
+
+# --- rule data: holidays, fixed clocks, Canada, the states researched ---------------------------------------
+
+DENVER, TORONTO = "America/Denver", "America/Toronto"
+
+
+@pytest.mark.parametrize(
+    ("zone", "state", "day"),
+    [
+        (CHICAGO, "LA", "2026-02-17"),  # Mardi Gras (Louisiana's calendar)
+        (CHICAGO, "AL", "2026-02-17"),  # Mardi Gras, closed statewide in Alabama (stricter reading)
+        (CHICAGO, "LA", "2027-02-09"),
+        (CHICAGO, "LA", "2026-04-03"),  # Good Friday
+        (NEW_YORK, "RI", "2026-08-10"),  # Victory Day
+        (NEW_YORK, "RI", "2027-08-09"),
+        (DENVER, "UT", "2026-07-24"),  # Pioneer Day
+        (DENVER, "UT", "2026-07-03"),  # Independence Day on a Saturday: observed Friday
+        (CHICAGO, "AL", "2026-04-27"),  # Confederate Memorial Day (Alabama's calendar)
+        (NEW_YORK, "PA", "2026-11-27"),  # day after Thanksgiving (Pennsylvania's calendar)
+        (NEW_YORK, "PA", "2026-04-03"),  # Good Friday, a Pennsylvania legal holiday the library lacks
+    ],
+)
+def test_state_holidays_are_closed_all_day(zone, state, day):
+    frame = people(([zone], state, None), ([zone], None, None))
+    noon_local = datetime.fromisoformat(f"{day} 12:00").replace(tzinfo=ZoneInfo(zone))
+    assert callable_at(frame, ALWAYS, noon_local).to_list() == [False, True]
+    start = datetime.fromisoformat(day).replace(tzinfo=ZoneInfo(zone))
+    assert call_windows(frame.head(1), ALWAYS, start, days=1).is_empty()
+
+
+@pytest.mark.parametrize("state", ["AL", "LA", "RI", "UT", "PA"])
+def test_new_year_observed_in_the_previous_year_is_closed(state):
+    """New Year's Day 2028 is a Saturday: observed on Friday 2027-12-31 (in the 2027 calendar)."""
+    zone = {"AL": CHICAGO, "LA": CHICAGO, "UT": DENVER}.get(state, NEW_YORK)
+    frame = people(([zone], None, state), ([zone], None, "CO"))
+    friday_noon = datetime(2027, 12, 31, 12, tzinfo=ZoneInfo(zone))
+    assert callable_at(frame, ALWAYS, friday_noon).to_list() == [False, True]
+    thursday_noon = datetime(2027, 12, 30, 12, tzinfo=ZoneInfo(zone))
+    assert callable_at(frame, ALWAYS, thursday_noon).to_list() == [True, True]
+    # also over a span that starts before the year end
+    windows = call_windows(frame.head(1), ALWAYS, utc("2027-12-29 00:00"), days=5)
+    local_days = {w.astimezone(ZoneInfo(zone)).date().isoformat() for w in windows["opens_utc"]}
+    assert "2027-12-31" not in local_days and "2027-12-30" in local_days
+
+
+def test_mississippi_hours_are_central_standard_time_all_year():
+    ms = people(([CHICAGO], "MS", None), ([CHICAGO], None, None))
+    # 2026-07-15 (Wednesday), CDT = UTC-5, CST = UTC-6
+    assert open_at(ms, "2026-07-15 13:30") == [False, True]  # 08:30 CDT = 07:30 CST
+    assert open_at(ms, "2026-07-15 13:59") == [False, True]
+    assert open_at(ms, "2026-07-15 14:00") == [True, True]  # 09:00 CDT = 08:00 CST
+    assert open_at(ms, "2026-07-16 01:59") == [True, True]  # 20:59 CDT = 19:59 CST
+    assert open_at(ms, "2026-07-16 02:00") == [False, False]  # 21:00 CDT = 20:00 CST: both end
+    # in winter CST is the local clock: 08:00-20:00 local
+    assert open_at(ms, "2026-01-14 14:00") == [True, True]  # 08:00 CST
+    assert open_at(ms, "2026-01-15 01:59") == [True, True]  # 19:59 CST
+    assert open_at(ms, "2026-01-15 02:00") == [False, True]  # 20:00 CST, 20:00 local
+    # Sunday is read in CST too: no calls on Sunday 2026-07-19 (06:00 UTC Sunday to 06:00 UTC Monday)
+    sunday = call_windows(ms.head(1), ALWAYS, utc("2026-07-19 06:00"), days=1)
+    assert sunday.is_empty()
+    # a Mississippi address with a zone further east: the CST hours and the local 08:00-21:00 intersect
+    east = people(([NEW_YORK], None, "MS"))
+    assert open_at(east, "2026-07-15 13:30") == [False]  # 09:30 EDT, 07:30 CST
+    assert open_at(east, "2026-07-15 14:00") == [True]
+    assert open_at(east, "2026-07-16 00:59") == [True]  # 20:59 EDT
+    assert open_at(east, "2026-07-16 01:00") == [False]  # 21:00 EDT (19:00 CST)
+
+
+def test_canadian_contacts_get_canadas_telemarketing_hours():
+    by_province = people(([TORONTO], "ON", None))
+    by_number = people(([TORONTO], None, None, None, "CA"))
+    by_country = people(([TORONTO], None, None, "Canada"))
+    for frame in (by_province, by_number, by_country):
+        # Wednesday 2026-06-10, EDT = UTC-4
+        assert open_at(frame, "2026-06-11 01:15") == [True]  # 21:15 local: open in Canada
+        assert open_at(frame, "2026-06-11 01:30") == [False]  # 21:30
+        assert open_at(frame, "2026-06-10 12:59") == [False]  # 08:59
+        assert open_at(frame, "2026-06-10 13:00") == [True]  # 09:00
+        # Saturday 2026-06-13
+        assert open_at(frame, "2026-06-13 22:30") == [False]  # 18:30 local
+        assert open_at(frame, "2026-06-13 21:59") == [True]  # 17:59
+        assert open_at(frame, "2026-06-13 13:30") == [False]  # 09:30
+        assert open_at(frame, "2026-06-14 14:00") == [True]  # Sunday 10:00
+    # tied to both countries (a Canadian number, a US address): both apply
+    both = people(([TORONTO], None, "NY", None, "CA"))
+    assert open_at(both, "2026-06-11 01:15") == [False]  # 21:15: the US 21:00 end
+    assert open_at(both, "2026-06-10 12:30") == [False]  # 08:30: Canada's 09:00 start
+    assert open_at(both, "2026-06-13 22:30") == [False]  # Saturday 18:30
+    # a US number in a US state is not Canadian
+    assert open_at(people(([NEW_YORK], "NY", None, None, "US")), "2026-06-13 22:30") == [True]
+    keys = window_keys(pl.concat([by_province, by_number, both]))
+    assert [key.rsplit(";", 1)[1] for key in keys] == ["CA", "CA", "CA|US"]
+
+
+@pytest.mark.parametrize(
+    ("state", "zone", "closed_local", "open_local"),
+    [
+        ("KY", NEW_YORK, ["09:59", "21:00"], ["10:00", "20:59"]),  # KRS 367.46955(15): 10 a.m. to 9 p.m.
+        ("MI", NEW_YORK, ["07:59", "21:00"], ["08:00", "20:59"]),  # no state limit found: the US hours
+        ("MN", CHICAGO, ["08:59", "21:00"], ["09:00", "20:59"]),  # Minn. Stat. 325E.30: 9 a.m. to 9 p.m.
+        ("NV", "America/Los_Angeles", ["08:59", "21:00"], ["09:00", "20:59"]),  # NRS 597.814: 9 a.m. to 9 p.m.
+        ("NM", DENVER, ["08:59", "21:00"], ["09:00", "20:59"]),  # N.M. Stat. 57-12-22(B)(5)
+        ("PA", NEW_YORK, ["07:59", "21:00"], ["08:00", "20:59"]),
+        ("WA", "America/Los_Angeles", ["07:59", "20:00"], ["08:00", "19:59"]),
+    ],
+)
+def test_researched_state_hours(state, zone, closed_local, open_local):
+    frame = people(([zone], state, None))
+    for clock, expected in [(t, False) for t in closed_local] + [(t, True) for t in open_local]:
+        local = datetime.fromisoformat(f"2026-06-10 {clock}").replace(tzinfo=ZoneInfo(zone))  # a Wednesday
+        assert callable_at(frame, ALWAYS, local).to_list() == [expected], (state, clock)
+
+
+def test_every_rule_has_a_citation_and_the_researched_states_are_there():
+    rules = calling_rules()
+    assert {"KY", "MI", "MN", "NV", "NM", "PA", "MS", "ON"} <= set(rules.states)
+    assert all(rule.citation for rule in (*rules.states.values(), *rules.countries.values()))
+    assert rules.states["ON"].country == "CA" and rules.states["MS"].clock is not None
+    assert rules.state_names["KENTUCKY"] == "KY"
+
+
+def test_last_call_minutes_close_each_interval_early():
+    frame = people(([NEW_YORK], None, None), ([NEW_YORK], "FL", None))
+    office = CallingWindow(start="09:00", end="17:00", days=WEEKDAYS, last_call_minutes=30)
+    assert open_at(frame, "2026-06-10 20:29", office) == [True, True]  # 16:29 EDT
+    assert open_at(frame, "2026-06-10 20:30", office) == [False, False]  # 16:30
+    late = CallingWindow(start="00:00", end="24:00", days=WEEKDAYS, last_call_minutes=45)
+    intervals = call_windows(frame, late, utc("2026-06-10 04:00"), days=1)
+    closes = dict(zip(intervals["contact_id"], intervals["closes_utc"], strict=True))
+    assert closes["c0"] == utc("2026-06-11 00:15")  # 21:00 - 45 minutes = 20:15 EDT
+    assert closes["c1"] == utc("2026-06-10 23:15")  # Florida's 20:00 - 45 minutes
+    # an interval cut by the end of the span closes as if it went on: never later than the full computation
+    cut = call_windows(frame.head(1), late, utc("2026-06-10 04:00"), days=1).filter(pl.col("contact_id") == "c0")
+    assert cut["closes_utc"].max() <= utc("2026-06-11 00:15")
+    # longer than the interval: nothing left
+    never = CallingWindow(start="09:00", end="10:00", days=WEEKDAYS, last_call_minutes=60)
+    assert call_windows(frame, never, utc("2026-06-10 00:00"), days=3).is_empty()
+
+
+def test_not_after_cuts_the_intervals_at_that_instant():
+    frame = people(([NEW_YORK], None, None))
+    limit = utc("2026-06-11 15:00")
+    intervals = call_windows(frame, ALWAYS, utc("2026-06-10 00:00"), days=5, not_after=limit)
+    assert intervals["closes_utc"].max() == limit and intervals.height == 3  # 06-09 evening, 06-10, 06-11 cut
+    by_key = call_windows_for_keys(window_keys(frame).to_list(), ALWAYS, utc("2026-06-10 00:00"), 5, not_after=limit)
+    assert by_key["closes_utc"].max() == limit
+
+
+def test_keys_of_the_older_form_and_foreign_keys():
+    assert call_windows_for_keys([f"{NEW_YORK};FL"], ALWAYS, utc("2026-06-10 00:00"), 1)["closes_utc"].to_list() == [
+        utc("2026-06-11 00:00")
+    ]
+    assert call_windows_for_keys(["v1:spring-000001:c1"], ALWAYS, utc("2026-06-10 00:00"), 1).is_empty()
+
+
+# --- the rule file: overrides and failing closed --------------------------------------------------------------
+
+BUNDLED = Path(__file__).parent.parent / "callaro_pipeline" / "reference" / "calling_rules.yaml"
+
+
+def _rules_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "calling_rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "fragment"),
+    [
+        (("  FL:\n", "  FL:\n    colour: blue\n"), None, "unknown key 'colour'"),
+        (('    end: "20:00"\n', "    end: 20:00\n"), None, "must be quoted"),
+        (('    start: "10:00"\n', '    start: "10:75"\n'), None, "HH:MM"),
+        (("  KY:\n", "  KY:\n  - [broken\n"), None, "not valid YAML"),
+        (("{country: US, subdiv: RI}", "{country: US, subdiv: XX}"), None, "no such calendar"),
+        (('    clock: "UTC-06:00"\n', '    clock: "CST"\n'), None, "fixed clock"),
+    ],
+)
+def test_a_broken_rule_file_fails_closed_with_file_and_line(tmp_path, monkeypatch, change, line, fragment):
+    text = BUNDLED.read_text(encoding="utf-8")
+    old, new = change
+    assert old in text
+    broken = text.replace(old, new, 1)
+    expected_line = text[: text.index(old)].count("\n") + 1 + (1 if new.startswith(old) else 0)
+    monkeypatch.setenv("CALLARO_CALLING_RULES", str(_rules_file(tmp_path, broken)))
+    frame = people(([NEW_YORK], "FL", None))
+    with pytest.raises(ConfigError) as raised:
+        window_keys(frame)
+    message = str(raised.value)
+    assert "calling_rules.yaml line " in message and fragment in message, message
+    reported = int(message.split(" line ", 1)[1].split(":", 1)[0])
+    assert abs(reported - expected_line) <= 1, (message, expected_line)
+    with pytest.raises(ConfigError):
+        call_windows_for_keys([], ALWAYS, utc("2026-06-10 00:00"))
+    with pytest.raises(ConfigError):
+        callable_at(frame, ALWAYS, utc("2026-06-10 16:00"))
+
+
+def test_a_missing_rule_file_fails_closed(tmp_path, monkeypatch):
+    monkeypatch.setenv("CALLARO_CALLING_RULES", str(tmp_path / "nowhere.yaml"))
+    with pytest.raises(ConfigError, match="nowhere.yaml"):
+        window_keys(people(([NEW_YORK], None, None)))
+
+
+def test_the_compliance_owners_rule_file_under_callaro_config_replaces_the_bundled_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("CALLARO_CALLING_RULES", raising=False)
+    stricter = BUNDLED.read_text(encoding="utf-8").replace(
+        '  FL:\n    name: Florida\n    start: "08:00"\n    end: "20:00"',
+        '  FL:\n    name: Florida\n    start: "08:00"\n    end: "19:00"',
+    )
+    (tmp_path / "campaigns").mkdir()
+    _rules_file(tmp_path, stricter)
+    monkeypatch.setenv("CALLARO_CONFIG", str(tmp_path))
+    assert rules_path() == tmp_path / "calling_rules.yaml"
+    frame = people(([NEW_YORK], "FL", None))
+    assert open_at(frame, "2026-06-10 23:30") == [False]  # 19:30 EDT
+    (tmp_path / "calling_rules.yaml").unlink()
+    assert rules_path() == BUNDLED.resolve() or rules_path() == BUNDLED
+    assert open_at(frame, "2026-06-10 23:30") == [True]
+
+
+@pytest.mark.parametrize(
+    ("window", "fragment"),
+    [
+        ({"start": 600}, "window.start is 600"),
+        ({"end": "25:00"}, "window.end"),
+        ({"last_call_minutes": "ten"}, "last_call_minutes"),
+        ({"last_call_minutes": -5}, "last_call_minutes"),
+        ({"last_call_minutes": True}, "last_call_minutes"),
+        ({"days": "mon"}, "window.days"),
+        ({"colour": "red"}, "unknown key"),
+    ],
+)
+def test_a_wrong_campaign_window_is_refused_with_file_key_and_value(tmp_path, monkeypatch, window, fragment):
+    from callaro_pipeline.config import load_campaign
+
+    monkeypatch.setenv("CALLARO_CONFIG", str(tmp_path))
+    monkeypatch.setenv("CALLARO_HOME", str(tmp_path / "home"))
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "campaigns" / "spring.yaml").write_text(
+        yaml.safe_dump({"name": "spring", "window": window}), encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_campaign("spring")
+    assert "spring.yaml" in str(raised.value) and fragment in str(raised.value), str(raised.value)
+
+
+def test_an_unquoted_time_in_a_campaign_file_is_refused(tmp_path, monkeypatch):
+    from callaro_pipeline.config import load_campaign
+
+    monkeypatch.setenv("CALLARO_CONFIG", str(tmp_path))
+    monkeypatch.setenv("CALLARO_HOME", str(tmp_path / "home"))
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "campaigns" / "spring.yaml").write_text("name: spring\nwindow:\n  start: 10:00\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"spring\.yaml: window\.start is 600.*\"10:00\""):
+        load_campaign("spring")
+    (tmp_path / "campaigns" / "spring.yaml").write_text(
+        'name: spring\nwindow:\n  start: "10:00"\n  last_call_minutes: 15\n', encoding="utf-8"
+    )
+    window = load_campaign("spring").window
+    assert (window.start, window.last_call_minutes) == ("10:00", 15)
