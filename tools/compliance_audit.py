@@ -53,7 +53,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import timezone as dt_timezone
 from functools import cache
 from pathlib import Path
@@ -87,7 +87,7 @@ US_ANCHORS: list[tuple[str, str, str, bool]] = [
     ("Washington", "DC", "20001", False),
     ("Miami", "FL", "33130", False), ("Orlando", "FL", "32801", False), ("Tampa", "FL", "33602", False),
     ("Jacksonville", "FL", "32202", False), ("Tallahassee", "FL", "32301", True), ("Pensacola", "FL", "32501", True),
-    ("Panama City", "FL", "32401", True), ("Fort Walton Beach", "FL", "32548", True),
+    ("Panama City", "FL", "32401", True), ("Fort Walton Bch", "FL", "32548", True),
     ("Atlanta", "GA", "30303", False), ("Savannah", "GA", "31401", False),
     ("Honolulu", "HI", "96813", False), ("Hilo", "HI", "96720", False),
     ("Boise", "ID", "83702", True), ("Coeur d'Alene", "ID", "83814", True), ("Lewiston", "ID", "83501", True),
@@ -111,7 +111,7 @@ US_ANCHORS: list[tuple[str, str, str, bool]] = [
     ("Detroit", "MI", "48226", True), ("Grand Rapids", "MI", "49503", True), ("Lansing", "MI", "48933", True),
     ("Marquette", "MI", "49855", True), ("Iron Mountain", "MI", "49801", True), ("Menominee", "MI", "49858", True),
     ("Ironwood", "MI", "49938", True), ("Escanaba", "MI", "49829", True),
-    ("Minneapolis", "MN", "55401", False), ("St. Paul", "MN", "55101", False), ("Duluth", "MN", "55802", False),
+    ("Minneapolis", "MN", "55401", False), ("Saint Paul", "MN", "55101", False), ("Duluth", "MN", "55802", False),
     ("Jackson", "MS", "39201", False), ("Gulfport", "MS", "39501", False),
     ("St. Louis", "MO", "63101", False), ("Kansas City", "MO", "64106", False),
     ("Billings", "MT", "59101", False), ("Missoula", "MT", "59801", False),
@@ -153,7 +153,7 @@ CA_ANCHORS: list[tuple[str, str, str, float, float]] = [
     ("Toronto", "ON", "M5V", 43.6426, -79.3871), ("Ottawa", "ON", "K1P", 45.4215, -75.6972),
     ("Thunder Bay", "ON", "P7B", 48.3809, -89.2477), ("Kenora", "ON", "P9N", 49.7670, -94.4894),
     ("Atikokan", "ON", "P0T", 48.7570, -91.6216),
-    ("Montreal", "QC", "H3B", 45.5019, -73.5674), ("Quebec", "QC", "G1R", 46.8139, -71.2080),
+    ("Montreal", "QC", "H3B", 45.5019, -73.5674), ("Quebec City", "QC", "G1R", 46.8139, -71.2080),
     ("Blanc-Sablon", "QC", "G0G", 51.4264, -57.1314),
     ("Halifax", "NS", "B3H", 44.6488, -63.5752), ("Moncton", "NB", "E1C", 46.0878, -64.7782),
     ("Charlottetown", "PE", "C1A", 46.2382, -63.1311), ("St. John's", "NL", "A1C", 47.5615, -52.7126),
@@ -173,7 +173,10 @@ CA_ANCHORS: list[tuple[str, str, str, float, float]] = [
 OVERLAYS: list[tuple[str, str, str]] = [
     ("364", "Paducah", "KY"), ("364", "Bowling Green", "KY"), ("364", "Elizabethtown", "KY"),
     ("689", "Orlando", "FL"), ("448", "Pensacola", "FL"), ("448", "Tallahassee", "FL"),
-    ("448", "Panama City", "FL"), ("726", "San Antonio", "TX"), ("945", "Dallas", "TX"),
+    ("448", "Panama City", "FL"), ("907", "Adak", "AK"),
+    ("907", "Nome", "AK"), ("775", "West Wendover", "NV"), ("418", "Blanc-Sablon", "QC"),
+    ("867", "Cambridge Bay", "NU"), ("867", "Iqaluit", "NU"), ("787", "San Juan", "PR"), ("939", "San Juan", "PR"),
+    ("202", "Washington", "DC"),
 ]
 TOLL_FREE = ["800", "833", "844", "855", "866", "877", "888"]
 
@@ -299,7 +302,7 @@ class Clocks:
     """Zone name -> clock class label (offsets compared hourly over [start - 2 d, end + 2 d))."""
 
     def __init__(self, start: date, days: int) -> None:
-        t0 = datetime(start.year, start.month, start.day, tzinfo=dt_timezone.utc) - timedelta(days=2)
+        t0 = datetime(start.year, start.month, start.day, tzinfo=UTC) - timedelta(days=2)
         self.instants = [t0 + timedelta(hours=h) for h in range(0, (days + 4) * 24)]
         self._by_signature: dict[tuple, str] = {}
         for name in CLASS_LABELS:
@@ -363,27 +366,30 @@ class Generator:
         by_city = self._geocoded_prefixes()
         self.places: list[Place] = []
         self.missing: list[str] = []
+        self.overlay_only: list[str] = []  # no exchange geocoded to the city: reached by OVERLAYS numbers only
         for city, st, zip5, split in US_ANCHORS:
             record = self.zip_info.get(int(zip5))
             prefixes = by_city.get(f"{city}, {st}", [])
-            if record is None or not prefixes:
-                self.missing.append(f"{city}, {st} {zip5}" + (" (no ZIP)" if record is None else " (no exchange)"))
+            if record is None:
+                self.missing.append(f"{city}, {st} {zip5} (no ZIP)")
                 continue
+            if not prefixes:
+                self.overlay_only.append(f"{city}, {st}")
             lat, lon = record[1], record[2]
             self.places.append(Place(city, st, zip5, lat, lon, self._zone(lat, lon), split, "US", prefixes))
         for city, prov, fsa, lat, lon in CA_ANCHORS:
             prefixes = by_city.get(f"{city}, {prov}", [])
             if not prefixes:
-                self.missing.append(f"{city}, {prov} (no exchange)")
-                continue
+                self.overlay_only.append(f"{city}, {prov}")
             self.places.append(Place(city, prov, fsa, lat, lon, self._zone(lat, lon), True, "CA", prefixes))
         self.by_key = {(p.city, p.state): p for p in self.places}
+        self.places = [p for p in self.places if p.prefixes]
         self.us_places = [p for p in self.places if p.country == "US"]
         self.ca_places = [p for p in self.places if p.country == "CA"]
         self.split_places = [p for p in self.us_places if p.split]
         # ZIP3 -> ZIPs (for neighbours of an anchor)
         self.zip3: dict[str, list[int]] = defaultdict(list)
-        wanted = {p.zip[:3] for p in self.us_places}
+        wanted = {p.zip[:3] for p in self.by_key.values() if p.country == "US"}
         for z in self.zip_info:
             key = f"{z:05d}"[:3]
             if key in wanted:
@@ -397,40 +403,51 @@ class Generator:
 
     @staticmethod
     def _geocoded_prefixes() -> dict[str, list[str]]:
+        """City description ("Paducah, KY") -> the NANP prefixes (3 to 6 digits after the 1) phonenumbers'
+        geocoder gives it; a number drawn on a prefix is kept only if the geocoder names that city for it."""
         from phonenumbers.geodata import GEOCODE_DATA
 
         out: dict[str, list[str]] = defaultdict(list)
         for prefix, names in GEOCODE_DATA.items():
-            if len(prefix) == 7 and prefix.startswith("1") and "en" in names:
+            if 4 <= len(prefix) <= 7 and prefix.startswith("1") and ", " in names.get("en", ""):
                 out[names["en"]].append(prefix[1:])
         for values in out.values():
             values.sort()
         return out
 
     # -- phones -------------------------------------------------------------------------------------------------
-    def _number(self, rng: random.Random, prefix6: str, used: set[str]) -> str | None:
+    def _number(self, rng: random.Random, prefix: str, used: set[str], city: str | None = None) -> str | None:
         for _ in range(30):
-            e164 = f"+1{prefix6}{rng.randrange(10000):04d}"
+            digits = prefix + "".join(str(rng.randrange(10)) for _ in range(10 - len(prefix)))
+            if len(prefix) < 6 and digits[3] in "01":  # NXX starts 2-9
+                continue
+            e164 = f"+1{digits}"
             if e164 in used:
                 continue
             num = phonenumbers.parse(e164)
-            if phonenumbers.is_valid_number(num):
-                used.add(e164)
-                return e164
+            if not phonenumbers.is_valid_number(num):
+                continue
+            if city is not None and geocoder.description_for_number(num, "en") != city:
+                continue
+            used.add(e164)
+            return e164
         return None
 
     def phone_at(self, rng: random.Random, place: Place, used: set[str]) -> str:
         for _ in range(50):
-            number = self._number(rng, rng.choice(place.prefixes), used)
+            number = self._number(rng, rng.choice(place.prefixes), used, f"{place.city}, {place.state}")
             if number:
                 return number
         raise RuntimeError(f"no valid number for {place.city}")
 
     def overlay_phone(self, rng: random.Random, overlay: str, used: set[str]) -> str:
-        for _ in range(200):
+        """A number on the area code that phonenumbers geocodes only to its state/region (no city)."""
+        for _ in range(400):
             number = self._number(rng, f"{overlay}{rng.randrange(200, 1000):03d}", used)
-            if number:
+            if number and ", " not in geocoder.description_for_number(phonenumbers.parse(number), "en"):
                 return number
+            if number:
+                used.discard(number)
         raise RuntimeError(f"no valid number on {overlay}")
 
     def toll_free_phone(self, rng: random.Random, used: set[str]) -> str:
@@ -493,7 +510,7 @@ class Generator:
             place = rng.choice(self.us_places)
         zip_value, lat, lon, address_zone = self.neighbour(rng, place, same_zone=kind != "zone_line")
 
-        if kind == "overlay" and (place.city, place.state) in {(c, s) for _, c, s in OVERLAYS}:
+        if kind == "overlay" and (place.city, place.state) == (city, st):
             phone = self.overlay_phone(rng, overlay, used)
         elif kind in ("toll_free", "no_evidence"):
             phone = self.toll_free_phone(rng, used)
@@ -531,9 +548,7 @@ class Generator:
         if state_text is None:
             state_text = place.state if rng.random() < 0.8 else CODE_TO_NAME.get(place.state, place.state)
 
-        phone_zone = phone_place.zone if phone_place is not None and phone_place is not place else None
-        if phone_place is place:
-            phone_zone = None  # same anchor: the phone's home is the address
+        phone_zone = phone_place.zone if phone_place is not None else None
         zones = {address_zone} | ({phone_zone} if phone_zone else set())
         states = {place.state} | phone_states(phone)
         canada = place.country == "CA" or phone_country(phone) == "CA"
