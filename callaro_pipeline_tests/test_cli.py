@@ -451,7 +451,8 @@ def test_undo_says_when_the_audience_could_not_be_rebuilt(env) -> None:
 
 
 def test_undo_refuses_an_upload_that_was_never_imported(env, dnc) -> None:
-    blocked = dnc.no_national.json()["upload_id"]
+    upload = write_csv(env.files / "blocked.csv", DNC_HEADER, DNC_ROWS[:2])
+    blocked = cli("import", upload, "--campaign", "blocked", "--expected-count", "500", "--json").json()["upload_id"]
     ran = cli("undo", blocked)
     assert ran.code == 2 and "not imported" in ran.err
     assert scalar(env.home, "SELECT status FROM uploads WHERE upload_id = ?", [blocked]) == "blocked"
