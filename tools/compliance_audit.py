@@ -903,13 +903,20 @@ def print_table(frame: pl.DataFrame) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
 
 
-def leak_examples(per: pl.DataFrame, truth: pl.DataFrame, decided: pl.DataFrame, rows_by_phone: dict, limit: int):
-    sample = per.filter(pl.col("illegal_s") > 0).sort("illegal_s", descending=True).head(limit)
-    for r in sample.join(truth, on="phone_e164").join(decided, on="phone_e164", how="left").iter_rows(named=True):
+def leak_examples(per: pl.DataFrame, truth: pl.DataFrame, decided: pl.DataFrame, rows_by_phone: dict,
+                  per_kind: int = 2) -> None:
+    """The largest leaks of each contact kind, with what the file said, the truth and what was decided."""
+    leaks = (
+        per.filter(pl.col("illegal_s") > 0).sort("illegal_s", descending=True)
+        .group_by("kind", maintain_order=True).head(per_kind).sort("kind")
+    )
+    for r in leaks.join(truth.drop("kind"), on="phone_e164").join(decided, on="phone_e164", how="left").iter_rows(
+        named=True
+    ):
         src = rows_by_phone[r["phone_e164"]]
-        print(f"  {r['kind']:<14} phone={src['phone']!r} state={src['state']!r} zip={src['zip']!r} "
-              f"tz={src['timezone']!r} truth={r['zones']}+{r['states']} decided={r.get('timezone_candidates')} "
-              f"illegal={r['illegal_s'] // 60} min")
+        print(f"  {r['kind']:<13} phone={src['phone']!r} state={src['state']!r} zip={src['zip']!r} "
+              f"tz={src['timezone']!r} | truth {','.join(r['zones'])} + {','.join(r['states'])} | decided "
+              f"{r.get('timezone_candidates')} ({r.get('timezone_source')}) | {r['illegal_s'] // 60} illegal min")
 
 
 def run_audit(n: int, seed: int, start: date, days: int, *, keep: Path | None = None, verbose: bool = True) -> dict:
@@ -966,13 +973,15 @@ def run_audit(n: int, seed: int, start: date, days: int, *, keep: Path | None = 
             truth_class=pl.Series(["+".join(sorted({clocks.label(z) for z in zs})) for zs in joined["zones"]]),
         )
         if verbose:
+            missing = truth.join(decided, on="phone_e164", how="anti")
             print(f"audit window: {start} + {days} days; {len(rows)} contacts; in contact book: "
-                  f"{decided.filter(pl.col('phone_e164').is_in(truth['phone_e164'])).height}")
+                  f"{len(rows) - missing.height}; not in the book (rejected): "
+                  + (", ".join(f"{k} {c}" for k, c in sorted(Counter(missing["kind"].to_list()).items())) or "none"))
             for result in (all_hours, default):
                 print_pass(result, len(rows))
                 if result.per_contact["illegal_s"].sum() > 0:
                     print("largest leaks:")
-                    leak_examples(result.per_contact, truth, decided, rows_by_phone, 8)
+                    leak_examples(result.per_contact, truth, decided, rows_by_phone)
             print("\n== zone confusion (truth zones by clock class vs decided candidates) ==")
             counts = Counter(joined["verdict"].to_list())
             print("  ".join(f"{k} {counts.get(k, 0)} ({100 * counts.get(k, 0) / len(rows):.1f}%)"
