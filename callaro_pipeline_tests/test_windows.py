@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import holidays as holiday_calendars
 import polars as pl
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from callaro_pipeline.config import WEEKDAYS, CallingWindow
@@ -488,3 +489,142 @@ def test_an_unquoted_time_in_a_campaign_file_is_refused(tmp_path, monkeypatch):
     )
     window = load_campaign("spring").window
     assert (window.start, window.last_call_minutes) == ("10:00", 15)
+
+
+# --- property: open only when legal in every candidate zone under every applicable rule -----------------------
+NA_ZONES = [
+    NEW_YORK,
+    CHICAGO,
+    DENVER,
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Halifax",
+    "America/St_Johns",
+    TORONTO,
+    "America/Regina",
+    "America/Puerto_Rico",
+]
+# An independent statement of the rules the property draws from (weekday index: Monday 0 ... Sunday 6):
+# state -> (hours by weekday or None = closed, holiday subdivision or None, fixed UTC offset in hours or None).
+DAY = ((8 * 60, 21 * 60),) * 7
+REFERENCE_STATES = {
+    "FL": (((8 * 60, 20 * 60),) * 7, None, None),
+    "TX": (((9 * 60, 21 * 60),) * 6 + ((12 * 60, 21 * 60),), None, None),
+    "KY": (((10 * 60, 21 * 60),) * 7, None, None),
+    "MN": (((9 * 60, 21 * 60),) * 7, None, None),
+    "RI": (((9 * 60, 18 * 60),) * 5 + ((10 * 60, 17 * 60), None), "RI", None),
+    "UT": (((8 * 60, 21 * 60),) * 6 + (None,), "UT", None),
+    "MS": (((8 * 60, 20 * 60),) * 6 + (None,), None, -6),
+    "NY": (DAY, None, None),
+    "ON": (((0, 24 * 60),) * 7, None, None),
+}
+# Candidate zones that occur together (a number and an address near a zone line).
+NEIGHBOUR_ZONES = [
+    [NEW_YORK, CHICAGO],
+    [CHICAGO, DENVER],
+    [DENVER, "America/Phoenix"],
+    ["America/Los_Angeles", "America/Phoenix"],
+    ["America/Halifax", "America/St_Johns"],
+    [NEW_YORK, TORONTO],
+    ["America/Halifax", "America/Puerto_Rico"],
+]
+# Local minutes just before and at the edges the rules draw (and an hour either side, for zones an hour apart).
+BOUNDARY_MINUTES = sorted(
+    {
+        edge + delta
+        for edge in (8 * 60, 9 * 60, 10 * 60, 12 * 60, 17 * 60, 18 * 60, 20 * 60, 21 * 60, 21 * 60 + 30)
+        for delta in (-61, -60, -1, 0, 59, 60)
+    }
+)
+CANADA_HOURS = ((9 * 60, 21 * 60 + 30),) * 5 + ((10 * 60, 18 * 60),) * 2
+US_HOURS = DAY
+
+
+def _within(hours: tuple | None, minute: int) -> bool:
+    return hours is not None and hours[0] <= minute < hours[1]
+
+
+def reference_open(zones, states, country, region, window: CallingWindow, instant: datetime) -> bool:
+    """Minute-level legality at `instant`, written with zoneinfo and the holidays package directly."""
+    if not zones:
+        return False
+    countries = {"CA" if state == "ON" else "US" for state in states}
+    countries |= {"US": {"US"}, "Canada": {"CA"}}.get(country, set())
+    countries |= {"US": {"US"}, "CA": {"CA"}}.get(region, set())
+    countries = countries or {"US"}
+    campaign_start = int(window.start[:2]) * 60 + int(window.start[3:])
+    campaign_end = int(window.end[:2]) * 60 + int(window.end[3:])
+    for zone in zones:
+        local = instant.astimezone(ZoneInfo(zone))
+        minute, weekday = local.hour * 60 + local.minute, local.weekday()
+        if "US" in countries and not _within(US_HOURS[weekday], minute):
+            return False
+        if "CA" in countries and not _within(CANADA_HOURS[weekday], minute):
+            return False
+        if WEEKDAYS[weekday] not in window.days or not campaign_start <= minute < campaign_end:
+            return False
+        for state in states:
+            hours, subdiv, offset = REFERENCE_STATES[state]
+            clock = local if offset is None else (instant.astimezone(UTC) + timedelta(hours=offset))
+            if subdiv and clock.date() in holiday_calendars.country_holidays(
+                "US", subdiv=subdiv, years=range(clock.year - 1, clock.year + 2), observed=True
+            ):
+                return False
+            if not _within(hours[clock.weekday()], clock.hour * 60 + clock.minute):
+                return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+# the edges named in the contract, always tried: Mississippi's CST in July (08:30 CDT closed, 09:00 open, 21:00 end),
+# Canada at 21:15 on a weekday and 18:30 on a Saturday, Phoenix without DST, New Year's Day 2028 observed in Utah
+@example([CHICAGO], ["MS"], None, None, ALWAYS, 195, 8 * 60 + 30, 3)
+@example([CHICAGO], ["MS"], None, None, ALWAYS, 195, 9 * 60, 3)
+@example([CHICAGO], ["MS"], None, None, ALWAYS, 195, 20 * 60 + 59, 3)
+@example([TORONTO], ["ON"], None, "CA", ALWAYS, 160, 21 * 60 + 15, 30)
+@example([TORONTO], [], "Canada", None, ALWAYS, 163, 18 * 60 + 30, 30)
+@example(["America/Phoenix", DENVER], ["TX"], None, None, ALWAYS, 180, 8 * 60 + 30, 0)
+@example([DENVER], ["UT"], None, None, ALWAYS, 729, 12 * 60, 50)
+@given(
+    zones=st.one_of(
+        st.sampled_from(NA_ZONES).map(lambda zone: [zone]),
+        st.sampled_from(NEIGHBOUR_ZONES),
+        st.lists(st.sampled_from(NA_ZONES), max_size=3, unique=True),
+    ),
+    states=st.lists(st.sampled_from(sorted(REFERENCE_STATES)), min_size=1, max_size=2, unique=True)
+    | st.just([]),  # area code, address
+    country=st.sampled_from([None, "US", "Canada"]),
+    region=st.sampled_from([None, "US", "CA"]),
+    window=st.one_of(
+        st.sampled_from([ALWAYS, CallingWindow(start="08:00", end="21:00", days=WEEKDAYS)]),
+        st.builds(
+            CallingWindow,
+            start=st.sampled_from(["00:00", "08:30", "09:00", "10:15", "12:00"]),
+            end=st.sampled_from(["17:00", "20:00", "20:45", "21:30", "24:00"]),
+            days=st.one_of(
+                st.just(WEEKDAYS),
+                st.sets(st.sampled_from(WEEKDAYS), min_size=1).map(lambda d: tuple(sorted(d, key=WEEKDAYS.index))),
+            ),
+        ),
+    ),
+    day=st.integers(min_value=0, max_value=2 * 365 - 1),
+    local_minute=st.one_of(st.sampled_from(BOUNDARY_MINUTES), st.integers(min_value=0, max_value=24 * 60 - 1)),
+    lead_hours=st.integers(min_value=0, max_value=60),
+)
+def test_callable_only_when_legal_in_every_zone_under_every_rule(
+    zones, states, country, region, window, day, local_minute, lead_hours
+):
+    """Instants over 2026-2027, drawn near the edges of the rules in the first candidate zone half the time."""
+    zone = ZoneInfo(zones[0]) if zones else UTC
+    midnight = datetime(2026, 1, 1, tzinfo=zone) + timedelta(days=day)
+    instant = (midnight + timedelta(minutes=local_minute)).astimezone(UTC)
+    phone_state, address_state = [*states, None, None][:2]
+    frame = people((zones, phone_state, address_state, country, region))
+    expected = reference_open(zones, states, country, region, window, instant)
+    assert callable_at(frame, window, instant).to_list() == [expected]
+    # the stored intervals say the same, computed from a start some hours earlier
+    intervals = call_windows(frame, window, instant - timedelta(hours=lead_hours), days=4)
+    inside = intervals.filter((pl.col("opens_utc") <= instant) & (instant < pl.col("closes_utc"))).height > 0
+    assert inside == expected
