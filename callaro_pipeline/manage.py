@@ -30,16 +30,28 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     return pairs
 
 
-def _conditions(where: str | None) -> list[tuple[str, str, Any]]:
-    """Filters of `contacts update|remove|export`: the segment fields plus the contact book's own columns
-    (names, phone, e-mail, contact_id, lineage), so a single person can be picked."""
-    from callaro_pipeline.contact_book import FILTERABLE_FIELDS
-    from callaro_pipeline.segments import parse_where
+def _conditions(where: str | None) -> list[Any]:
+    """Filters of `contacts update|remove|export`: the one filter language of segments (callaro_pipeline.filters),
+    whose fields include the contact book's own columns (names, phone, e-mail, contact_id, lineage)."""
+    from callaro_pipeline.filters import parse_where
 
-    if not where:
-        return []
-    book_fields = dict.fromkeys(FILTERABLE_FIELDS, "text")
-    return [(c.field, c.operator, c.value) for c in parse_where(where, load_custom_fields(), extra_fields=book_fields)]
+    return parse_where(where, load_custom_fields()) if where else []
+
+
+def matching_contact_ids(con: Any, conditions: list[Any]) -> list[str]:
+    """The contacts a `--where` selects, compiled by the filter language exactly as a segment's view is."""
+    from callaro_pipeline.filters import bound_select_sql
+
+    sql, params = bound_select_sql(conditions)
+    rows = con.execute(f"SELECT contact_id FROM ({sql}) AS matched ORDER BY contact_id", params).fetchall()  # noqa: S608
+    return [contact_id for (contact_id,) in rows]
+
+
+def _by_id(ids: list[str]) -> list[tuple[str, str, Any]]:
+    """The selection handed to the contact book: exactly the matched ids (the filter was compiled once, by the
+    filter language); no match is a condition nobody meets (contact_id is never empty), so the contact book
+    still checks the rest of the command (e.g. --set fields)."""
+    return [("contact_id", "in", ids)] if ids else [("contact_id", "is_null", None)]
 
 
 def _checked_changes(changes: dict[str, str]) -> dict[str, str]:
@@ -122,17 +134,18 @@ def contacts_change(args: argparse.Namespace, *, changed_by: str) -> int:
     conditions = _conditions(args.where)
     dry_run = not args.yes
     with Warehouse().transaction() as con:
+        selected = _by_id(matching_contact_ids(con, conditions))
         if args.contacts_command == "update":
             change = update_contacts(
                 con,
-                conditions,
+                selected,
                 _checked_changes(_pairs(args.set, "--set")),
                 now=utcnow(),
                 changed_by=changed_by,
                 dry_run=dry_run,
             )
         else:
-            change = remove_contacts(con, conditions, now=utcnow(), changed_by=changed_by, dry_run=dry_run)
+            change = remove_contacts(con, selected, now=utcnow(), changed_by=changed_by, dry_run=dry_run)
     verb = "would change" if dry_run else "changed"
     print(
         f"{change.contacts} contacts {verb} ({args.contacts_command}); campaigns: {', '.join(change.campaigns) or '-'}"
@@ -148,8 +161,9 @@ def contacts_export(args: argparse.Namespace) -> int:
     from callaro_pipeline.contact_book import find_contacts
     from callaro_pipeline.report import write_csv_safely
 
+    conditions = _conditions(args.where)
     with Warehouse().connect() as con:
-        found = find_contacts(con, _conditions(args.where))
+        found = find_contacts(con, _by_id(matching_contact_ids(con, conditions)) if conditions else [])
     out = Path(args.out)
     if out.suffix.lower() == ".parquet":
         found.write_parquet(out)
@@ -177,24 +191,59 @@ def run_contacts_command(args: argparse.Namespace, *, changed_by: str) -> int:
     return contacts_change(args, changed_by=changed_by)
 
 
+def _segment_views_ready(warehouse: Warehouse) -> None:
+    """The staging and segment views exist (a fresh home, before or after its first import): made from the
+    compiled dbt manifest, compiling it first if there is none yet."""
+    from callaro_pipeline import segments
+
+    home = warehouse.paths.home
+    with warehouse.connect() as con:
+        if segments.views_missing(con):
+            segments.create_missing_views(con, home=home)
+        ready = not segments.views_missing(con)
+    if not ready:
+        from callaro_pipeline.assets.segments import ensure_manifest, make_project
+
+        ensure_manifest(make_project(home=home), home=home)
+        with warehouse.connect() as con:
+            segments.create_missing_views(con, home=home)
+            ready = not segments.views_missing(con)
+    if not ready:
+        raise ConfigError("the segment views could not be made: run `dbt build` on dbt_contacts (see its README)")
+
+
 def run_segment_command(args: argparse.Namespace) -> int:
     from callaro_pipeline import segments
 
+    warehouse = Warehouse()
+    home = warehouse.paths.home
     if args.segment_command == "list":
-        for item in segments.list_segments(dbt_project_dir()):
-            print(f"{item['name']:<32} {item['kind']:<7} {item.get('where') or item.get('description') or ''}")
+        items = segments.list_segments(dbt_project_dir(), home)
+        for item in items:
+            detail = item.get("where") or item.get("description") or ""
+            print(f"{item['name']:<32} {item['kind']:<7} {detail[:200]}")
+        if not items:
+            print("no segments yet: callaro segment create NAME --where ...")
         return 0
-    name = check_name(args.name, "segment name").replace("-", "_")
+    name = segments.check_segment_name(check_name(args.name, "segment name").replace("-", "_"))
+    if args.segment_command == "delete":
+        with warehouse.transaction() as con:
+            segments.delete_filter_segment(con, name, home=home)
+        warehouse.publish_snapshot()
+        print(f"segment {name} deleted (definition, model and view)")
+        return 0
     registry = load_custom_fields()
     conditions = segments.parse_where(args.where, registry)
-    warehouse = Warehouse()
+    if args.dry_run:
+        with warehouse.connect() as con:
+            size = segments.preview_segment_size(con, conditions)
+        print(f"segment {name} would hold {size} contacts (dry run: nothing written)")
+        return 0
+    _segment_views_ready(warehouse)
     with warehouse.transaction() as con:
         size = segments.preview_segment_size(con, conditions)
-        if args.dry_run:
-            print(f"segment {name} would hold {size} contacts (dry run: nothing written)")
-            return 0
-        path = segments.create_filter_segment(con, name, args.where, dbt_dir=dbt_project_dir(), registry=registry)
-    segments.build_models(warehouse, select=[name], dbt_dir=dbt_project_dir())
+        path = segments.create_filter_segment(con, name, args.where, home=home, registry=registry)
+    warehouse.publish_snapshot()
     print(f"segment {name}: {size} contacts; model {path}; query it as segments.{name}")
     return 0
 
@@ -227,4 +276,6 @@ def add_segment_parser(sub: Any, handler: Any) -> None:
     q.add_argument("--where", required=True, help='e.g. "lead_source = webinar and custom.plan_tier = enterprise"')
     q.add_argument("--dry-run", action="store_true", help="only show how many contacts it would hold")
     ssub.add_parser("list", help="every segment: SQL models and filter segments")
+    q = ssub.add_parser("delete", help="delete a filter segment (its definition, dbt model and view)")
+    q.add_argument("name")
     p.set_defaults(func=handler)

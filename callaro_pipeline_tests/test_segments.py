@@ -1,25 +1,30 @@
-"""Segments without SQL: the --where language, allowlists, injection, previews and files (no dbt runs here)."""
+"""Segments without SQL: the --where language, allowlists, injection, previews, files under CALLARO_HOME, the
+views made without dbt at a fresh home, and `callaro segment create|list|delete` (no dbt runs here)."""
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from callaro_pipeline.cli import main
 from callaro_pipeline.config import PROJECT_ROOT, CustomField
 from callaro_pipeline.errors import ConfigError
 from callaro_pipeline.segments import (
     Condition,
     create_filter_segment,
+    create_missing_views,
     delete_filter_segment,
+    filters_dir,
     list_segments,
     model_sql,
     parse_where,
     preview_segment_size,
     segment_contacts_sql,
+    views_missing,
 )
-from callaro_pipeline.warehouse import Warehouse
+from callaro_pipeline.warehouse import Warehouse, open_readonly
+from callaro_pipeline_tests.conftest import write_csv
 
 REGISTRY = {
     "plan_tier": CustomField("plan_tier", "string", "sales-ops", "Plan the account is on"),
@@ -212,22 +217,25 @@ def test_preview_injection_is_inert(warehouse):
         assert con.execute("SELECT count(*) FROM contacts").fetchone()[0] == 4
 
 
-@pytest.fixture
-def dbt_copy(tmp_path):
-    target = tmp_path / "dbt_contacts"
-    shutil.copytree(
-        PROJECT_ROOT / "dbt_contacts", target, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages")
-    )
-    for generated in (target / "models" / "segments" / "filters").glob("*.*"):
-        if generated.suffix in (".sql", ".yml", ".json"):
-            generated.unlink()
-    return target
+@pytest.fixture(scope="module")
+def compiled_manifest():
+    """The repo's compiled manifest (importing the Dagster side compiles it if stale: `dbt compile`, once)."""
+    from callaro_pipeline.assets.segments import ensure_manifest, make_project
+
+    return ensure_manifest(make_project(home=PROJECT_ROOT / "no-such-home"))
 
 
-def test_create_filter_segment_writes_rows_and_model(warehouse, dbt_copy):
+def _project_files() -> set[Path]:
+    root = PROJECT_ROOT / "dbt_contacts"
+    return {p for p in root.rglob("*") if p.is_file() and not {"target", "logs"} & set(p.relative_to(root).parts)}
+
+
+def test_create_filter_segment_writes_rows_and_model_under_the_home(warehouse):
+    home = warehouse.paths.home
+    project_before = _project_files()
     where = "lead_source = webinar and state in (CA, NY) and custom.plan_tier = enterprise"
     with warehouse.connect() as con:
-        path = create_filter_segment(con, "warm_leads", where, dbt_dir=dbt_copy, registry=REGISTRY)
+        path = create_filter_segment(con, "warm_leads", where, home=home, registry=REGISTRY)
         rows = con.execute(
             "SELECT position, field, operator, value_json FROM segment_filters WHERE segment = ? ORDER BY position",
             ["warm_leads"],
@@ -237,11 +245,12 @@ def test_create_filter_segment_writes_rows_and_model(warehouse, dbt_copy):
         (2, "state", "in", ["CA", "NY"]),
         (3, "custom.plan_tier", "=", "enterprise"),
     ]
-    assert path == dbt_copy / "models" / "segments" / "filters" / "warm_leads.sql"
+    assert path == home / "dbt" / "models" / "segments" / "filters" / "warm_leads.sql"
+    assert _project_files() == project_before  # nothing in the tracked project
     sql = path.read_text()
     assert "{{ source('callaro', 'segment_filters') }}" in sql and "{{ ref('stg_contacts') }}" in sql
     assert "webinar" not in sql and "enterprise" not in sql and "CA" not in sql  # values are never in the SQL
-    listed = {s["name"]: s for s in list_segments(dbt_copy)}
+    listed = {s["name"]: s for s in list_segments(home=home)}
     assert listed["warm_leads"]["kind"] == "filter"
     assert listed["warm_leads"]["where"] == where
     assert listed["seg_eastern_time"]["kind"] == "sql"
@@ -250,25 +259,43 @@ def test_create_filter_segment_writes_rows_and_model(warehouse, dbt_copy):
 
     with warehouse.connect() as con:
         with pytest.raises(ConfigError, match="already exists"):
-            create_filter_segment(con, "warm_leads", "state = CA", dbt_dir=dbt_copy, registry=REGISTRY)
-        create_filter_segment(con, "warm_leads", "state = CA", dbt_dir=dbt_copy, registry=REGISTRY, replace=True)
+            create_filter_segment(con, "warm_leads", "state = CA", home=home, registry=REGISTRY)
+        create_filter_segment(con, "warm_leads", "state = CA", home=home, registry=REGISTRY, replace=True)
         assert con.execute("SELECT count(*) FROM segment_filters WHERE segment = 'warm_leads'").fetchone()[0] == 1
         with pytest.raises(ConfigError, match="already used"):
-            create_filter_segment(con, "stg_contacts", "state = CA", dbt_dir=dbt_copy, registry=REGISTRY)
-        delete_filter_segment(con, "warm_leads", dbt_dir=dbt_copy)
+            create_filter_segment(con, "stg_contacts", "state = CA", home=home, registry=REGISTRY)
+        delete_filter_segment(con, "warm_leads", home=home)
         assert con.execute("SELECT count(*) FROM segment_filters").fetchone()[0] == 0
-    assert "warm_leads" not in {s["name"] for s in list_segments(dbt_copy)}
+        with pytest.raises(ConfigError, match="no filter segment named 'warm_leads'"):
+            delete_filter_segment(con, "warm_leads", home=home)
+        with pytest.raises(ConfigError, match="SQL model of the dbt project"):
+            delete_filter_segment(con, "seg_eastern_time", home=home)
+    assert "warm_leads" not in {s["name"] for s in list_segments(home=home)}
+    assert not list(filters_dir(home).glob("warm_leads.*"))
 
 
-def test_create_inside_the_callers_transaction(warehouse, dbt_copy):
+def test_installations_do_not_see_each_others_segments(tmp_path):
+    """Same name in two fresh homes: no "already exists", each lists only its own."""
+    homes = [tmp_path / "a", tmp_path / "b"]
+    for home, where in zip(homes, ["state = CA", "state = NY"], strict=True):
+        with Warehouse(home=str(home)).connect() as con:
+            create_filter_segment(con, "regional", where, home=home, registry=REGISTRY)
+    for home, where in zip(homes, ["state = CA", "state = NY"], strict=True):
+        filters = [s for s in list_segments(home=home) if s["kind"] == "filter"]
+        assert [(s["name"], s["where"]) for s in filters] == [("regional", where)]
+    assert not list((PROJECT_ROOT / "dbt_contacts" / "models" / "segments" / "filters").glob("regional.*"))
+
+
+def test_create_inside_the_callers_transaction(warehouse):
     """The CLI creates the segment inside warehouse.transaction(): it must join it, not abort it."""
+    home = warehouse.paths.home
     with warehouse.transaction() as con:
-        create_filter_segment(con, "in_tx", "state = CA", dbt_dir=dbt_copy, registry=REGISTRY)
+        create_filter_segment(con, "in_tx", "state = CA", home=home, registry=REGISTRY)
         assert con.execute("SELECT count(*) FROM contacts").fetchone()[0] == 4
     with warehouse.connect() as con:
         assert con.execute("SELECT count(*) FROM segment_filters WHERE segment = 'in_tx'").fetchone()[0] == 1
     with pytest.raises(RuntimeError), warehouse.transaction() as con:
-        create_filter_segment(con, "in_tx", "state = NY", dbt_dir=dbt_copy, registry=REGISTRY, replace=True)
+        create_filter_segment(con, "in_tx", "state = NY", home=home, registry=REGISTRY, replace=True)
         raise RuntimeError("caller fails after the segment was written")
     with warehouse.connect() as con:  # the caller's rollback took the rows back too
         assert (
@@ -277,25 +304,29 @@ def test_create_inside_the_callers_transaction(warehouse, dbt_copy):
         )
 
 
-def test_bad_segment_writes_nothing(warehouse, dbt_copy):
+def test_bad_segment_writes_nothing(warehouse):
+    home = warehouse.paths.home
     with warehouse.connect() as con:
         for name, where in [("ok_name", "colour = red"), ("Bad Name", "state = CA"), ("ok_name", INJECTIONS[0])]:
             with pytest.raises(ConfigError):
-                create_filter_segment(con, name, where, dbt_dir=dbt_copy, registry=REGISTRY)
+                create_filter_segment(con, name, where, home=home, registry=REGISTRY)
         assert con.execute("SELECT count(*) FROM segment_filters").fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM contacts").fetchone()[0] == 4
-    assert not list((dbt_copy / "models" / "segments" / "filters").glob("*.sql"))
+    assert not list(filters_dir(home).glob("*.sql"))
 
 
-def test_repo_filters_dir_is_ignored_by_git():
+def test_legacy_filters_dir_is_ignored_by_git_and_dbt():
     ignore = (PROJECT_ROOT / "dbt_contacts" / "models" / "segments" / "filters" / ".gitignore").read_text()
     assert "*" in ignore.split()
+    assert "models/segments/filters/" in (PROJECT_ROOT / "dbt_contacts" / ".dbtignore").read_text().split()
+    project = (PROJECT_ROOT / "dbt_contacts" / "dbt_project.yml").read_text()
+    assert "env_var('CALLARO_SEGMENT_MODELS'" in project
 
 
-def test_model_file_has_no_user_text(warehouse, dbt_copy):
+def test_model_file_has_no_user_text(warehouse):
     where = "company = '{{ run_query(\"drop table main.contacts\") }}' and lead_source != '{% raw %}x'"
     with warehouse.connect() as con:
-        path = create_filter_segment(con, "jinja_attempt", where, dbt_dir=dbt_copy, registry=REGISTRY)
+        path = create_filter_segment(con, "jinja_attempt", where, home=warehouse.paths.home, registry=REGISTRY)
     for generated in (path, path.with_suffix(".yml")):
         text = generated.read_text()
         assert "run_query" not in text and "raw" not in text
@@ -303,9 +334,107 @@ def test_model_file_has_no_user_text(warehouse, dbt_copy):
     assert json.loads(path.with_suffix(".json").read_text())["where"] == where
 
 
-def test_segment_names_checked_on_create(warehouse, dbt_copy):
+def test_segment_names_checked_on_create(warehouse):
+    home = warehouse.paths.home
     with warehouse.connect() as con:
         with pytest.raises(ConfigError, match="segment name"):
-            create_filter_segment(con, "../evil", "state = CA", dbt_dir=dbt_copy, registry=REGISTRY)
-    assert not (dbt_copy / "models" / "segments" / "evil.sql").exists()
-    assert not Path(dbt_copy / "models" / "evil.sql").exists()
+            create_filter_segment(con, "../evil", "state = CA", home=home, registry=REGISTRY)
+    assert not (filters_dir(home).parent / "evil.sql").exists()
+    assert not Path(home / "dbt" / "models" / "evil.sql").exists()
+
+
+# --- the views without dbt: a fresh home can query segments from its first write on ---------------------
+
+
+def test_views_made_from_the_compiled_manifest(warehouse, compiled_manifest):
+    home = warehouse.paths.home
+    with warehouse.connect() as con:
+        assert views_missing(con)
+        create_filter_segment(con, "webinar_leads", "lead_source = webinar", home=home, registry=REGISTRY)
+        assert create_missing_views(con, home=home) == []
+        assert not views_missing(con)
+        members = {
+            name: {r[0] for r in con.execute(segment_contacts_sql(name)).fetchall()}
+            for name in ("seg_eastern_time", "seg_lead_source_webinar", "seg_plan_tier_enterprise", "webinar_leads")
+        }
+        assert members == {
+            "seg_eastern_time": {"c1", "c3"},
+            "seg_lead_source_webinar": {"c1", "c3"},
+            "seg_plan_tier_enterprise": {"c1", "c4"},
+            "webinar_leads": {"c1", "c3"},
+        }
+        assert create_missing_views(con, home=home) == []  # idempotent
+        # with the views in place, create and delete keep the segment's view in step
+        create_filter_segment(con, "texans", "state = tx", home=home, registry=REGISTRY)
+        assert {r[0] for r in con.execute(segment_contacts_sql("texans")).fetchall()} == {"c4"}
+        delete_filter_segment(con, "texans", home=home)
+        views = segment_views(con)
+        assert "texans" not in views and "webinar_leads" in views
+
+
+def segment_views(con) -> set[str]:
+    rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'segments'").fetchall()
+    return {name for (name,) in rows}
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def test_segment_commands_in_a_fresh_home(callaro_env, capsys, compiled_manifest):
+    """Before any import: create works (0 contacts) and is queryable, list shows it, delete removes it all."""
+    code, out, err = run(capsys, "segment", "create", "webinar-leads", "--where", "lead_source = webinar")
+    assert (code, err) == (0, "") and "segment webinar_leads: 0 contacts" in out
+    model = filters_dir(callaro_env) / "webinar_leads.sql"
+    assert model.exists()
+    code, out, _ = run(capsys, "segment", "list")
+    assert code == 0 and any(line.split()[:2] == ["webinar_leads", "filter"] for line in out.splitlines())
+    assert "seg_eastern_time" in out
+    code, _, err = run(capsys, "segment", "create", "webinar_leads", "--where", "state = CA")
+    assert code == 2 and err.count("\n") == 1 and "already exists" in err
+    con = open_readonly(callaro_env / "warehouse_read.duckdb")
+    try:
+        assert con.execute(segment_contacts_sql("webinar_leads")).fetchall() == []
+    finally:
+        con.close()
+    code, out, err = run(capsys, "segment", "delete", "webinar_leads")
+    assert (code, err) == (0, "") and "deleted" in out
+    assert not list(filters_dir(callaro_env).glob("webinar_leads.*"))
+    with Warehouse().connect() as con:
+        assert con.execute("SELECT count(*) FROM segment_filters").fetchone()[0] == 0
+        views = segment_views(con)
+    assert "webinar_leads" not in views and "seg_eastern_time" in views
+    code, _, err = run(capsys, "segment", "delete", "webinar_leads")
+    assert code == 2 and err.count("\n") == 1 and "no filter segment" in err
+    code, _, err = run(capsys, "segment", "create", "bad", "--where", "colour = red")
+    assert code == 2 and err.count("\n") == 1
+    assert not list(filters_dir(callaro_env).glob("bad.*"))
+
+
+@pytest.mark.slow
+def test_segments_queryable_after_the_first_import(callaro_env, tmp_path, capsys, compiled_manifest):
+    upload = write_csv(
+        tmp_path / "leads.csv",
+        ["Phone Number", "First Name", "Lead Source", "State"],
+        [
+            ["(415) 555-0134", "Ann", "Webinar", "CA"],
+            ["(212) 555-0199", "Bo", "webinar", "NY"],
+            ["(646) 201-7789", "Cy", "referral", "NY"],
+        ],
+    )
+    code, _, _ = run(capsys, "import", str(upload), "--campaign", "spring")
+    assert code == 0
+    con = open_readonly(callaro_env / "warehouse_read.duckdb")
+    try:
+        assert len(con.execute(segment_contacts_sql("seg_lead_source_webinar")).fetchall()) == 2
+        assert con.execute("SELECT count(*) FROM staging.stg_contacts").fetchone()[0] == 3
+    finally:
+        con.close()
+    # one filter language: the segment and `contacts remove` select the same two people
+    code, out, _ = run(capsys, "segment", "create", "webinar", "--where", "lead_source = webinar")
+    assert code == 0 and "segment webinar: 2 contacts" in out
+    code, out, _ = run(capsys, "contacts", "remove", "--where", "lead_source = webinar")
+    assert code == 0 and out.startswith("2 contacts would change")

@@ -4,6 +4,7 @@ import time
 
 import dagster as dg
 
+from callaro_pipeline import segments
 from callaro_pipeline.assets.metadata import upload_metadata
 from callaro_pipeline.assets.suppression import DNC_GATE, suppressed_contacts
 from callaro_pipeline.contact_book import merge_upload_into_book
@@ -92,6 +93,9 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
             timings={"contact_book_seconds": round(time.perf_counter() - started, 3)},
         )
         overview = upload_metadata(upload_summary(con, upload_id))
+        first_write = segments.views_missing(con)
+    if first_write:  # a fresh home: the segments schema is queryable from its first import on (contract)
+        segments.ensure_segment_views(warehouse)
     return dg.MaterializeResult(
         metadata={
             "import_status": overview.pop("import_status"),

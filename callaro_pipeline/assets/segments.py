@@ -5,12 +5,18 @@
   group `segments`; dbt tests are asset checks (dagster-dbt's default).
 - The dbt run holds the warehouse writer lock (`Warehouse.lock()`) and runs in the `duckdb` pool like every
   other writer; dbt finds the file through CALLARO_WAREHOUSE (profiles.yml inside the project).
-- A manifest must exist before `@dbt_assets` can be defined: `ensure_manifest()` runs `dbt parse` when
-  target/manifest.json is missing or older than the project's files (e.g. after `callaro segment create`);
-  `DbtProject.prepare_if_dev()` does the same under `dagster dev` only. Both run at import.
+- A manifest must exist before `@dbt_assets` can be defined: `ensure_manifest()` runs `dbt compile` (against an
+  in-memory database: it never opens the warehouse) when the manifest is missing, not compiled, or older than
+  the project's files or the home's filter segments (e.g. after `callaro segment create`);
+  `DbtProject.prepare_if_dev()` does the same under `dagster dev` only. Both run at import. The compiled SQL is
+  what `segments.ensure_segment_views` uses to make the views at a fresh home's first import.
+- Filter segments live under CALLARO_HOME (`segments.home_models_dir`): dbt sees them through
+  CALLARO_SEGMENT_MODELS, which `dbt_env` sets for every dbt process; a home with filter segments keeps its
+  own manifest (`segments.target_dir`).
 """
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -28,7 +34,8 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from callaro_pipeline.config import dbt_project_dir, paths
+from callaro_pipeline import segments
+from callaro_pipeline.config import dbt_project_dir
 from callaro_pipeline.partitions import WAREHOUSE_POOL
 from callaro_pipeline.warehouse import Warehouse
 
@@ -48,51 +55,74 @@ _PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependenci
 
 
 @contextlib.contextmanager
-def dbt_env(warehouse_path: Path | str | None) -> Iterator[None]:
-    """Set CALLARO_WAREHOUSE for dbt subprocesses (DbtCliResource passes os.environ on), then restore it.
+def dbt_env(warehouse_path: Path | str | None, *, home: Path | str | None = None) -> Iterator[None]:
+    """Set CALLARO_WAREHOUSE and CALLARO_SEGMENT_MODELS (the home's filter segments) for dbt subprocesses
+    (DbtCliResource passes os.environ on), then restore them.
 
-    With None, an already set value is kept, else the default warehouse path is used (parse never opens it).
+    With None, dbt gets an in-memory database (parse and compile never need the warehouse, nor its lock).
     """
-    old = os.environ.get(WAREHOUSE_ENV)
-    if warehouse_path is not None:
-        os.environ[WAREHOUSE_ENV] = str(warehouse_path)
-    elif not old:
-        os.environ[WAREHOUSE_ENV] = str(paths().warehouse)
+    values = {WAREHOUSE_ENV: str(warehouse_path) if warehouse_path is not None else ":memory:"}
+    values[segments.MODELS_ENV] = str(segments.home_models_dir(home))
+    old = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop(WAREHOUSE_ENV, None)
-        else:
-            os.environ[WAREHOUSE_ENV] = old
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-def make_project(project_dir: Path | str | None = None) -> DbtProject:
-    """The dbt project (profiles.yml lives in the project directory)."""
+def make_project(project_dir: Path | str | None = None, *, home: Path | str | None = None) -> DbtProject:
+    """The dbt project (profiles.yml lives in the project directory), as the home `home` sees it: its manifest
+    is compiled (`dbt compile`), in the project's target/ or, once the home has filter segments, the home's."""
     directory = Path(project_dir) if project_dir else dbt_project_dir()
-    return DbtProject(project_dir=directory, profiles_dir=directory)
+    return DbtProject(
+        project_dir=directory,
+        profiles_dir=directory,
+        target_path=segments.target_dir(directory, home),
+        prepare_project_cli_args=["compile", "--quiet"],
+    )
 
 
-def manifest_is_stale(project: DbtProject) -> bool:
-    """True if target/manifest.json is missing or older than any model, macro, seed, test or project file."""
+def _compiled(manifest: Path) -> bool:
+    """Every view model carries its compiled SQL (a `dbt parse`, or a `dbt build --select`, leaves some out)."""
+    try:
+        nodes = json.loads(manifest.read_text(encoding="utf-8")).get("nodes", {})
+    except (OSError, ValueError):
+        return False
+    return all(
+        node.get("compiled_code")
+        for node in nodes.values()
+        if node.get("resource_type") == "model" and node.get("config", {}).get("materialized") == "view"
+    )
+
+
+def manifest_is_stale(project: DbtProject, *, home: Path | str | None = None) -> bool:
+    """True if the manifest is missing, not compiled, or older than any model, macro, seed, test or project
+    file, or than the home's filter segments."""
     manifest = Path(project.manifest_path)
     if not manifest.exists():
         return True
     built = manifest.stat().st_mtime
     root = Path(project.project_dir)
-    candidates = [root / name for name in _PROJECT_FILES]
-    for folder in _PROJECT_INPUTS:
-        if (root / folder).is_dir():
-            candidates.append(root / folder)  # a deleted file changes its directory's mtime
-            candidates.extend(root.joinpath(folder).rglob("*"))
-    return any(p.exists() and p.stat().st_mtime > built for p in candidates)
+    candidates = [root / name for name in (*_PROJECT_FILES, ".dbtignore")]
+    folders = [root / folder for folder in _PROJECT_INPUTS]
+    folders.append(segments.filters_dir(home))
+    for folder in folders:
+        if folder.is_dir():
+            candidates.append(folder)  # a deleted file changes its directory's mtime
+            candidates.extend(folder.rglob("*"))
+    return any(p.exists() and p.stat().st_mtime > built for p in candidates) or not _compiled(manifest)
 
 
-def ensure_manifest(project: DbtProject | None = None, *, force: bool = False) -> Path:
-    """Make sure target/manifest.json exists and is current (`dbt parse`, a few seconds); returns its path."""
+def ensure_manifest(project: DbtProject | None = None, *, force: bool = False, home: Path | str | None = None) -> Path:
+    """Make sure the manifest exists, is compiled and current (`dbt compile`, a few seconds); returns its path."""
     project = project or segments_project
-    if force or manifest_is_stale(project):
-        with dbt_env(None):
+    if force or manifest_is_stale(project, home=home):
+        with dbt_env(None, home=home):
             project.preparer.prepare(project)
     return Path(project.manifest_path)
 
@@ -176,7 +206,7 @@ def run_dbt(warehouse: Warehouse, args: Sequence[str], *, project: DbtProject | 
     project = project or segments_project
     with warehouse.connect():
         pass
-    with warehouse.lock() as path, dbt_env(path):
+    with warehouse.lock() as path, dbt_env(path, home=warehouse.paths.home):
         # the project's own target/: dbt rewrites target/manifest.json, so Dagster sees new models on reload
         invocation = dbt_resource(project).cli(list(args), raise_on_error=False, target_path=project.target_path)
         invocation.wait()
@@ -204,7 +234,7 @@ def build_segment_assets(project: DbtProject, *, name: str = "segment_models") -
     def _segment_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
         with warehouse.connect():  # apply the schema: segment_filters must exist before dbt reads it
             pass
-        with warehouse.lock() as path, dbt_env(path):
+        with warehouse.lock() as path, dbt_env(path, home=warehouse.paths.home):
             yield from dbt.cli(["build"], context=context).stream()
         # analysts read the snapshot: publish it so new or changed segment views show up there too
         snapshot = warehouse.publish_snapshot()
