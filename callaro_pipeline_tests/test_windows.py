@@ -622,9 +622,20 @@ def test_callable_only_when_legal_in_every_zone_under_every_rule(
     instant = (midnight + timedelta(minutes=local_minute)).astimezone(UTC)
     phone_state, address_state = [*states, None, None][:2]
     frame = people((zones, phone_state, address_state, country, region))
+    # a `country` restricts the address state to that country (places.rule_states); the area-code state counts
+    in_country = {None: None, "US": "US", "Canada": "CA"}[country]
+    if address_state and in_country and ("CA" if address_state == "ON" else "US") != in_country:
+        states = [phone_state]
     expected = reference_open(zones, states, country, region, window, instant)
     assert callable_at(frame, window, instant).to_list() == [expected]
     # the stored intervals say the same, computed from a start some hours earlier
     intervals = call_windows(frame, window, instant - timedelta(hours=lead_hours), days=4)
     inside = intervals.filter((pl.col("opens_utc") <= instant) & (instant < pl.col("closes_utc"))).height > 0
     assert inside == expected
+
+
+def test_the_zips_state_applies_too():
+    """A Miami ZIP with a New York number and no state column gets Florida's 20:00 end (places.rule_states)."""
+    frame = people(([NEW_YORK], "NY", None, None, "US", "33101"), ([NEW_YORK], "NY", None, None, "US", "10001"))
+    assert open_at(frame, "2026-06-11 00:30") == [False, True]  # 20:30 EDT
+    assert [key.split(";")[1] for key in window_keys(frame)] == ["FL|NY", "NY"]
