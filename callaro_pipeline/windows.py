@@ -40,6 +40,7 @@ import yaml
 
 from callaro_pipeline.config import PROJECT_ROOT, WEEKDAYS, CallingWindow
 from callaro_pipeline.errors import ConfigError
+from callaro_pipeline.places import rule_states
 
 RULES_PATH = Path(__file__).parent / "reference" / "calling_rules.yaml"
 RULES_FILE = "calling_rules.yaml"
@@ -620,13 +621,7 @@ def _combination_keys(contacts: pl.DataFrame) -> pl.DataFrame:
 def _rule_states(contacts: pl.DataFrame, rules: CallingRules) -> pl.Series:
     """The states whose rules apply to each row (sorted, distinct codes): `places.rule_states` (area-code
     state, address state, the ZIP's state), with state names the rule file spells out read as their codes."""
-    try:
-        from callaro_pipeline.places import rule_states
-    except ImportError:
-        codes = pl.concat_list(*(_column(contacts, name) for name in ("phone_state", "state")))
-        codes = contacts.select(codes.alias("codes")).to_series()
-    else:
-        codes = rule_states(contacts)
+    codes = rule_states(contacts)
     return (
         pl.DataFrame({"codes": codes})
         .select(
@@ -640,10 +635,6 @@ def _rule_states(contacts: pl.DataFrame, rules: CallingRules) -> pl.Series:
         )
         .to_series()
     )
-
-
-def _column(contacts: pl.DataFrame, name: str) -> pl.Expr:
-    return pl.col(name).cast(pl.Utf8) if name in contacts.columns else pl.lit(None, dtype=pl.Utf8)
 
 
 def _country(contacts: pl.DataFrame) -> pl.Expr:
