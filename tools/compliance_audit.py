@@ -767,9 +767,43 @@ def count_illegal(windows: pl.DataFrame, truth: pl.DataFrame, start: date, days:
     return truth.select("phone_e164", "kind").join(per, on="phone_e164", how="left").fill_null(0)
 
 
+def illegal_by_rule(windows: pl.DataFrame, truth: pl.DataFrame, leaking: Sequence[str], start: date,
+                    days: int, label=lambda zone: zone) -> Counter:
+    """Illegal minutes of the leaking contacts under each rule taken alone ("08:00-21:00 Eastern", "MI",
+    "CRTC Mountain", ...); a minute illegal under two rules counts under both."""
+    totals: Counter = Counter()
+    subset = truth.filter(pl.col("phone_e164").is_in(pl.Series(list(leaking), dtype=pl.Utf8).implode()))
+    win = windows.join(subset.select("phone_e164"), on="phone_e164", how="semi")
+    for row in subset.iter_rows(named=True):
+        group = win.filter(pl.col("phone_e164") == row["phone_e164"])
+        opens = group["opens"].to_numpy().astype(np.int64)
+        closes = group["closes"].to_numpy().astype(np.int64)
+        length = closes - opens
+        rules: list[tuple[str, Intervals]] = []
+        for zone in row["zones"]:
+            name = label(zone)
+            rules.append((f"08:00-21:00 {name}", legal_intervals([zone], [], False, start, days)))
+            if row["canada"]:
+                rules.append((f"CRTC {name}", _crtc_only(zone, start, days)))
+        for st in row["states"]:
+            if st in STATE_RULES:
+                rules.append((f"state {st}", legal_intervals(row["zones"], [st], False, start, days)))
+        for rule, legal in rules:
+            totals[rule] += int((length - legal_overlap(legal, opens, closes)).sum()) // 60
+    return totals
+
+
+def _crtc_only(zone: str, start: date, days: int) -> Intervals:
+    first, last = start - timedelta(days=2), start + timedelta(days=days + 2)
+    return _daily(ZoneInfo(zone), lambda d: CRTC_WEEKEND if d.weekday() >= 5 else CRTC_WEEKDAY, first, last)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Zone confusion
 # --------------------------------------------------------------------------------------------------------------
+VERDICTS = ("exact", "superset", "wrong", "unknown", "rejected")
+
+
 def confusion(truth_zones: Sequence[Sequence[str]], candidates: Sequence[Sequence[str] | None], clocks: Clocks) -> list[str]:
     """exact / superset / wrong / unknown per contact, comparing by clock class."""
     out = []
@@ -851,6 +885,7 @@ class PassResult:
     per_contact: pl.DataFrame
     audience: int
     windows_rows: int
+    windows: pl.DataFrame | None = None
 
 
 def export_pass(inst: Installation, truth: pl.DataFrame, campaign: str, start: date, days: int, label: str,
@@ -862,7 +897,7 @@ def export_pass(inst: Installation, truth: pl.DataFrame, campaign: str, start: d
     windows = read_windows(out)
     per = count_illegal(windows, truth, start, days)
     members = windows["phone_e164"].n_unique()
-    return PassResult(label, per, members, windows.height)
+    return PassResult(label, per, members, windows.height, windows)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -967,9 +1002,11 @@ def run_audit(n: int, seed: int, start: date, days: int, *, keep: Path | None = 
         default = export_pass(inst, truth, "audit", start, days, "pass 2: campaign window 09:00-20:00 Mon-Fri",
                               base / "w_default.parquet")
 
-        joined = truth.join(decided, on="phone_e164", how="left")
+        joined = truth.join(decided.with_columns(in_book=pl.lit(True)), on="phone_e164", how="left")
+        verdicts = confusion(joined["zones"].to_list(), joined["timezone_candidates"].to_list(), clocks)
         joined = joined.with_columns(
-            verdict=pl.Series(confusion(joined["zones"].to_list(), joined["timezone_candidates"].to_list(), clocks)),
+            verdict=pl.Series([v if in_book else "rejected" for v, in_book in zip(verdicts, joined["in_book"],
+                                                                                 strict=True)]),
             truth_class=pl.Series(["+".join(sorted({clocks.label(z) for z in zs})) for zs in joined["zones"]]),
         )
         if verbose:
@@ -977,26 +1014,43 @@ def run_audit(n: int, seed: int, start: date, days: int, *, keep: Path | None = 
             print(f"audit window: {start} + {days} days; {len(rows)} contacts; in contact book: "
                   f"{len(rows) - missing.height}; not in the book (rejected): "
                   + (", ".join(f"{k} {c}" for k, c in sorted(Counter(missing["kind"].to_list()).items())) or "none"))
+            verdict_of = joined.select("phone_e164", "verdict")
             for result in (all_hours, default):
                 print_pass(result, len(rows))
-                if result.per_contact["illegal_s"].sum() > 0:
+                leaking = result.per_contact.filter(pl.col("illegal_s") > 0)
+                if leaking.height:
+                    by_verdict = Counter(leaking.join(verdict_of, on="phone_e164")["verdict"].to_list())
+                    print("leaking contacts by zone verdict (exact = right zones, so a rule is missing or wrong): "
+                          + ", ".join(f"{k} {by_verdict[k]}" for k in VERDICTS if by_verdict[k]))
+                    rules = illegal_by_rule(result.windows, truth, leaking["phone_e164"].to_list(), start, days,
+                                            label=clocks.label)
+                    print("illegal minutes by rule taken alone (a minute can break several): "
+                          + ", ".join(f"{k} {v:,}" for k, v in rules.most_common() if v))
+                    right = leaking.join(verdict_of, on="phone_e164").filter(pl.col("verdict").is_in(["exact",
+                                                                                                    "superset"]))
+                    if right.height:
+                        rules = illegal_by_rule(result.windows, truth, right["phone_e164"].to_list(), start, days,
+                                                label=clocks.label)
+                        print(f"  of which {right.height} contacts whose candidates hold every truth zone (a rule "
+                              "is missing or wrong): " + ", ".join(f"{k} {v:,}" for k, v in rules.most_common() if v))
                     print("largest leaks:")
                     leak_examples(result.per_contact, truth, decided, rows_by_phone)
             print("\n== zone confusion (truth zones by clock class vs decided candidates) ==")
             counts = Counter(joined["verdict"].to_list())
             print("  ".join(f"{k} {counts.get(k, 0)} ({100 * counts.get(k, 0) / len(rows):.1f}%)"
-                            for k in ("exact", "superset", "wrong", "unknown")))
+                            for k in VERDICTS))
             for by in ("truth_class", "kind"):
                 table = (
                     joined.group_by(by).agg(
                         pl.len().alias("contacts"),
-                        *[(pl.col("verdict") == v).sum().alias(v) for v in ("exact", "superset", "wrong", "unknown")])
+                        *[(pl.col("verdict") == v).sum().alias(v) for v in VERDICTS])
                     .sort("contacts", descending=True)
                 )
                 print()
                 print_table(table)
             print(f"\nelapsed {time.monotonic() - t0:.0f} s")
         return {
+            "pass_minutes": [int(r.per_contact["illegal_s"].sum()) / 60 for r in (all_hours, default)],
             "illegal_minutes": int(all_hours.per_contact["illegal_s"].sum() + default.per_contact["illegal_s"].sum())
             // 60,
             "illegal_seconds": int(all_hours.per_contact["illegal_s"].sum() + default.per_contact["illegal_s"].sum()),
@@ -1018,7 +1072,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="keep the installation and files in this folder")
     args = parser.parse_args(argv)
     result = run_audit(args.contacts, args.seed, date.fromisoformat(args.start), args.days, keep=args.keep)
-    print(f"\nRESULT: {result['illegal_seconds'] / 60:,.0f} illegal minutes")
+    one, two = result["pass_minutes"]
+    print(f"\nRESULT: {one:,.0f} illegal minutes with the all-hours campaign window, {two:,.0f} with 09:00-20:00 "
+          "Mon-Fri")
     return 1 if result["illegal_seconds"] > 0 else 0
 
 
