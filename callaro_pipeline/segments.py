@@ -77,12 +77,24 @@ def has_filter_models(home: Path | str | None = None) -> bool:
     return directory.is_dir() and any(directory.glob("*.sql"))
 
 
+def dbt_models_path(project_dir: Path | str | None = None, home: Path | str | None = None) -> str:
+    """The home's models folder as dbt's `model-paths` needs it: RELATIVE to the project. (With an absolute
+    path dbt writes each compiled model over its own source file: it joins the target folder and the file's
+    original path.)"""
+    return os.path.relpath(home_models_dir(home), Path(project_dir or dbt_project_dir()).resolve())
+
+
 def target_dir(project_dir: Path | str | None = None, home: Path | str | None = None) -> Path:
     """Where dbt writes the manifest: the project's `target/` while the home has no filter segments (every such
-    home sees the same models), else the home's own `dbt/target/` (its models include its filter segments)."""
-    if has_filter_models(home):
-        return home_dbt_dir(home) / "target"
-    return Path(project_dir or dbt_project_dir()) / "target"
+    home sees the same models), else under the home's `dbt/target/` (its models include its filter segments).
+
+    dbt writes a compiled file at `<target>/compiled/<project>/<original path>`, and a filter model's original
+    path climbs out of the project (`../../home/dbt/models/...`): the target is nested deep enough that those
+    files stay inside it."""
+    if not has_filter_models(home):
+        return Path(project_dir or dbt_project_dir()) / "target"
+    climbs = Path(dbt_models_path(project_dir, home)).parts.count("..")
+    return home_dbt_dir(home) / "target" / Path(*(["nested"] * max(0, climbs - 2)), "")
 
 
 # --- SQL (code-made only) ---------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The dbt project for real: one `dbt parse` + one `dbt build` (through the Dagster asset) on a temp warehouse.
+"""The dbt project for real: one `dbt compile` + one `dbt build` (through the Dagster asset) on a temp warehouse.
 
-The project is copied to a temp folder so generated filter models never land in the repository; the repo's
-own manifest is made by importing callaro_pipeline.assets.segments (ensure_manifest: `dbt parse` if stale).
+Filter segments are written under the temp CALLARO_HOME (never into the project, which is still copied so a
+build's artifacts stay out of the repository); the repo's own manifest is made by importing
+callaro_pipeline.assets.segments (ensure_manifest: `dbt compile` if stale).
 """
 
 import json
@@ -27,6 +28,7 @@ from callaro_pipeline.assets.segments import (
     segments_project,
 )
 from callaro_pipeline.config import PROJECT_ROOT, CustomField
+from callaro_pipeline.manage import matching_contact_ids
 from callaro_pipeline.partitions import WAREHOUSE_POOL
 from callaro_pipeline.segments import (
     build_models,
@@ -57,7 +59,7 @@ EXPECTED = {
 }
 
 
-def _load(wh: Warehouse, project_dir) -> None:
+def _load(wh: Warehouse) -> None:
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     contacts = [
         ("c1", "+12125550101", "NY", "America/New_York", "Webinar", '{"plan_tier": "Enterprise"}', now),
@@ -86,7 +88,7 @@ def _load(wh: Warehouse, project_dir) -> None:
                 [contact_id, upload, now],
             )
         for name, where in FILTERS.items():
-            create_filter_segment(con, name, where, dbt_dir=project_dir, registry=REGISTRY)
+            create_filter_segment(con, name, where, home=wh.paths.home, registry=REGISTRY)
 
 
 @pytest.fixture(scope="module")
@@ -96,16 +98,14 @@ def built(tmp_path_factory):
     shutil.copytree(
         PROJECT_ROOT / "dbt_contacts", project_dir, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages")
     )
-    for generated in (project_dir / "models" / "segments" / "filters").glob("*.*"):
-        if generated.suffix in (".sql", ".yml", ".json"):
-            generated.unlink()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CALLARO_HOME", str(root / "home"))
         mp.setenv("CALLARO_CONFIG", str(root / "config"))
         wh = Warehouse(home=str(root / "home"))
-        _load(wh, project_dir)
-        project = make_project(project_dir)
-        ensure_manifest(project)  # dbt parse
+        _load(wh)
+        project = make_project(project_dir, home=wh.paths.home)
+        assert project.target_path == wh.paths.home / "dbt" / "target"  # the home's models, the home's manifest
+        ensure_manifest(project, home=wh.paths.home)  # dbt compile
         assets = build_segment_assets(project, name="segment_models_under_test")
         result = dg.materialize(  # dbt build, under the warehouse lock, as in a run
             [assets], resources={"dbt": dbt_resource(project), "warehouse": wh}, raise_on_error=False
@@ -145,6 +145,30 @@ def test_preview_matches_built_view(built):
             assert preview_segment_size(con, parse_where(where, REGISTRY)) == len(EXPECTED[name]), name
 
 
+def test_contacts_commands_select_what_the_built_view_holds(built):
+    """One filter language: `contacts update|remove --where` select exactly the dbt-built segment's members."""
+    with built.warehouse.connect() as con:
+        for name, where in FILTERS.items():
+            assert set(matching_contact_ids(con, parse_where(where, REGISTRY))) == EXPECTED[name], name
+
+
+def test_filter_models_are_read_from_the_home(built):
+    nodes = json.loads(built.project.manifest_path.read_text())["nodes"]
+    warm = nodes["model.callaro_contacts.warm_west"]
+    models = built.warehouse.paths.home / "dbt" / "models"
+    assert (
+        built.project.project_dir / warm["original_file_path"]
+    ).resolve() == models / "segments/filters/warm_west.sql"
+    # dbt wrote its compiled files inside its target folder, never over (or next to) the model files
+    assert {p.suffix for p in models.rglob("*") if p.is_file()} == {".sql", ".yml", ".json"}
+    assert all(p.is_file() for p in models.rglob("*.yml"))
+    assert (built.project.target_path / "compiled").is_dir()
+    assert built.warehouse.paths.home in built.project.target_path.parents
+    assert warm["schema"] == "segments"
+    assert dg.AssetKey(["segments", "warm_west"]) in built.assets.keys
+    assert not list((PROJECT_ROOT / "dbt_contacts" / "models" / "segments" / "filters").glob("warm_west.*"))
+
+
 def test_injection_left_the_warehouse_intact(built):
     con = open_readonly(built.warehouse.paths.warehouse)
     try:
@@ -171,12 +195,12 @@ def test_analyst_snapshot_can_read_segments(built):
 
 def test_cli_build_of_a_new_segment(built):
     """`callaro segment create` path: new model -> manifest stale -> build_models (dbt build --select)."""
-    assert not manifest_is_stale(built.project)
+    home = built.warehouse.paths.home
+    assert not manifest_is_stale(built.project, home=home)
     with built.warehouse.connect() as con:
-        create_filter_segment(con, "late_addition", "state = NY", dbt_dir=built.project.project_dir, registry=REGISTRY)
-    assert manifest_is_stale(built.project)
+        create_filter_segment(con, "late_addition", "state = NY", home=home, registry=REGISTRY)
+    assert manifest_is_stale(built.project, home=home)
     build_models(built.warehouse, ["late_addition"], dbt_dir=built.project.project_dir)
-    assert not manifest_is_stale(built.project)  # the build rewrote target/manifest.json
     assert "model.callaro_contacts.late_addition" in json.loads(built.project.manifest_path.read_text())["nodes"]
     con = open_readonly(built.warehouse.paths.warehouse_snapshot)
     try:
