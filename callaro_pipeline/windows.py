@@ -499,9 +499,10 @@ def _layers(
     state_rules = [rules.states[code] for code in sorted(set(states)) if code in rules.states]
     if countries is None:  # a key of the older form: the countries of its states
         countries = [rules.states[code].country if code in rules.states else DEFAULT_COUNTRY for code in states]
-    country_rules = [rules.countries[code] for code in sorted(set(countries)) if code in rules.countries]
-    if not country_rules:
-        country_rules = [rules.countries[DEFAULT_COUNTRY]]
+    # The United States' hours bind every call (the contract's "never outside 08:00-21:00 local", the calls being
+    # placed from the US); another country's hours (Canada's) narrow them further.
+    country_codes = sorted({DEFAULT_COUNTRY, *countries})
+    country_rules = [rules.countries[code] for code in country_codes if code in rules.countries]
     local: list[HoursRule] = [campaign_rule(window)]
     fixed: dict[tzinfo, list[HoursRule]] = {}
     for rule in (*country_rules, *state_rules):

@@ -303,8 +303,9 @@ def test_canadian_contacts_get_canadas_telemarketing_hours():
     by_country = people(([TORONTO], None, None, "Canada"))
     for frame in (by_province, by_number, by_country):
         # Wednesday 2026-06-10, EDT = UTC-4
-        assert open_at(frame, "2026-06-11 01:15") == [True]  # 21:15 local: open in Canada
-        assert open_at(frame, "2026-06-11 01:30") == [False]  # 21:30
+        assert open_at(frame, "2026-06-11 00:59") == [True]  # 20:59 local
+        assert open_at(frame, "2026-06-11 01:00") == [False]  # 21:00: the US end binds Canadian contacts too
+        assert open_at(frame, "2026-06-11 01:15") == [False]  # 21:15: open under the CRTC rules alone
         assert open_at(frame, "2026-06-10 12:59") == [False]  # 08:59
         assert open_at(frame, "2026-06-10 13:00") == [True]  # 09:00
         # Saturday 2026-06-13
@@ -553,7 +554,7 @@ def reference_open(zones, states, country, region, window: CallingWindow, instan
     countries = {"CA" if state == "ON" else "US" for state in states}
     countries |= {"US": {"US"}, "Canada": {"CA"}}.get(country, set())
     countries |= {"US": {"US"}, "CA": {"CA"}}.get(region, set())
-    countries = countries or {"US"}
+    countries |= {"US"}  # the US hours bind every call, Canada's narrow them
     campaign_start = int(window.start[:2]) * 60 + int(window.start[3:])
     campaign_end = int(window.end[:2]) * 60 + int(window.end[3:])
     for zone in zones:
@@ -583,7 +584,7 @@ def reference_open(zones, states, country, region, window: CallingWindow, instan
 @example([CHICAGO], ["MS"], None, None, ALWAYS, 195, 8 * 60 + 30, 3)
 @example([CHICAGO], ["MS"], None, None, ALWAYS, 195, 9 * 60, 3)
 @example([CHICAGO], ["MS"], None, None, ALWAYS, 195, 20 * 60 + 59, 3)
-@example([TORONTO], ["ON"], None, "CA", ALWAYS, 160, 21 * 60 + 15, 30)
+@example([TORONTO], ["ON"], None, "CA", ALWAYS, 160, 21 * 60 + 15, 30)  # closed: the US 21:00 end
 @example([TORONTO], [], "Canada", None, ALWAYS, 163, 18 * 60 + 30, 30)
 @example(["America/Phoenix", DENVER], ["TX"], None, None, ALWAYS, 180, 8 * 60 + 30, 0)
 @example([DENVER], ["UT"], None, None, ALWAYS, 729, 12 * 60, 50)
