@@ -268,10 +268,10 @@ STATE_RULES: dict[str, StateRule] = {
     "LA": StateRule((8 * H, 20 * H), "La. R.S. 45:844.17; LPSC Gen. Order R-29617", closed=(6,), holidays=True),
     "MA": StateRule((8 * H, 20 * H), "M.G.L. c. 159C, 201 CMR 12.00"),
     "MD": StateRule((8 * H, 20 * H), "Md. Com. Law 14-4503 (Stop the Spam Calls Act, 2023)"),
-    "MI": StateRule((9 * H, 21 * H), "MCL 445.111b"),
+    # MI: no hour limit in MCL 445.111-445.111e (Home Solicitation Sales Act); SB 351 (2025) pending.
     "MN": StateRule((9 * H, 21 * H), "Minn. Stat. 325E.27"),
     "MS": StateRule((8 * H, 20 * H), "Miss. Code 77-3-725 (Central Standard Time)", closed=(6,), clock=CST_FIXED),
-    "NV": StateRule((9 * H, 20 * H), "NRS 228.590"),
+    "NV": StateRule((9 * H, 21 * H), "NRS 597.814(2)(a): no automatic dialing-announcing call 21:00-09:00"),
     "NM": StateRule((9 * H, 21 * H), "NMSA 57-12-22"),
     "OK": StateRule((8 * H, 20 * H), "Okla. Stat. tit. 15, 775C.4"),
     "RI": StateRule((9 * H, 18 * H), "R.I. Gen. Laws 5-61-3.4", days={5: (10 * H, 17 * H)}, closed=(6,), holidays=True),
