@@ -84,13 +84,25 @@ def dbt_models_path(project_dir: Path | str | None = None, home: Path | str | No
     return os.path.relpath(home_models_dir(home), Path(project_dir or dbt_project_dir()).resolve())
 
 
+def dbt_models_path_within(
+    target: Path | str, project_dir: Path | str | None = None, home: Path | str | None = None
+) -> bool:
+    """True if dbt, writing into `target`, keeps the compiled files of the home's models inside it: it writes
+    `<target>/compiled/<project>/<original path>`, and `<original path>` climbs out of the project. A target
+    made for another home (or too shallow) is not given the home's models at all (`dbt_env`)."""
+    target = Path(target) if Path(target).is_absolute() else Path(project_dir or dbt_project_dir()) / target
+    base = os.path.normpath(target / "compiled" / "callaro_contacts")
+    written = Path(os.path.normpath(os.path.join(base, dbt_models_path(project_dir, home), "x")))
+    return any(written.is_relative_to(os.path.normpath(root)) for root in (target, home_dbt_dir(home) / "target"))
+
+
 def target_dir(project_dir: Path | str | None = None, home: Path | str | None = None) -> Path:
     """Where dbt writes the manifest: the project's `target/` while the home has no filter segments (every such
     home sees the same models), else under the home's `dbt/target/` (its models include its filter segments).
 
     dbt writes a compiled file at `<target>/compiled/<project>/<original path>`, and a filter model's original
     path climbs out of the project (`../../home/dbt/models/...`): the target is nested deep enough that those
-    files stay inside it."""
+    files land in the home's `dbt/target/` (`dbt_models_path_within`)."""
     if not has_filter_models(home):
         return Path(project_dir or dbt_project_dir()) / "target"
     climbs = Path(dbt_models_path(project_dir, home)).parts.count("..")

@@ -438,3 +438,37 @@ def test_segments_queryable_after_the_first_import(callaro_env, tmp_path, capsys
     assert code == 0 and "segment webinar: 2 contacts" in out
     code, out, _ = run(capsys, "contacts", "remove", "--where", "lead_source = webinar")
     assert code == 0 and out.startswith("2 contacts would change")
+
+
+@pytest.mark.parametrize(
+    ("project", "home"),
+    [
+        ("/work/main/dbt_contacts", "/work/main/data"),
+        ("/work/main/dbt_contacts", "/tmp/pytest-of-root/pytest-1/t0/home"),
+        ("/home/ann/code/deep/er/callaro/dbt_contacts", "/srv"),
+        ("/opt/dbt_contacts", "/a/b/c/d/e/f/home"),
+    ],
+)
+def test_dbt_never_writes_compiled_files_outside_the_target(tmp_path, project, home):
+    """dbt writes `<target>/compiled/<project>/<original path>`; a filter model's path climbs out of the project.
+    The home's target keeps those files inside the home's dbt/target, never on a model file or elsewhere."""
+    import os
+
+    from callaro_pipeline.segments import dbt_models_path, dbt_models_path_within, target_dir
+
+    home_path = tmp_path.joinpath(home.lstrip("/"))
+    project_path = tmp_path.joinpath(project.lstrip("/"))
+    filters_dir(home_path).mkdir(parents=True)
+    (filters_dir(home_path) / "seg.sql").write_text("select 1")
+    target = target_dir(project_path, home_path)
+    assert dbt_models_path_within(target, project_path, home_path)
+    relative = dbt_models_path(project_path, home_path)
+    assert not os.path.isabs(relative)
+    written = os.path.normpath(
+        os.path.join(target, "compiled", "callaro_contacts", relative, "segments", "filters", "seg.sql")
+    )
+    assert Path(written).is_relative_to(home_path / "dbt" / "target")
+    assert Path(written) != filters_dir(home_path) / "seg.sql"
+    # a project made for the tracked target does not get a far-away home's models
+    if relative.count("..") > 2:
+        assert not dbt_models_path_within(project_path / "target", project_path, home_path)

@@ -56,15 +56,20 @@ _PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependenci
 
 @contextlib.contextmanager
 def dbt_env(
-    warehouse_path: Path | str | None, *, home: Path | str | None = None, project_dir: Path | str | None = None
+    warehouse_path: Path | str | None, *, home: Path | str | None = None, project: DbtProject | None = None
 ) -> Iterator[None]:
     """Set CALLARO_WAREHOUSE, CALLARO_SEGMENT_MODELS (the home's filter segments, relative to the project) and
     DBT_LOG_PATH (the home's) for dbt subprocesses (DbtCliResource passes os.environ on), then restore them.
 
-    With None, dbt gets an in-memory database (parse and compile never need the warehouse, nor its lock).
+    With None, dbt gets an in-memory database (parse and compile never need the warehouse, nor its lock). The
+    home's models are only shown to a project whose target keeps their compiled files inside it (a project
+    made for another home does not see them: `segments.dbt_models_path_within`).
     """
     values = {WAREHOUSE_ENV: str(warehouse_path) if warehouse_path is not None else ":memory:"}
-    values[segments.MODELS_ENV] = segments.dbt_models_path(project_dir, home)
+    project_dir = project.project_dir if project else None
+    target = project.target_path if project else segments.target_dir(None, home)
+    safe = segments.dbt_models_path_within(target, project_dir, home)
+    values[segments.MODELS_ENV] = segments.dbt_models_path(project_dir, home) if safe else "no-filter-models"
     values["DBT_LOG_PATH"] = str(segments.home_dbt_dir(home) / "logs")
     old = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
@@ -125,7 +130,7 @@ def ensure_manifest(project: DbtProject | None = None, *, force: bool = False, h
     """Make sure the manifest exists, is compiled and current (`dbt compile`, a few seconds); returns its path."""
     project = project or segments_project
     if force or manifest_is_stale(project, home=home):
-        with dbt_env(None, home=home, project_dir=project.project_dir):
+        with dbt_env(None, home=home, project=project):
             project.preparer.prepare(project)
     return Path(project.manifest_path)
 
@@ -209,7 +214,7 @@ def run_dbt(warehouse: Warehouse, args: Sequence[str], *, project: DbtProject | 
     project = project or segments_project
     with warehouse.connect():
         pass
-    with warehouse.lock() as path, dbt_env(path, home=warehouse.paths.home, project_dir=project.project_dir):
+    with warehouse.lock() as path, dbt_env(path, home=warehouse.paths.home, project=project):
         # the project's own target/: dbt rewrites target/manifest.json, so Dagster sees new models on reload
         invocation = dbt_resource(project).cli(list(args), raise_on_error=False, target_path=project.target_path)
         invocation.wait()
@@ -237,7 +242,7 @@ def build_segment_assets(project: DbtProject, *, name: str = "segment_models") -
     def _segment_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
         with warehouse.connect():  # apply the schema: segment_filters must exist before dbt reads it
             pass
-        with warehouse.lock() as path, dbt_env(path, home=warehouse.paths.home, project_dir=project.project_dir):
+        with warehouse.lock() as path, dbt_env(path, home=warehouse.paths.home, project=project):
             yield from dbt.cli(["build"], context=context).stream()
         # analysts read the snapshot: publish it so new or changed segment views show up there too
         snapshot = warehouse.publish_snapshot()
@@ -247,7 +252,7 @@ def build_segment_assets(project: DbtProject, *, name: str = "segment_models") -
 
 
 segments_project = make_project()
-with dbt_env(None, project_dir=segments_project.project_dir):
+with dbt_env(None, project=segments_project):
     segments_project.prepare_if_dev()
 ensure_manifest(segments_project)
 segment_models = build_segment_assets(segments_project)
