@@ -1,186 +1,332 @@
-"""Contact time zones: explicit text first, else inferred from the phone number, the state, the postal code.
+"""Contact time zones decided from all the evidence, compared by wall clock.
 
-Every rule works on the distinct combinations of its inputs and is joined back, so the cost follows the
-number of distinct (timezone, phone zones, state, postal code, country) tuples, not the number of rows.
-The lookup tables are data files under `reference/`, each documented at its top.
+Evidence: the phone (area code; phonenumbers' zones corrected by `reference/area_code_timezones.csv`), the
+address state / province (any spelling, `places.normalize_state`), the 5-digit ZIP (`zip5_timezones.csv`) or
+Canadian postal code (`ca_postal_timezones.csv`), and a zone typed in the file (IANA name, Windows name,
+abbreviation or UTC offset). Each piece of evidence is a set of zones. Two zones are the same when their UTC
+offsets agree at every instant over 2026-01-01..2028-12-31 (`same_clock`): America/Detroit is New York,
+America/North_Dakota/Center is Chicago, America/Denver is neither.
+
+- all evidence sets share a clock: the candidates are the shared clocks ("agreed" zones);
+- they share none (a person who moved, a mobile from elsewhere, a typed zone contradicting the address): the
+  candidates are every clock of every evidence ("conflict"), so a contact is only callable when the window is
+  open in all of them;
+- no evidence (or only unreadable typed text): no candidates, never callable ("unknown" / "invalid").
+
+Every rule works on distinct values and is joined back; the combination runs once per distinct tuple of
+evidence sets, so the cost follows the number of distinct evidence combinations, not the number of rows.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import zoneinfo
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
 import polars as pl
 
-TIMEZONE_SOURCES = ("provided", "phone", "state", "postal_code", "ambiguous", "unknown")
+from callaro_pipeline import places
+
+# provided / phone / state / postal_code: that evidence alone decided one zone (the others agree or are absent);
+# combined: several pieces of evidence, none alone, narrowed to one zone; ambiguous: the evidence agrees on
+# several zones; conflict: the evidence disagrees, every plausible zone kept; invalid: only unreadable typed
+# text; unknown: no evidence at all.
+TIMEZONE_SOURCES = (
+    "provided",
+    "phone",
+    "state",
+    "postal_code",
+    "combined",
+    "ambiguous",
+    "conflict",
+    "invalid",
+    "unknown",
+)
 INVALID_TIMEZONE_MESSAGE = "not a recognised time zone name, abbreviation or UTC offset"
 REFERENCE_DIR = Path(__file__).parent / "reference"
 RESOLVE_INPUTS: dict[str, pl.DataType | type[pl.DataType]] = {
     "timezone": pl.Utf8,
     "phone_timezones": pl.List(pl.Utf8),
+    "phone_e164": pl.Utf8,
     "state": pl.Utf8,
     "postal_code": pl.Utf8,
     "country": pl.Utf8,
     "phone_region": pl.Utf8,
 }
+CLOCK_SPAN = (datetime(2026, 1, 1), datetime(2029, 1, 1))
+# The name used for a clock when the evidence itself names none of its zones (offset readings).
+PREFERRED_ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Adak",
+    "America/Halifax",
+    "America/Puerto_Rico",
+    "America/St_Johns",
+    "America/Regina",
+    "America/Atikokan",
+    "Pacific/Guam",
+    "Pacific/Pago_Pago",
+)
 _ZONE_LIST = pl.List(pl.Utf8)
-_US_NAMES = ["US", "USA", "U.S.", "U.S.A.", "UNITED STATES", "UNITED STATES OF AMERICA", "AMERICA"]
-_CA_NAMES = ["CA", "CAN", "CANADA"]
-_US_PHONE_REGIONS = ["US", "PR", "VI", "GU", "MP", "AS"]
-# "UTC-05:00", "GMT+2", "-0500", "UTC+5:30" after the text key is built (lowercase, unicode minus replaced).
-_OFFSET_PATTERN = r"^(?:utc|gmt)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$"
+_OFFSET_PATTERN = re.compile(r"^(?:utc|gmt)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$")
+_EVIDENCE = ("provided", "postal_code", "phone", "state")  # order of the names given to the candidates
+_NANP_E164 = r"^\+1([2-9]\d{2})[2-9]\d{6}$"
 
 
 def read_reference(name: str) -> pl.DataFrame:
     return pl.read_csv(REFERENCE_DIR / name, comment_prefix="#", infer_schema=False)
 
 
-@cache
-def _alias_table() -> pl.DataFrame:
-    aliases = read_reference("timezone_aliases.csv").rename({"alias": "key", "zone": "alias_zone"})
-    iana = pl.DataFrame(
-        {"key": [name.lower() for name in sorted(zoneinfo.available_timezones())]},
-    ).with_columns(iana_zone=pl.Series(sorted(zoneinfo.available_timezones())))
-    return aliases.join(iana, on="key", how="full", coalesce=True)
+# --- clocks ------------------------------------------------------------------------------------------------
+
+_CLOCK_IDS: dict[bytes, int] = {}
 
 
 @cache
-def _state_table() -> pl.DataFrame:
-    """State code and full name (upper case) -> zones."""
-    states = read_reference("state_timezones.csv").with_columns(pl.col("zones").str.split(";"))
-    by_code = states.select(state_key=pl.col("state"), state_zones="zones")
-    by_name = states.select(state_key=pl.col("name").str.to_uppercase(), state_zones="zones")
-    return pl.concat([by_code, by_name])
+def _instants() -> pl.Series:
+    start, end = CLOCK_SPAN
+    return pl.datetime_range(start, end, "30m", time_zone="UTC", eager=True, closed="left")
 
 
 @cache
-def _postal_table() -> pl.DataFrame:
-    """Postal key ("US:941", "CA:V") -> zones."""
-    zip3 = read_reference("zip3_timezones.csv").with_columns(pl.col("zones").str.split(";"))
-    us = zip3.select(
-        postal_key=pl.int_ranges(pl.col("zip3_from").cast(pl.Int32), pl.col("zip3_to").cast(pl.Int32) + 1),
-        postal_zones="zones",
-    ).explode("postal_key")
-    us = us.with_columns(postal_key=pl.lit("US:") + pl.col("postal_key").cast(pl.Utf8).str.zfill(3))
-    canada = read_reference("ca_postal_timezones.csv").select(
-        postal_key=pl.lit("CA:") + pl.col("letter"), postal_zones=pl.col("zones").str.split(";")
+def zone_clock(zone: str) -> tuple[int, frozenset[int], frozenset[int]]:
+    """(clock id, standard offsets, daylight offsets) of an IANA zone over CLOCK_SPAN, offsets in minutes.
+
+    Equal clock ids mean the same UTC offset at every half hour of the span (every transition in North
+    America falls on one).
+    """
+    local = _instants().dt.convert_time_zone(zone)
+    base = local.dt.base_utc_offset().dt.total_minutes()
+    daylight = local.dt.dst_offset().dt.total_minutes()
+    total = base + daylight
+    digest = hashlib.sha1(total.to_numpy().tobytes()).digest()
+    clock = _CLOCK_IDS.setdefault(digest, len(_CLOCK_IDS))
+    return clock, frozenset(base.unique().to_list()), frozenset(total.filter(daylight != 0).unique().to_list())
+
+
+def same_clock(first: str, second: str) -> bool:
+    """True when the two zones keep the same wall clock over 2026-2028."""
+    return zone_clock(first)[0] == zone_clock(second)[0]
+
+
+def clock_classes(zones: list[str]) -> list[list[str]]:
+    """The zones grouped by wall clock, in first-seen order."""
+    groups: dict[int, list[str]] = {}
+    for zone in zones:
+        groups.setdefault(zone_clock(zone)[0], []).append(zone)
+    return list(groups.values())
+
+
+def _zones_in(name: str, column: str = "zones") -> set[str]:
+    frame = read_reference(name)
+    return {zone for value in frame[column].drop_nulls() for zone in value.split(";") if zone}
+
+
+@cache
+def north_american_zones() -> tuple[str, ...]:
+    """Every zone the reference data can give a US / Canadian contact: the universe of offset readings."""
+    zones = _zones_in("state_timezones.csv") | _zones_in("ca_postal_timezones.csv")
+    zones |= _zones_in("area_code_timezones.csv")
+    zones |= {zone for value in _zip5_table()["zones"].unique().to_list() for zone in value.split(";")}
+    return tuple(sorted(zone for zone in zones if zone in _iana_names()))
+
+
+@cache
+def _world_zones() -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            zone
+            for zone in _iana_names()
+            if "/" in zone and not zone.startswith(("Etc/", "posix/", "right/", "SystemV/", "US/", "Canada/"))
+        )
     )
-    return pl.concat([us, canada])
 
 
-def _timezone_key(text: pl.Expr) -> pl.Expr:
-    return (
-        text.str.to_lowercase()
-        .str.replace_all("\u2212", "-")
-        .str.replace_all(r"\(us\s*(?:&|and)\s*canada\)", " ")
-        .str.replace_all(r"\b(?:standard|daylight|time|zone)\b", " ")
-        .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
-    )
+@cache
+def _iana_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
-def _offset_zone(key: pl.Expr) -> pl.Expr:
-    """Whole-hour offsets -> Etc/GMT zones, whose sign is inverted by POSIX convention (UTC-05:00 -> Etc/GMT+5)."""
-    sign = key.str.extract(_OFFSET_PATTERN, 1)
-    hours = key.str.extract(_OFFSET_PATTERN, 2).cast(pl.Int32)
-    minutes = key.str.extract(_OFFSET_PATTERN, 3).cast(pl.Int32).fill_null(0)
-    inverted = pl.when(sign == "-").then(pl.lit("+")).otherwise(pl.lit("-"))
-    in_range = pl.when(sign == "-").then(hours <= 12).otherwise(hours <= 14)
-    return (
-        pl.when(hours.is_null() | (minutes != 0) | ~in_range)
-        .then(None)
-        .when(hours == 0)
-        .then(pl.lit("UTC"))
-        .otherwise(pl.lit("Etc/GMT") + inverted + hours.cast(pl.Utf8))
-    )
+def _representative(zones: list[str]) -> str:
+    for zone in PREFERRED_ZONES:
+        if zone in zones:
+            return zone
+    return min(zones)
 
 
-def _canonical_offset(key: pl.Expr) -> pl.Expr:
-    """ "UTC+5:30" -> "+05:30": the alias-table key of a non-whole-hour offset."""
-    return pl.concat_str(
-        key.str.extract(_OFFSET_PATTERN, 1),
-        key.str.extract(_OFFSET_PATTERN, 2).str.zfill(2),
-        pl.lit(":"),
-        key.str.extract(_OFFSET_PATTERN, 3),
-    )
+@cache
+def offset_zones(minutes: int, kind: str) -> tuple[str, ...]:
+    """The DST-aware zones with that UTC offset ("standard", "daylight" or "either"), one name per clock.
+
+    North American zones first; only when none has the offset, all IANA zones. Never an Etc/GMT zone.
+    """
+    for universe in (north_american_zones(), _world_zones()):
+        matching = []
+        for zone in universe:
+            _, standard, daylight = zone_clock(zone)
+            if (kind in ("standard", "either") and minutes in standard) or (
+                kind in ("daylight", "either") and minutes in daylight
+            ):
+                matching.append(zone)
+        if matching:
+            return tuple(sorted((_representative(group) for group in clock_classes(matching)), key=_zone_order))
+    return ()
+
+
+def _zone_order(zone: str) -> tuple[int, str]:
+    return (PREFERRED_ZONES.index(zone) if zone in PREFERRED_ZONES else len(PREFERRED_ZONES), zone)
+
+
+# --- typed zone text ---------------------------------------------------------------------------------------
+
+
+def _text_key(text: str) -> str:
+    key = text.lower().replace("\u2212", "-").strip()
+    key = re.sub(r"\(us\s*(?:&|and)\s*canada\)", " ", key)
+    key = re.sub(r"\b(?:standard|daylight|time|zone)\b", " ", key)
+    key = re.sub(r"\s+", " ", key).strip()
+    if re.fullmatch(r"[a-z. ]+", key) and "." in key:
+        key = re.sub(r"[. ]", "", key)
+    return key
+
+
+@cache
+def _alias_readings() -> dict[str, tuple[str, ...] | tuple[int, str]]:
+    readings: dict[str, tuple] = {}
+    # Windows names (CLDR windowsZones via tzlocal), keyed like typed text: "US Mountain Standard Time" ->
+    # "us mountain" -> America/Phoenix. The alias file wins where both define a key.
+    try:
+        from tzlocal.windows_tz import win_tz
+    except ImportError:  # pragma: no cover - tzlocal is a dependency
+        win_tz = {}
+    for name, zone in win_tz.items():
+        reading = _zone_reading(zone)
+        if reading:
+            readings[_text_key(name)] = reading
+    for row in read_reference("timezone_aliases.csv").iter_rows(named=True):
+        if row["zones"]:
+            readings[row["alias"]] = tuple(row["zones"].split(";"))
+        else:
+            readings[row["alias"]] = (_offset_minutes(row["offset"]), row["offset_kind"])
+    return readings
+
+
+def _offset_minutes(text: str) -> int | None:
+    match = _OFFSET_PATTERN.match(text)
+    if not match:
+        return None
+    sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
+    if minutes >= 60 or (sign == "-" and hours > 12) or (sign == "+" and hours > 14):
+        return None
+    return (-1 if sign == "-" else 1) * (hours * 60 + minutes)
+
+
+def _zone_reading(zone: str) -> tuple | None:
+    """An IANA zone as a reading; a fixed-offset Etc zone becomes an offset reading (its DST-aware zones)."""
+    if zone not in _iana_names():
+        return None
+    if zone.startswith("Etc/") or zone in ("UTC", "GMT", "UCT", "Zulu", "Universal", "Greenwich"):
+        (offset,) = zone_clock(zone)[1]
+        return (offset, "either")
+    return (zone,)
+
+
+@cache
+def _iana_by_key() -> dict[str, str]:
+    return {name.lower(): name for name in _iana_names()}
+
+
+@cache
+def read_timezone_text(text: str | None) -> tuple[str, ...] | None:
+    """The zones a typed zone text stands for (several for an abbreviation or offset), () for empty text,
+    None for text that cannot be read."""
+    if text is None:
+        return ()
+    key = _text_key(text)
+    if not key:
+        return ()
+    reading = _alias_readings().get(key)
+    if reading is None:
+        iana = _iana_by_key().get(key.replace(" ", "_")) or _iana_by_key().get(text.strip().lower())
+        reading = _zone_reading(iana) if iana else None
+    if reading is None:
+        minutes = _offset_minutes(key)
+        reading = (minutes, "either") if minutes is not None else None
+    if reading is None:
+        return None
+    if isinstance(reading[0], int):
+        zones = offset_zones(*reading)
+        return zones or None
+    return reading
 
 
 def parse_timezone_text(values: pl.Series) -> pl.DataFrame:
-    """Explicit time zone text -> tz_candidates (one IANA zone, or empty), tz_error, tz_error_message."""
+    """Typed time zone text -> tz_candidates (its zones, several for an abbreviation or offset, or empty),
+    tz_error ("invalid_timezone" for text that cannot be read), tz_error_message."""
     text = values.cast(pl.Utf8).rename("text").to_frame()
-    distinct = text.unique().with_columns(key=_timezone_key(pl.col("text")))
-    aliases = _alias_table()
-    parsed = (
-        distinct.join(aliases, on="key", how="left")
-        .join(
-            aliases.select(offset_key="key", offset_alias="alias_zone"),
-            left_on=_canonical_offset(pl.col("key")),
-            right_on="offset_key",
-            how="left",
-        )
-        .with_columns(zone=pl.coalesce("alias_zone", "iana_zone", _offset_zone(pl.col("key")), "offset_alias"))
-        .select(
-            "text",
-            tz_candidates=pl.when(pl.col("zone").is_null())
-            .then(pl.lit([], dtype=_ZONE_LIST))
-            .otherwise(pl.concat_list("zone")),
-            tz_error=pl.when(pl.col("zone").is_null() & (pl.col("key") != ""))
-            .then(pl.lit("invalid_timezone"))
-            .otherwise(None),
-        )
-        .with_columns(tz_error_message=pl.when(pl.col("tz_error").is_not_null()).then(pl.lit(INVALID_TIMEZONE_MESSAGE)))
-    )
+    distinct = text.unique()["text"].to_list()
+    readings = [read_timezone_text(value) for value in distinct]
+    parsed = pl.DataFrame(
+        {
+            "text": distinct,
+            "tz_candidates": [list(reading or ()) for reading in readings],
+            "tz_error": ["invalid_timezone" if reading is None else None for reading in readings],
+        },
+        schema={"text": pl.Utf8, "tz_candidates": _ZONE_LIST, "tz_error": pl.Utf8},
+    ).with_columns(tz_error_message=pl.when(pl.col("tz_error").is_not_null()).then(pl.lit(INVALID_TIMEZONE_MESSAGE)))
     return text.join(parsed, on="text", how="left", nulls_equal=True, maintain_order="left").drop("text")
 
 
-def _country_group(country: pl.Expr, phone_region: pl.Expr) -> pl.Expr:
-    """ "US", "CA", "other" (a country that disables US/Canadian state and postal rules) or null (unknown).
-
-    Without a country, the phone number's region stands in, so that e.g. an Australian number's "WA" is not
-    read as Washington.
-    """
-    upper = country.str.strip_chars().str.to_uppercase()
-    return (
-        pl.when(upper.is_in(_US_NAMES))
-        .then(pl.lit("US"))
-        .when(upper.is_in(_CA_NAMES))
-        .then(pl.lit("CA"))
-        .when(upper.is_not_null() & (upper != ""))
-        .then(pl.lit("other"))
-        .when(phone_region.is_in(_US_PHONE_REGIONS))
-        .then(pl.lit("US"))
-        .when(phone_region == "CA")
-        .then(pl.lit("CA"))
-        .when(phone_region.is_not_null())
-        .then(pl.lit("other"))
-    )
+# --- evidence tables ---------------------------------------------------------------------------------------
 
 
-def _postal_key(postal_code: pl.Expr, country_group: pl.Expr) -> pl.Expr:
-    code = postal_code.str.strip_chars().str.to_uppercase()
-    zip3 = code.str.extract(r"^(\d{3})\d{2}(?:-?\d{4})?$", 1)
-    fsa_letter = code.str.extract(r"^([A-Z])\d[A-Z] ?\d[A-Z]\d$", 1)
-    return (
-        pl.when(zip3.is_not_null() & (country_group.is_null() | (country_group == "US")))
-        .then(pl.lit("US:") + zip3)
-        .when(fsa_letter.is_not_null() & (country_group.is_null() | (country_group == "CA")))
-        .then(pl.lit("CA:") + fsa_letter)
-    )
+@cache
+def _npa_zone_table() -> dict[str, str]:
+    """NANP area code -> ";"-joined zones: phonenumbers' union over the area code, then the corrections."""
+    from phonenumbers.tzdata import TIMEZONE_DATA
+
+    unions: dict[str, set[str]] = {}
+    for prefix, zones in TIMEZONE_DATA.items():
+        if prefix.startswith("1") and len(prefix) >= 4:
+            unions.setdefault(prefix[1:4], set()).update(zone for zone in zones if zone in _iana_names())
+    table = {npa: ";".join(sorted(zones)) for npa, zones in unions.items() if zones}
+    for row in read_reference("area_code_timezones.csv").iter_rows(named=True):
+        table[row["area_code"]] = row["zones"]
+    return table
 
 
-def _narrow(candidates: pl.Expr, evidence: pl.Expr) -> pl.Expr:
-    """Intersect with new evidence; evidence that is missing or contradicts the earlier set is ignored."""
-    both = candidates.list.set_intersection(evidence).list.sort()
-    return (
-        pl.when(evidence.list.len() == 0)
-        .then(candidates)
-        .when(candidates.list.len() == 0)
-        .then(evidence)
-        .when(both.list.len() == 0)
-        .then(candidates)
-        .otherwise(both)
-    )
+@cache
+def _zip5_table() -> pl.DataFrame:
+    return read_reference("zip5_timezones.csv").select(zip5=pl.col("zip5").cast(pl.Int32), zones="zones")
+
+
+@cache
+def _state_zone_table() -> dict[str, str]:
+    """State / province -> its zones: state_timezones.csv united with the centroid zones of the state's ZIPs."""
+    table = {
+        state: set(zones.split(";"))
+        for state, zones in read_reference("state_timezones.csv").select("state", "zones").iter_rows()
+    }
+    zips = _zip5_table()
+    zips = zips.with_columns(state=places.postal_state(zips["zip5"].cast(pl.Utf8).str.zfill(5)))
+    for state, zones in (
+        zips.drop_nulls("state").group_by("state").agg(pl.col("zones").str.split(";").list.first().unique()).iter_rows()
+    ):
+        table.setdefault(state, set()).update(zones)
+    return {state: ";".join(sorted(zones)) for state, zones in table.items()}
+
+
+@cache
+def _fsa_zone_table() -> dict[str, str]:
+    return dict(read_reference("ca_postal_timezones.csv").select("letter", "zones").iter_rows())
 
 
 def _typed_inputs(df: pl.DataFrame) -> pl.DataFrame:
@@ -191,87 +337,98 @@ def _typed_inputs(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _resolve_distinct(keys: pl.DataFrame) -> pl.DataFrame:
-    provided = parse_timezone_text(keys["timezone"])
-    country = _country_group(pl.col("country"), pl.col("phone_region"))
-    state_key = pl.when(country == "other").then(None).otherwise(pl.col("state").str.strip_chars().str.to_uppercase())
-    no_zones = pl.lit([], dtype=_ZONE_LIST)
-    phone = pl.col("phone_timezones").fill_null(no_zones).list.unique().list.sort()
-    after_state = _narrow(pl.col("phone_zones"), pl.col("state_zones"))
-    after_postal = _narrow(pl.col("after_state"), pl.col("postal_zones"))
-    return (
-        pl.concat([keys, provided], how="horizontal")
-        .with_columns(phone_zones=phone, state_key=state_key, postal_key=_postal_key(pl.col("postal_code"), country))
-        .join(_state_table(), on="state_key", how="left")
-        .join(_postal_table(), on="postal_key", how="left")
-        .with_columns(pl.col("state_zones", "postal_zones").fill_null(no_zones).list.sort())
-        .with_columns(after_state=after_state)
-        .with_columns(after_postal=after_postal)
-        .with_columns(
-            resolved_timezone_source=pl.when(pl.col("tz_candidates").list.len() == 1)
-            .then(pl.lit("provided"))
-            .when(pl.col("phone_zones").list.len() == 1)
-            .then(pl.lit("phone"))
-            .when(pl.col("after_state").list.len() == 1)
-            .then(pl.lit("state"))
-            .when(pl.col("after_postal").list.len() == 1)
-            .then(pl.lit("postal_code"))
-            .when(pl.col("after_postal").list.len() > 1)
-            .then(pl.lit("ambiguous"))
-            .otherwise(pl.lit("unknown")),
-            resolved_timezone_candidates=pl.when(pl.col("tz_candidates").list.len() == 1)
-            .then(pl.col("tz_candidates"))
-            .otherwise(pl.col("after_postal")),
-        )
-        .with_columns(
-            resolved_timezone=pl.when(pl.col("resolved_timezone_candidates").list.len() == 1).then(
-                pl.col("resolved_timezone_candidates").list.first()
+def _evidence(df: pl.DataFrame) -> pl.DataFrame:
+    """One ";"-joined zone string per evidence (null = none) and the typed text's error."""
+    rows = _typed_inputs(df)
+    # a stated country restricts the address evidence; without one, only a non-North-American phone does
+    # (an Australian number's "WA" is not Washington), never a US/Canadian one (people cross the border)
+    stand_in = pl.when(
+        pl.col("phone_region").is_not_null() & ~pl.col("phone_region").is_in([*places.US_PHONE_REGIONS, "CA"])
+    )
+    group = pl.coalesce(places.country_group(pl.col("country")), stand_in.then(pl.lit("other")))
+    code = pl.col("postal_code").str.strip_chars().str.to_uppercase()
+    npa = pl.col("phone_e164").str.extract(_NANP_E164, 1)
+    rows = rows.with_columns(
+        _group=group,
+        _npa=npa,
+        _zip5=pl.when(group.is_null() | (group == "US")).then(code.str.extract(places.ZIP_PATTERN, 1).cast(pl.Int32)),
+        _fsa=pl.when(group.is_null() | (group == "CA")).then(code.str.extract(places.FSA_PATTERN, 1)),
+    )
+    state_codes = places.normalize_state(rows["state"], rows["_group"])
+    npa_table = _npa_zone_table()
+    fsa_table = _fsa_zone_table()
+    typed = parse_timezone_text(rows["timezone"])
+    rows = rows.with_columns(
+        _state_code=state_codes,
+        _fsa_letter=pl.col("_fsa").str.slice(0, 1),
+    ).join(_zip5_table().rename({"zip5": "_zip5", "zones": "_zip_zones"}), on="_zip5", how="left")
+    phone_list = pl.col("phone_timezones").list.drop_nulls().list.unique().list.sort().list.join(";")
+    return pl.DataFrame(
+        {
+            "provided": typed["tz_candidates"].list.join(";").replace("", None),
+            "tz_error": typed["tz_error"],
+            "tz_error_message": typed["tz_error_message"],
+        }
+    ).with_columns(
+        rows.select(
+            phone=pl.coalesce(pl.col("_npa").replace_strict(npa_table, default=None), phone_list.replace("", None)),
+            state=pl.col("_state_code").replace_strict(_state_zone_table(), default=None),
+            postal_code=pl.coalesce(
+                pl.col("_zip_zones"),
+                pl.when(pl.col("_fsa").is_in(["X0A", "X0B", "X0C"]))
+                .then(pl.lit(_state_zone_table().get("NU")))
+                .otherwise(pl.col("_fsa_letter").replace_strict(fsa_table, default=None)),
             ),
-            resolved_timezone_error=pl.col("tz_error"),
-            resolved_timezone_error_message=pl.col("tz_error_message"),
         )
     )
+
+
+def _combine(evidence: dict[str, str | None], invalid: bool) -> tuple[list[str], str]:
+    """(candidate zones, timezone_source) of one combination of evidence sets."""
+    sets: dict[str, dict[int, str]] = {}
+    for kind in _EVIDENCE:
+        value = evidence.get(kind)
+        if value:
+            by_clock: dict[int, str] = {}
+            for zone in value.split(";"):
+                by_clock.setdefault(zone_clock(zone)[0], zone)
+            sets[kind] = by_clock
+    if not sets:
+        return [], "invalid" if invalid else "unknown"
+    shared = set.intersection(*(set(clocks) for clocks in sets.values()))
+    chosen = shared or set().union(*(set(clocks) for clocks in sets.values()))
+    names = []
+    for clock in chosen:
+        names.append(next(clocks[clock] for clocks in sets.values() if clock in clocks))
+    names.sort(key=_zone_order)
+    if not shared:
+        return names, "conflict"
+    if len(shared) > 1:
+        return names, "ambiguous"
+    alone = [kind for kind, clocks in sets.items() if len(clocks) == 1]
+    return names, alone[0] if alone else "combined"
 
 
 def resolve_timezones(df: pl.DataFrame) -> pl.DataFrame:
-    """Add timezone (IANA or null), timezone_candidates, timezone_source, timezone_error(_message).
+    """Add timezone (one representative IANA zone or null), timezone_candidates, timezone_source,
+    timezone_error(_message).
 
-    Explicit text wins ("provided"). Text that cannot be read is flagged `invalid_timezone` and the zone is
-    still inferred, so the caller decides whether the error rejects the row. Inference: the phone number's
-    zones if exactly one; else narrowed by the state, then by the postal code; several left -> "ambiguous"
-    with all of them as candidates; none -> "unknown".
-
-    The rules run once per distinct key and are joined back. The key holds only what the answer depends on:
-    the text, the phone's zones, the state as the rules read it, and the postal key (ZIP3 / FSA letter) only
-    where the postal rule can still change the answer (no single provided zone and not exactly one zone left
-    after the state rule). On a file with varied postal codes that is a few thousand keys instead of a key per
-    row; each key is resolved from its first row, exactly as before.
+    Inputs (each optional): timezone (typed text), phone_e164 (its area code), phone_timezones
+    (phonenumbers' zones, used when the area code is not NANP or unknown), state, postal_code, country,
+    phone_region. See the module doc for the rule. Text that cannot be read is flagged `invalid_timezone`
+    and gives no evidence; with no other evidence the row has no candidates (source "invalid").
+    `timezone` is the first candidate (a conflict's first is only a representative: use the candidates).
     """
     outputs = ["timezone", "timezone_candidates", "timezone_source", "timezone_error", "timezone_error_message"]
-    country = _country_group(pl.col("country"), pl.col("phone_region"))
-    rows = _typed_inputs(df).with_columns(
-        # phonenumbers lists a number's zones in a fixed order: the same zones in another order only make a
-        # finer key, never a wrong one
-        _zone_key=pl.col("phone_timezones").list.join(";"),
-        _state_key=pl.when(country == "other")
-        .then(None)
-        .otherwise(pl.col("state").str.strip_chars().str.to_uppercase()),
+    evidence = _evidence(df)
+    keys = [*_EVIDENCE, "tz_error"]
+    distinct = evidence.select(keys).unique()
+    combined = [_combine(row, row["tz_error"] is not None) for row in distinct.iter_rows(named=True)]
+    resolved = distinct.with_columns(
+        pl.Series("resolved_timezone_candidates", [zones for zones, _ in combined], dtype=_ZONE_LIST),
+        pl.Series("resolved_timezone_source", [source for _, source in combined], dtype=pl.Utf8),
+    ).with_columns(resolved_timezone=pl.col("resolved_timezone_candidates").list.first())
+    joined = evidence.join(resolved, on=keys, how="left", nulls_equal=True, maintain_order="left").with_columns(
+        resolved_timezone_error=pl.col("tz_error"), resolved_timezone_error_message=pl.col("tz_error_message")
     )
-    state_keys = ["timezone", "_zone_key", "_state_key"]
-    by_state = _resolve_distinct(rows.unique(subset=state_keys, keep="first")).select(
-        *state_keys,
-        _postal_matters=(pl.col("tz_candidates").list.len() != 1) & (pl.col("after_state").list.len() != 1),
-    )
-    rows = rows.join(by_state, on=state_keys, how="left", nulls_equal=True, maintain_order="left").with_row_index(
-        "_row"
-    )
-    postal = rows.filter(pl.col("_postal_matters")).select(
-        "_row", _postal_key=_postal_key(pl.col("postal_code"), country)
-    )
-    rows = rows.join(postal, on="_row", how="left", maintain_order="left")
-    keys = [*state_keys, "_postal_key"]
-    resolved = _resolve_distinct(rows.unique(subset=keys, keep="first")).select(
-        *keys, *(f"resolved_{name}" for name in outputs)
-    )
-    joined = rows.select(keys).join(resolved, on=keys, how="left", nulls_equal=True, maintain_order="left")
     return df.with_columns(joined.select(pl.col(f"resolved_{name}").alias(name) for name in outputs))

@@ -389,13 +389,8 @@ def _checks(source_columns: dict[str, str], registry: dict[str, CustomField]) ->
             pl.col("email_error"),
             pl.col("email"),
         ),
-        Check(
-            "timezone",
-            "invalid_timezone",
-            pl.col("timezone_error") == "invalid_timezone",
-            pl.col("timezone_error_message"),
-            pl.col("timezone_given"),
-        ),
+        # an unreadable time zone does not reject the row: it is kept with timezone_source "invalid" (no
+        # candidates, never callable) or zoned from its other evidence, so it can be fixed later (contract)
         Check(
             "consent",
             "invalid_consent",

@@ -1,9 +1,21 @@
+"""Time zones from all evidence, compared by wall clock (contract: PRODUCT.md "Time zones"; issue 12)."""
+
 import zoneinfo
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from callaro_pipeline.timezones import TIMEZONE_SOURCES, parse_timezone_text, read_reference, resolve_timezones
+from callaro_pipeline.timezones import (
+    TIMEZONE_SOURCES,
+    clock_classes,
+    parse_timezone_text,
+    read_reference,
+    resolve_timezones,
+    same_clock,
+    zone_clock,
+)
 
 
 def parsed(text: str | None) -> tuple[list[str], str | None]:
@@ -11,68 +23,130 @@ def parsed(text: str | None) -> tuple[list[str], str | None]:
     return row["tz_candidates"], row["tz_error"]
 
 
-@pytest.mark.parametrize(
-    ("text", "zone"),
-    [
-        ("America/New_York", "America/New_York"),
-        ("america/los_angeles", "America/Los_Angeles"),
-        ("  Europe/London ", "Europe/London"),
-        ("EST", "America/New_York"),
-        ("edt", "America/New_York"),
-        ("ET", "America/New_York"),
-        ("Eastern", "America/New_York"),
-        ("Eastern Standard Time", "America/New_York"),
-        ("Eastern Time (US & Canada)", "America/New_York"),
-        ("US/Eastern", "America/New_York"),
-        ("CST", "America/Chicago"),
-        ("CDT", "America/Chicago"),
-        ("CT", "America/Chicago"),
-        ("Central", "America/Chicago"),
-        ("MST", "America/Denver"),
-        ("MDT", "America/Denver"),
-        ("MT", "America/Denver"),
-        ("Mountain Time", "America/Denver"),
-        ("Arizona", "America/Phoenix"),
-        ("PST", "America/Los_Angeles"),
-        ("PDT", "America/Los_Angeles"),
-        ("PT", "America/Los_Angeles"),
-        ("Pacific Daylight Time", "America/Los_Angeles"),
-        ("AKST", "America/Anchorage"),
-        ("Alaska", "America/Anchorage"),
-        ("HST", "Pacific/Honolulu"),
-        ("Hawaii", "Pacific/Honolulu"),
-        ("AST", "America/Halifax"),
-        ("NST", "America/St_Johns"),
-        ("GMT", "Etc/GMT"),
-        ("UTC", "UTC"),
-        ("BST", "Europe/London"),
-        ("CET", "Europe/Berlin"),
-        ("CEST", "Europe/Berlin"),
-    ],
+def clocks(zones) -> set[int]:
+    return {zone_clock(zone)[0] for zone in zones}
+
+
+def phone(area_code: str) -> str:
+    return f"+1{area_code}5550134"
+
+
+def resolve(**columns) -> list[dict]:
+    frame = pl.DataFrame(
+        columns, schema_overrides={"phone_timezones": pl.List(pl.Utf8)} if "phone_timezones" in columns else None
+    )
+    return resolve_timezones(frame).to_dicts()
+
+
+def one(**columns) -> tuple[set[int], str]:
+    (row,) = resolve(**{name: [value] for name, value in columns.items()})
+    return clocks(row["timezone_candidates"]), row["timezone_source"]
+
+
+NY, CHI, DEN, PHX, LA = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
 )
-def test_names_and_abbreviations(text, zone):
-    assert parsed(text) == ([zone], None)
+
+
+# --- clocks ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("text", "zone"),
+    ("first", "second", "same"),
     [
-        ("UTC-05:00", "Etc/GMT+5"),
-        ("UTC\u221205:00", "Etc/GMT+5"),
-        ("GMT+2", "Etc/GMT-2"),
-        ("-0500", "Etc/GMT+5"),
-        ("+0100", "Etc/GMT-1"),
-        ("UTC+14", "Etc/GMT-14"),
-        ("UTC-12:00", "Etc/GMT+12"),
-        ("UTC+00:00", "UTC"),
-        ("UTC+5:30", "Asia/Kolkata"),
-        ("+05:45", "Asia/Kathmandu"),
-        ("UTC-03:30", "America/St_Johns"),
+        ("America/Detroit", NY, True),
+        ("America/Toronto", NY, True),
+        ("America/Indiana/Indianapolis", NY, True),
+        ("America/North_Dakota/Center", CHI, True),
+        ("America/Boise", DEN, True),
+        ("America/Whitehorse", PHX, True),  # Yukon keeps UTC-7 all year since 2020
+        ("America/Denver", "America/North_Dakota/Center", False),
+        (DEN, PHX, False),
+        ("America/Halifax", "America/Puerto_Rico", False),
+        ("America/Regina", CHI, False),
     ],
 )
-def test_offsets_map_to_etc_gmt_with_inverted_sign(text, zone):
-    assert parsed(text) == ([zone], None)
-    assert zone in zoneinfo.available_timezones()
+def test_same_clock_compares_offsets_over_2026_2028(first, second, same):
+    assert same_clock(first, second) is same
+
+
+def test_clock_classes_group_by_clock():
+    assert clock_classes([NY, "America/Detroit", CHI, "America/Winnipeg"]) == [
+        [NY, "America/Detroit"],
+        [CHI, "America/Winnipeg"],
+    ]
+
+
+# --- typed text --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "zones"),
+    [
+        ("America/New_York", [NY]),
+        ("america/los_angeles", [LA]),
+        ("America/New York", [NY]),
+        ("  Europe/London ", ["Europe/London"]),
+        ("Eastern", [NY]),
+        ("Eastern Standard Time", [NY]),
+        ("Eastern Time (US & Canada)", [NY]),
+        ("US/Eastern", [NY]),
+        ("EDT", [NY]),
+        ("CDT", [CHI]),
+        ("Central", [CHI]),
+        ("PST", [LA]),
+        ("Pacific Daylight Time", [LA]),
+        ("Arizona", [PHX]),
+        ("US Mountain Standard Time", [PHX]),  # Windows name
+        ("Pacific Standard Time", [LA]),
+        ("Alaskan Standard Time", ["America/Anchorage"]),
+        ("Hawaiian Standard Time", ["Pacific/Honolulu"]),
+        ("Canada Central Standard Time", ["America/Regina"]),
+        ("AKST", ["America/Anchorage"]),
+        ("ChST", ["Pacific/Guam"]),
+        ("SST", ["Pacific/Pago_Pago"]),
+        ("NST", ["America/St_Johns"]),
+        ("CET", ["Europe/Berlin"]),
+    ],
+)
+def test_names_abbreviations_and_windows_names(text, zones):
+    assert parsed(text) == (zones, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("MST", {DEN, PHX}),
+        ("Mountain", {DEN, PHX}),
+        ("AST", {"America/Puerto_Rico", "America/Halifax"}),
+        ("HST", {"Pacific/Honolulu", "America/Adak"}),
+        ("E.S.T.", {NY, "America/Atikokan"}),
+        ("EST", {NY, "America/Atikokan"}),
+        ("CST", {CHI, "America/Regina"}),
+        ("UTC-05:00", {NY, CHI, "America/Atikokan"}),
+        ("UTC\u221205:00", {NY, CHI, "America/Atikokan"}),
+        ("-0500", {NY, CHI, "America/Atikokan"}),
+        ("GMT-5", {NY, CHI, "America/Atikokan"}),
+        ("Etc/GMT+5", {NY, CHI, "America/Atikokan"}),
+        ("UTC-07:00", {DEN, PHX, LA}),
+    ],
+)
+def test_abbreviations_and_offsets_read_as_every_dst_aware_zone_with_that_offset(text, expected):
+    zones, error = parsed(text)
+    assert error is None
+    assert clocks(zones) == clocks(expected)
+    assert not any(zone.startswith("Etc/") for zone in zones)
+
+
+@pytest.mark.parametrize("text", ["UTC+5:30", "+05:45", "UTC+01:00", "UTC", "GMT+2"])
+def test_offsets_outside_north_america_never_give_etc_zones(text):
+    zones, error = parsed(text)
+    assert error is None and zones
+    assert not any(zone.startswith("Etc/") or zone == "UTC" for zone in zones)
 
 
 @pytest.mark.parametrize("text", ["Mars/Olympus", "IST", "UTC+15", "UTC-13", "UTC+05:17", "later", "5"])
@@ -88,82 +162,121 @@ def test_missing_text_is_not_an_error(text):
     assert parsed(text) == ([], None)
 
 
-def resolve(**columns) -> list[dict]:
-    schema = {"phone_timezones": pl.List(pl.Utf8)}
-    frame = pl.DataFrame(columns, schema_overrides={k: v for k, v in schema.items() if k in columns})
-    return resolve_timezones(frame).to_dicts()
+# --- evidence by clock -------------------------------------------------------------------------------------
 
 
-def test_explicit_text_wins_over_everything():
-    (row,) = resolve(timezone=["Pacific"], phone_timezones=[["America/New_York"]], state=["NY"])
-    assert (row["timezone"], row["timezone_source"], row["timezone_candidates"]) == (
-        "America/Los_Angeles",
-        "provided",
-        ["America/Los_Angeles"],
-    )
+def test_sioux_falls_605_sd_57107_is_central():
+    (row,) = resolve(phone_e164=[phone("605")], state=["SD"], postal_code=["57107"])
+    assert row["timezone"] == CHI and row["timezone_candidates"] == [CHI]
 
 
-def test_invalid_text_is_flagged_and_the_zone_still_inferred():
-    (row,) = resolve(timezone=["sometime"], phone_timezones=[["America/Chicago"]])
-    assert row["timezone_error"] == "invalid_timezone"
-    assert "sometime" not in row["timezone_error_message"]
-    assert (row["timezone"], row["timezone_source"]) == ("America/Chicago", "phone")
+def test_san_francisco_mobile_with_new_york_address_keeps_both():
+    (row,) = resolve(phone_e164=[phone("415")], state=["NY"], postal_code=["10001"])
+    assert clocks(row["timezone_candidates"]) == clocks([LA, NY])
+    assert row["timezone_source"] == "conflict"
 
 
-def test_phone_with_a_single_zone():
-    (row,) = resolve(phone_timezones=[["America/Denver"]], state=["CA"])
-    assert (row["timezone"], row["timezone_source"]) == ("America/Denver", "phone")
+@pytest.mark.parametrize(("area_code", "postal"), [("364", "42001"), ("219", "46402"), ("448", "32501")])
+def test_central_overlays_and_splits_paducah_gary_pensacola(area_code, postal):
+    assert one(phone_e164=phone(area_code), postal_code=postal) == (clocks([CHI]), "postal_code")
+    # the phone alone keeps Central among its candidates
+    zones, _ = one(phone_e164=phone(area_code))
+    assert clocks([CHI]) <= zones
 
 
-def test_state_narrows_phone_candidates():
-    (row,) = resolve(phone_timezones=[["America/Denver", "America/Phoenix"]], state=["AZ"], postal_code=[None])
-    assert row["timezone_source"] == "ambiguous"
-    (row,) = resolve(phone_timezones=[["America/Denver", "America/North_Dakota/Center"]], state=["SD"])
-    assert (row["timezone"], row["timezone_source"]) == ("America/Denver", "state")
+def test_orlando_689_is_eastern():
+    assert one(phone_e164=phone("689")) == (clocks([NY]), "phone")
 
 
-@pytest.mark.parametrize("state", ["CA", "ca", " California ", "CALIFORNIA"])
-def test_state_alone(state):
-    (row,) = resolve(state=[state])
-    assert (row["timezone"], row["timezone_source"]) == ("America/Los_Angeles", "state")
+@pytest.mark.parametrize(
+    ("area_code", "expected"),
+    [
+        ("867", ["America/Whitehorse", "America/Yellowknife", "America/Iqaluit", "America/Rankin_Inlet"]),
+        ("250", ["America/Vancouver", "America/Dawson_Creek", "America/Edmonton"]),
+        ("807", ["America/Toronto", "America/Winnipeg"]),
+        ("418", ["America/Toronto", "America/Halifax", "America/Blanc-Sablon"]),
+        ("474", ["America/Regina"]),
+    ],
+)
+def test_area_codes_spanning_several_zones_keep_all_of_them(area_code, expected):
+    zones, source = one(phone_e164=phone(area_code))
+    assert clocks(expected) <= zones
+    assert source == "ambiguous"
 
 
-def test_multi_zone_state_is_narrowed_by_postal_code():
-    rows = resolve(state=["TX", "TX", "ID", "ID", "FL"], postal_code=["79901", "75201-1234", "83501", "83702", "32501"])
-    assert [(r["timezone"], r["timezone_source"]) for r in rows] == [
-        ("America/Denver", "postal_code"),
-        ("America/Chicago", "postal_code"),
-        ("America/Los_Angeles", "postal_code"),
-        ("America/Boise", "postal_code"),
-        ("America/Chicago", "postal_code"),
-    ]
+def test_multi_zone_area_code_narrowed_by_postal_code():
+    assert one(phone_e164=phone("867"), postal_code="Y1A 1A1") == (clocks(["America/Whitehorse"]), "postal_code")
+    assert one(phone_e164=phone("418"), state="Québec", postal_code="G1R 4S9")[0] <= clocks([NY, "America/Halifax"])
 
 
-def test_postal_code_alone_and_canadian_postal_codes():
-    rows = resolve(postal_code=["10001", "T2P 1J9", "h3b2y5"], country=[None, "Canada", "CA"])
-    assert [(r["timezone"], r["timezone_source"]) for r in rows] == [
-        ("America/New_York", "postal_code"),
-        ("America/Edmonton", "postal_code"),
-        ("America/Toronto", "postal_code"),
-    ]
+def test_typed_pacific_on_a_new_york_row_keeps_both():
+    (row,) = resolve(timezone=["Pacific"], phone_e164=[phone("212")], state=["NY"])
+    assert clocks(row["timezone_candidates"]) == clocks([LA, NY])
+    assert row["timezone_source"] == "conflict"
 
 
-def test_area_code_spanning_two_zones_without_state_is_ambiguous():
-    (row,) = resolve(phone_timezones=[["America/St_Johns", "America/Halifax"]])
-    assert row["timezone"] is None
-    assert row["timezone_source"] == "ambiguous"
-    assert row["timezone_candidates"] == ["America/Halifax", "America/St_Johns"]
+def test_typed_zones_narrowed_by_the_rest():
+    assert one(timezone="MST", postal_code="85001") == (clocks([PHX]), "postal_code")
+    assert one(timezone="MST", state="Colorado") == (clocks([DEN]), "state")
+    assert one(timezone="AST", state="PR") == (clocks(["America/Puerto_Rico"]), "state")
+    assert one(timezone="UTC-05:00", state="NY") == (clocks([NY]), "state")
+    assert one(timezone="E.S.T.", phone_e164=phone("212")) == (clocks([NY]), "phone")
+    assert one(timezone="America/New York", postal_code="10001") == (clocks([NY]), "provided")
+    assert one(timezone="ChST", postal_code="96910") == (clocks(["Pacific/Guam"]), "provided")
+    assert one(timezone="US Mountain Standard Time") == (clocks([PHX]), "provided")
+    assert one(timezone="CST", phone_e164=phone("270")) == (clocks([CHI]), "combined")
+
+
+def test_typed_offset_contradicting_the_address_is_a_conflict():
+    zones, source = one(timezone="UTC-05:00", postal_code="90210")
+    assert source == "conflict" and clocks([LA, NY, CHI]) <= zones
+
+
+def test_state_spellings_are_evidence():
+    assert one(state="Fla.", postal_code="33101") == (clocks([NY]), "postal_code")
+    assert one(state="Calif") == (clocks([LA]), "state")
+    assert one(state="N.Y.") == (clocks([NY]), "state")
+    assert one(state="Mass.") == (clocks([NY]), "state")
+    assert one(state="Québec", country="Canada")[0] >= clocks([NY])
+
+
+@pytest.mark.parametrize(
+    ("postal", "zone"),
+    [
+        ("10001", NY),
+        ("79901", DEN),
+        ("75201-1234", CHI),
+        ("83501", LA),
+        ("83702", DEN),
+        ("32501", CHI),
+        ("85001", PHX),
+        ("86515", DEN),
+        ("96799", "Pacific/Pago_Pago"),
+        ("00901", "America/Puerto_Rico"),
+        ("T2P 1J9", "America/Edmonton"),
+        ("h3b2y5", NY),
+    ],
+)
+def test_postal_code_alone(postal, zone):
+    assert one(postal_code=postal) == (clocks([zone]), "postal_code")
+
+
+def test_excel_damaged_zip_is_no_evidence():
+    assert one(postal_code="2134") == (set(), "unknown")
 
 
 def test_multi_zone_state_without_postal_code_is_ambiguous():
     (row,) = resolve(state=["KY"], postal_code=["99999"])
-    assert (row["timezone"], row["timezone_source"]) == (None, "ambiguous")
-    assert row["timezone_candidates"] == ["America/Chicago", "America/New_York"]
+    assert (row["timezone_source"], clocks(row["timezone_candidates"])) == ("ambiguous", clocks([CHI, NY]))
 
 
-def test_contradicting_evidence_is_ignored():
-    (row,) = resolve(phone_timezones=[["America/Boise", "America/Los_Angeles"]], state=["NY"], postal_code=["83702"])
-    assert (row["timezone"], row["timezone_source"]) == ("America/Boise", "postal_code")
+def test_unknown_text_alone_is_kept_with_no_candidates_and_with_evidence_is_ignored():
+    (row,) = resolve(timezone=["Mars/Olympus"])
+    assert (row["timezone"], row["timezone_candidates"], row["timezone_source"]) == (None, [], "invalid")
+    assert row["timezone_error"] == "invalid_timezone"
+    (row,) = resolve(timezone=["sometime"], phone_timezones=[["America/Chicago"]])
+    assert row["timezone_error"] == "invalid_timezone"
+    assert (row["timezone"], row["timezone_source"]) == (CHI, "phone")
 
 
 def test_nothing_known_is_unknown():
@@ -175,26 +288,22 @@ def test_nothing_known_is_unknown():
 
 
 def test_foreign_country_disables_us_state_and_postal_rules():
-    (row,) = resolve(state=["CA"], postal_code=["90210"], country=["Germany"])
-    assert row["timezone_source"] == "unknown"
+    assert one(state="CA", postal_code="90210", country="Germany") == (set(), "unknown")
 
 
 def test_phone_region_stands_in_for_a_missing_country():
     rows = resolve(
-        phone_timezones=[["Australia/Perth", "Australia/Sydney"], ["America/Boise", "America/Los_Angeles"]],
-        state=["WA", "ID"],
-        phone_region=["AU", "US"],
-        country=[None, None],
+        phone_timezones=[["Australia/Perth", "Australia/Sydney"]], state=["WA"], phone_region=["AU"], country=[None]
     )
-    assert [r["timezone_source"] for r in rows] == ["ambiguous", "ambiguous"]
-    assert rows[0]["timezone_candidates"] == ["Australia/Perth", "Australia/Sydney"]
+    assert rows[0]["timezone_source"] == "ambiguous"
+    assert clocks(rows[0]["timezone_candidates"]) == clocks(["Australia/Perth", "Australia/Sydney"])
 
 
 def test_missing_columns_are_treated_as_null_and_rows_keep_order():
     frame = pl.DataFrame({"id": [3, 1, 2], "state": ["NY", None, "HI"]})
     result = resolve_timezones(frame)
     assert result["id"].to_list() == [3, 1, 2]
-    assert result["timezone"].to_list() == ["America/New_York", None, "Pacific/Honolulu"]
+    assert result["timezone"].to_list() == [NY, None, "Pacific/Honolulu"]
     assert set(result["timezone_source"]) <= set(TIMEZONE_SOURCES)
     assert result.columns == [
         "id",
@@ -208,21 +317,58 @@ def test_missing_columns_are_treated_as_null_and_rows_keep_order():
 
 
 def test_repeated_inputs_resolve_identically():
-    frame = pl.DataFrame({"timezone": ["EST", None] * 500, "state": ["TX", "WA"] * 500})
+    frame = pl.DataFrame({"timezone": ["Eastern", None] * 500, "state": ["NY", "WA"] * 500})
     result = resolve_timezones(frame)
     assert result.height == 1000
-    assert result["timezone"].to_list() == ["America/New_York", "America/Los_Angeles"] * 500
+    assert result["timezone"].to_list() == [NY, LA] * 500
 
 
 @pytest.mark.parametrize(
     ("table", "column"),
     [
         ("state_timezones.csv", "zones"),
-        ("zip3_timezones.csv", "zones"),
+        ("zip5_timezones.csv", "zones"),
         ("ca_postal_timezones.csv", "zones"),
-        ("timezone_aliases.csv", "zone"),
+        ("area_code_timezones.csv", "zones"),
+        ("timezone_aliases.csv", "zones"),
     ],
 )
 def test_reference_tables_name_real_zones(table, column):
-    zones = read_reference(table)[column].str.split(";").explode()
+    zones = read_reference(table)[column].drop_nulls().str.split(";").explode()
     assert set(zones) <= zoneinfo.available_timezones()
+
+
+def test_every_area_code_correction_has_a_citation():
+    table = read_reference("area_code_timezones.csv")
+    assert table["citation"].str.len_chars().min() > 10
+    assert table["area_code"].is_unique().all()
+
+
+# --- property: nothing plausible is dropped, agreement gives one clock -------------------------------------
+
+AREA_CODES = ["212", "415", "605", "364", "219", "448", "689", "867", "250", "807", "418", "270", "303", "602", "808"]
+STATES = [None, "NY", "CA", "SD", "Fla.", "KY", "IN", "AZ", "Texas", "Québec", "N.Y.", "HI"]
+ZIPS = [None, "10001", "57107", "42001", "46402", "32501", "85001", "90210", "33101", "96813", "79901", "K1A 0B1"]
+TYPED = [None, "MST", "AST", "UTC-05:00", "Pacific", "E.S.T.", "US Mountain Standard Time", "HST", "Mars/Olympus"]
+EVIDENCE = {"phone_e164": [None, *map(phone, AREA_CODES)], "state": STATES, "postal_code": ZIPS, "timezone": TYPED}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.fixed_dictionaries({name: st.sampled_from(values) for name, values in EVIDENCE.items()}))
+def test_every_single_evidence_zone_is_a_candidate(contact):
+    (row,) = resolve(**{name: [value] for name, value in contact.items()})
+    together = clocks(row["timezone_candidates"])
+    alone = []
+    for name, value in contact.items():
+        if value is not None:
+            (single,) = resolve(**{name: [value]})
+            alone.append(clocks(single["timezone_candidates"]))
+            if len(alone[-1]) == 1:
+                assert alone[-1] <= together, (name, value)
+    known = [zones for zones in alone if zones]
+    if known and set.intersection(*known):
+        assert together == set.intersection(*known)
+    elif known:
+        assert together == set.union(*known) and row["timezone_source"] == "conflict"
+    if len(together) == 1:
+        assert row["timezone"] in row["timezone_candidates"]
