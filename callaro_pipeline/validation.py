@@ -23,7 +23,6 @@ PROBLEM_CODES = {
     "external_id (field `name`)",
     "invalid_phone": "the phone cannot be read as a valid number for its country or the default region "
     "(including spreadsheet damage such as 4.15556E+09)",
-    "invalid_timezone": "the time zone given is not an IANA name, abbreviation or UTC offset we recognize",
     "invalid_email": "the e-mail address is not syntactically valid (no network lookup is made)",
     "invalid_consent": "consent is not one of yes/no/unknown or a recognized synonym (y, true, 1, opt-in, ja, sí, "
     "oui / n, false, 0, opt-out, nein, non), or its consent_date is not a real date (n/a, unknown, 2026-02-30) or "
