@@ -163,6 +163,8 @@ def test_filter_models_are_read_from_the_home(built):
     assert {p.suffix for p in models.rglob("*") if p.is_file()} == {".sql", ".yml", ".json"}
     assert all(p.is_file() for p in models.rglob("*.yml"))
     assert (built.project.target_path / "compiled").is_dir()
+    runs = [p for p in built.project.target_path.iterdir() if p.name.startswith("segment_models_under_test")]
+    assert runs  # the Dagster run wrote its artifacts under the home's target too
     assert built.warehouse.paths.home in built.project.target_path.parents
     assert warm["schema"] == "segments"
     assert dg.AssetKey(["segments", "warm_west"]) in built.assets.keys

@@ -58,8 +58,8 @@ _PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependenci
 def dbt_env(
     warehouse_path: Path | str | None, *, home: Path | str | None = None, project: DbtProject | None = None
 ) -> Iterator[None]:
-    """Set CALLARO_WAREHOUSE, CALLARO_SEGMENT_MODELS (the home's filter segments, relative to the project) and
-    DBT_LOG_PATH (the home's) for dbt subprocesses (DbtCliResource passes os.environ on), then restore them.
+    """Set CALLARO_WAREHOUSE, CALLARO_SEGMENT_MODELS (the home's filter segments, relative to the project),
+    DBT_TARGET_PATH (the project's target for this home) and DBT_LOG_PATH (the home's) for dbt subprocesses (DbtCliResource passes os.environ on), then restore them.
 
     With None, dbt gets an in-memory database (parse and compile never need the warehouse, nor its lock). The
     home's models are only shown to a project whose target keeps their compiled files inside it (a project
@@ -70,6 +70,8 @@ def dbt_env(
     target = project.target_path if project else segments.target_dir(None, home)
     safe = segments.dbt_models_path_within(target, project_dir, home)
     values[segments.MODELS_ENV] = segments.dbt_models_path(project_dir, home) if safe else "no-filter-models"
+    # runs in Dagster write into a unique folder under DBT_TARGET_PATH (default: the project's target/)
+    values["DBT_TARGET_PATH"] = str(Path(project_dir or dbt_project_dir()) / target)
     values["DBT_LOG_PATH"] = str(segments.home_dbt_dir(home) / "logs")
     old = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
