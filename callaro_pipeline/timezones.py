@@ -7,11 +7,21 @@ abbreviation or UTC offset). Each piece of evidence is a set of zones. Two zones
 offsets agree at every instant over 2026-01-01..2028-12-31 (`same_clock`): America/Detroit is New York,
 America/North_Dakota/Center is Chicago, America/Denver is neither.
 
-- all evidence sets share a clock: the candidates are the shared clocks ("agreed" zones);
-- they share none (a person who moved, a mobile from elsewhere, a typed zone contradicting the address): the
-  candidates are every clock of every evidence ("conflict"), so a contact is only callable when the window is
-  open in all of them;
+The address says where the person lives, so every zone of it stays plausible: the ZIP or postal code (the
+state too when the ZIP lies in another state), else the state. The phone (area code and exchange) and a typed
+zone say where the person may be, or was:
+- no address: the phone's zones, narrowed by a typed zone that shares a clock with them;
+- the phone adds all its zones: a number is often not where its owner lives, and an area code or exchange that
+  spans a zone line may be from either side (a 364 number with a Paducah ZIP: Eastern and Central), so only a
+  phone whose zones the address already has (a Sioux Falls exchange with a Sioux Falls ZIP) adds nothing;
+- a typed zone that shares a clock with the address adds nothing ("MST" with a Phoenix ZIP is Phoenix); one
+  that shares none adds all its zones;
+- evidence that shares no clock with the address (a person who moved, a mobile from elsewhere, a typed zone
+  contradicting the address) makes the contact a "conflict": it is only callable when the window is open in
+  all of its candidates;
 - no evidence (or only unreadable typed text): no candidates, never callable ("unknown" / "invalid").
+The phone's zones are the exchange's where phonenumbers knows the exchange (prefixes longer than the area
+code), else the union over the area code, and the corrections file replaces both for the area codes it lists.
 
 Every rule works on distinct values and is joined back; the combination runs once per distinct tuple of
 evidence sets, so the cost follows the number of distinct evidence combinations, not the number of rows.
@@ -79,6 +89,7 @@ _ZONE_LIST = pl.List(pl.Utf8)
 _OFFSET_PATTERN = re.compile(r"^(?:utc|gmt)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$")
 _EVIDENCE = ("provided", "postal_code", "phone", "state")  # order of the names given to the candidates
 _NANP_E164 = r"^\+1([2-9]\d{2})[2-9]\d{6}$"
+_NANP_E164_DIGITS = r"^\+(1[2-9]\d{2}[2-9]\d{6})$"
 
 
 def read_reference(name: str) -> pl.DataFrame:
@@ -304,6 +315,33 @@ def _npa_zone_table() -> dict[str, str]:
 
 
 @cache
+def _corrected_area_codes() -> dict[str, str]:
+    return dict(read_reference("area_code_timezones.csv").select("area_code", "zones").iter_rows())
+
+
+@cache
+def _exchange_table() -> dict[str, str]:
+    """NANP prefixes longer than the area code ("1812385", "181242") -> ";"-joined zones (phonenumbers)."""
+    from phonenumbers.tzdata import TIMEZONE_DATA
+
+    return {
+        prefix: ";".join(sorted(zone for zone in zones if zone in _iana_names()))
+        for prefix, zones in TIMEZONE_DATA.items()
+        if prefix.startswith("1") and len(prefix) > 4
+    }
+
+
+def _exchange_zones(e164: pl.Expr) -> pl.Expr:
+    """The zones of the longest exchange-level prefix phonenumbers has for a NANP number, else null."""
+    table = _exchange_table()
+    digits = e164.str.extract(_NANP_E164_DIGITS, 1)
+    lengths = sorted({len(prefix) for prefix in table}, reverse=True)
+    return pl.coalesce(
+        digits.str.slice(0, length).replace_strict(table, default=None, return_dtype=pl.Utf8) for length in lengths
+    ).replace("", None)
+
+
+@cache
 def _zip5_table() -> pl.DataFrame:
     return read_reference("zip5_timezones.csv").select(zip5=pl.col("zip5").cast(pl.Int32), zones="zones")
 
@@ -371,7 +409,12 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
         }
     ).with_columns(
         rows.select(
-            phone=pl.coalesce(pl.col("_npa").replace_strict(npa_table, default=None), phone_list.replace("", None)),
+            phone=pl.coalesce(
+                pl.col("_npa").replace_strict(_corrected_area_codes(), default=None),
+                _exchange_zones(pl.col("phone_e164")),
+                pl.col("_npa").replace_strict(npa_table, default=None),
+                phone_list.replace("", None),
+            ),
             state=pl.col("_state_code").replace_strict(_state_zone_table(), default=None),
             postal_code=pl.coalesce(
                 pl.col("_zip_zones"),
@@ -384,7 +427,7 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _combine(evidence: dict[str, str | None], invalid: bool) -> tuple[list[str], str]:
-    """(candidate zones, timezone_source) of one combination of evidence sets."""
+    """(candidate zones, timezone_source) of one combination of evidence sets (see the module doc)."""
     sets: dict[str, dict[int, str]] = {}
     for kind in _EVIDENCE:
         value = evidence.get(kind)
@@ -395,17 +438,36 @@ def _combine(evidence: dict[str, str | None], invalid: bool) -> tuple[list[str],
             sets[kind] = by_clock
     if not sets:
         return [], "invalid" if invalid else "unknown"
-    shared = set.intersection(*(set(clocks) for clocks in sets.values()))
-    chosen = shared or set().union(*(set(clocks) for clocks in sets.values()))
-    names = []
-    for clock in chosen:
-        names.append(next(clocks[clock] for clocks in sets.values() if clock in clocks))
-    names.sort(key=_zone_order)
-    if not shared:
+    clocks = {kind: set(by_clock) for kind, by_clock in sets.items()}
+    address = clocks.get("postal_code") or clocks.get("state")
+    conflict = "postal_code" in clocks and "state" in clocks and not clocks["postal_code"] & clocks["state"]
+    if conflict:
+        address = clocks["postal_code"] | clocks["state"]
+    if address:
+        chosen = set(address)
+        for kind in ("phone", "provided"):
+            if kind not in clocks:
+                continue
+            if not clocks[kind] & address:
+                conflict = True
+            if kind == "phone" or conflict:
+                chosen |= clocks[kind]
+    else:
+        chosen = clocks.get("phone") or clocks["provided"]
+        typed = clocks.get("provided", chosen)
+        if typed & chosen:
+            chosen = typed & chosen
+        else:
+            chosen = chosen | typed
+            conflict = True
+    names = sorted(
+        (next(by_clock[clock] for by_clock in sets.values() if clock in by_clock) for clock in chosen), key=_zone_order
+    )
+    if conflict:
         return names, "conflict"
-    if len(shared) > 1:
+    if len(chosen) > 1:
         return names, "ambiguous"
-    alone = [kind for kind, clocks in sets.items() if len(clocks) == 1]
+    alone = [kind for kind in _EVIDENCE if clocks.get(kind) == chosen]
     return names, alone[0] if alone else "combined"
 
 

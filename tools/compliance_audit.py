@@ -939,7 +939,7 @@ def print_table(frame: pl.DataFrame) -> None:
 
 
 def leak_examples(per: pl.DataFrame, truth: pl.DataFrame, decided: pl.DataFrame, rows_by_phone: dict,
-                  per_kind: int = 2) -> None:
+                  per_kind: int = 6) -> None:
     """The largest leaks of each contact kind, with what the file said, the truth and what was decided."""
     leaks = (
         per.filter(pl.col("illegal_s") > 0).sort("illegal_s", descending=True)
