@@ -413,7 +413,9 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
                 pl.col("_npa").replace_strict(_corrected_area_codes(), default=None),
                 _exchange_zones(pl.col("phone_e164")),
                 pl.col("_npa").replace_strict(npa_table, default=None),
-                phone_list.replace("", None),
+                # outside the NANP, the country's zones; a NANP code without a place (toll-free 8XX, 5XX, 900)
+                # tells nothing, whatever phonenumbers lists for the whole country
+                pl.when(pl.col("_npa").is_null()).then(phone_list.replace("", None)),
             ),
             state=pl.col("_state_code").replace_strict(_state_zone_table(), default=None),
             postal_code=pl.coalesce(

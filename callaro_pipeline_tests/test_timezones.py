@@ -399,3 +399,13 @@ def test_every_single_evidence_zone_is_a_candidate(contact):
         assert row["timezone_source"] == "conflict"
     if len(together) == 1:
         assert row["timezone"] in row["timezone_candidates"]
+
+
+def test_a_toll_free_number_alone_is_no_evidence():
+    (row,) = resolve(
+        phone_e164=["+18005550134"], phone_timezones=[["America/New_York", "America/Chicago", "America/Los_Angeles"]]
+    )
+    assert row["timezone_candidates"] == [] and row["timezone_source"] == "unknown"
+    # with an address, the address decides
+    (row,) = resolve(phone_e164=["+18885550134"], phone_timezones=[["America/New_York"]], postal_code=["94103"])
+    assert row["timezone_candidates"] == [LA]
