@@ -1,11 +1,15 @@
-"""The contact book: one row per person (key: E.164 phone), and which campaign each person was uploaded to.
+"""The contact book: one row per person (key: E.164 phone plus extension), and which campaign each person was
+uploaded to. Two people behind one switchboard number with different extensions are two contacts; a contact
+without an extension keeps the id of its phone alone (`contact_id_sql`), so ids stay stable.
 
 Every function works inside the caller's transaction on a DuckDB connection and runs set-based SQL.
 
 Merge rule: an upload's non-empty values overwrite the book's ("latest non-empty value wins"); the time zone
 and the consent evidence each move as a group so a zone never pairs with another upload's candidates, nor a
 consent with another upload's date and source; custom fields are merged key by key. `first_upload_id` and
-`source_row` keep where the contact first came from.
+`source_row` keep where the contact first came from. A contact's other numbers (`other_phones_e164`, from a
+mapping with several phone columns; listed ones are taken off before the merge) are kept as a union, the
+upload's first.
 
 Consent is the exception to "latest wins": an upload's "unknown" (an empty cell) never replaces what the book
 knows, and a "no" in the book (an opt-out) is replaced only by a "yes" whose consent date is later than the
@@ -71,6 +75,7 @@ _FIELD_GROUPS = {
 _INCOMING_SCHEMA: dict[str, pl.DataType] = {
     "row_number": pl.Int64(),
     "phone_e164": pl.Utf8(),
+    "other_phones_e164": pl.List(pl.Utf8()),
     **{name: pl.Utf8() for name in _SINGLE_FIELDS},
     "timezone": pl.Utf8(),
     "timezone_candidates": pl.List(pl.Utf8()),
@@ -123,14 +128,22 @@ Condition = Any
 # --- identity and time -------------------------------------------------------------------------------------
 
 
-def contact_id_sql(phone_column: str) -> str:
-    """SQL for the contact id of an E.164 column: the one definition, used by every query that derives ids."""
-    return f"'c_' || left(sha256({phone_column}), 16)"
+def contact_id_sql(phone_column: str, extension_column: str | None = None) -> str:
+    """SQL for the contact id of an E.164 column (and extension column): the one definition, used by every query
+    that derives ids. The key is the phone alone when the extension is empty (the ids of contacts without one
+    never change), else `<phone>;ext=<extension>` (RFC 3966's form)."""
+    if extension_column is None:
+        return f"'c_' || left(sha256({phone_column}), 16)"
+    extension = f"nullif(trim({extension_column}), '')"
+    key = f"CASE WHEN {extension} IS NULL THEN {phone_column} ELSE {phone_column} || ';ext=' || {extension} END"
+    return f"'c_' || left(sha256({key}), 16)"
 
 
-def contact_id_for(phone_e164: str) -> str:
+def contact_id_for(phone_e164: str, extension: str | None = None) -> str:
     """The same id computed in Python, for callers without a connection (e.g. call results tying back)."""
-    return "c_" + hashlib.sha256(phone_e164.encode("utf-8")).hexdigest()[:16]
+    ext = (extension or "").strip()
+    key = f"{phone_e164};ext={ext}" if ext else phone_e164
+    return "c_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
 def as_utc_naive(moment: datetime) -> datetime:
@@ -179,7 +192,8 @@ _SPACE_SEPARATORS = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u20
 
 
 def _incoming_rows(contacts: pl.DataFrame) -> pl.DataFrame:
-    """One row per phone (its first row in the upload), text trimmed as DuckDB's trim() does, empty -> null."""
+    """One row per phone and extension (its first row in the upload), text trimmed as DuckDB's trim() does,
+    empty -> null."""
     rows = _aligned(contacts)
     # Column by column, and a column is replaced only when trimming changes it: cleaning every column at once
     # held a second copy of a million rows of text at the memory peak. Each step below likewise.
@@ -192,23 +206,25 @@ def _incoming_rows(contacts: pl.DataFrame) -> pl.DataFrame:
     rows = rows.filter(pl.col("phone_e164").is_not_null())
     if not rows.get_column("row_number").is_sorted():
         rows = rows.sort("row_number", maintain_order=True)
-    if rows.get_column("phone_e164").n_unique() < rows.height:
-        rows = rows.unique(subset=["phone_e164"], keep="first", maintain_order=True)
+    key = ["phone_e164", "phone_extension"]
+    if rows.select(key).n_unique() < rows.height:
+        rows = rows.unique(subset=key, keep="first", maintain_order=True)
     return rows
 
 
 def _stage_incoming(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> None:
-    """`_incoming` from `_incoming_rows`: one row per phone (its first row in the upload), with its contact_id,
+    """`_incoming` from `_incoming_rows`: one row per phone and extension (its first row), with its contact_id,
     empty text as NULL, custom fields without empty values (so a blank cell never erases what the book knows).
 
     A view over the registered frame rather than a temporary table: copying a million rows of text inside
     DuckDB (and trimming them there) cost more than the merge itself. The contact ids are hashed once, before
     the frame is registered: the merge reads the view three times. `_drop_incoming` removes it.
     """
-    phones = stage(con, "_upload_phones", rows.select("phone_e164"))
+    phones = stage(con, "_upload_phones", rows.select("phone_e164", "phone_extension"))
     try:
         # a projection of one registered frame: DuckDB returns its rows in order
-        ids = con.execute(f"SELECT {contact_id_sql('phone_e164')} AS contact_id FROM {phones}").pl()  # noqa: S608
+        contact_id = contact_id_sql("phone_e164", "phone_extension")
+        ids = con.execute(f"SELECT {contact_id} AS contact_id FROM {phones}").pl()  # noqa: S608
     finally:
         con.unregister(phones)
     # in one piece, as the rows are: columns cut in different pieces are copied whole to be handed to DuckDB
@@ -243,7 +259,13 @@ def _merge_assignments() -> str:
         for name in names
     ]
     custom = "custom_fields = json_merge_patch(coalesce(c.custom_fields, '{}'), i.custom_fields)"
-    return ",\n".join([*single, *grouped, custom, "last_upload_id = ?", "updated_at = ?"])
+    # the upload's other numbers first, then the book's it lacks (never the phone itself)
+    others = (
+        "other_phones_e164 = CASE WHEN i.other_phones_e164 IS NULL THEN c.other_phones_e164 ELSE "
+        "nullif(list_filter(list_concat(i.other_phones_e164, list_filter(coalesce(c.other_phones_e164, []), "
+        "e -> NOT list_contains(i.other_phones_e164, e))), e -> e <> c.phone_e164), []) END"
+    )
+    return ",\n".join([*single, *grouped, custom, others, "last_upload_id = ?", "updated_at = ?"])
 
 
 def merge_upload_into_book(
@@ -328,18 +350,28 @@ def _merge_incoming(con: duckdb.DuckDBPyConnection, *, upload_id: str, campaign:
 
 def _apply_revocations(con: duckdb.DuckDBPyConnection, *, upload_id: str, stamp: datetime) -> int:
     """Every contact of the book whose phone has a consent "no" in the upload's validated rows (released or
-    not) takes that "no" with its date and source (the upload's latest such row per phone)."""
+    not) takes that "no" with its date and source (the upload's latest such row per phone and extension). A "no"
+    given with an extension revokes that extension's contact; one without revokes every contact of the number
+    (as a DNC listing of the main number covers every extension)."""
     (revoked,) = con.execute(
         """
         UPDATE contacts AS c
         SET consent = 'no', consent_date = r.consent_date, consent_source = r.consent_source,
             last_upload_id = $1, updated_at = $2
         FROM (
-            SELECT phone_e164, consent_date, consent_source FROM validated_contacts
-            WHERE upload_id = $1 AND consent = 'no'
-            QUALIFY row_number() OVER (PARTITION BY phone_e164 ORDER BY row_number DESC) = 1
+            -- one "no" per contact: its own extension's latest, else the number's latest
+            SELECT b.contact_id, v.consent_date, v.consent_source
+            FROM (
+                SELECT phone_e164, nullif(trim(phone_extension), '') AS phone_extension, row_number, consent_date,
+                       consent_source
+                FROM validated_contacts WHERE upload_id = $1 AND consent = 'no'
+            ) AS v
+            JOIN contacts AS b ON b.phone_e164 = v.phone_e164
+             AND (v.phone_extension IS NULL OR b.phone_extension IS NOT DISTINCT FROM v.phone_extension)
+            QUALIFY row_number() OVER (
+                PARTITION BY b.contact_id ORDER BY v.phone_extension IS NULL, v.row_number DESC) = 1
         ) AS r
-        WHERE c.phone_e164 = r.phone_e164
+        WHERE c.contact_id = r.contact_id
           AND (c.consent IS DISTINCT FROM 'no' OR c.consent_date IS DISTINCT FROM r.consent_date
                OR c.consent_source IS DISTINCT FROM r.consent_source)
         """,

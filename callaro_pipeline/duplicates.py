@@ -1,4 +1,6 @@
-"""Duplicate handling within a campaign: the key is the E.164 phone, and the external_id where one is given.
+"""Duplicate handling within a campaign: the key is the E.164 phone plus extension, and the external_id where one
+is given. Two rows for one switchboard number with different extensions are two people, not duplicates (a row
+without an extension is the number's main line: a key of its own).
 
 Rows already in the campaign are skipped under every policy (so re-importing a corrected subset adds only what is
 new). Within the file, rows sharing a phone or an external_id, directly or through each other, form one group led
@@ -58,6 +60,16 @@ class DuplicateResult:
     """rows whose phone or external_id is already in the campaign"""
 
 
+# The phone part of the key: the E.164 number and the extension (empty when none; trimmed).
+PHONE_KEY = ["phone_e164", "_extension"]
+
+
+def _extension_key(rows: pl.DataFrame) -> pl.Expr:
+    if "phone_extension" not in rows.columns:
+        return pl.lit("", pl.Utf8).alias("_extension")
+    return pl.col("phone_extension").cast(pl.Utf8).str.strip_chars().fill_null("").alias("_extension")
+
+
 def _problem_lines(
     rows: pl.DataFrame, field: pl.Expr, message: pl.Expr, source_columns: dict[str, str]
 ) -> pl.DataFrame:
@@ -78,11 +90,15 @@ def _split_existing(valid: pl.DataFrame, existing: pl.DataFrame | None) -> tuple
         return valid, valid.clear().with_columns(
             pl.lit(None, pl.Utf8).alias("existing_upload"), pl.lit(None, pl.Utf8).alias("existing_key")
         )
-    known = existing.select(pl.col("phone_e164", "external_id", "upload_id").cast(pl.Utf8))
-    by_phone = known.group_by("phone_e164").agg(pl.col("upload_id").min().alias("upload_by_phone"))
+    known = existing.select(
+        pl.col("phone_e164", "external_id", "upload_id").cast(pl.Utf8),
+        _extension_key(existing),
+    )
+    by_phone = known.group_by(PHONE_KEY).agg(pl.col("upload_id").min().alias("upload_by_phone"))
     by_id = known.drop_nulls("external_id").group_by("external_id").agg(pl.col("upload_id").min().alias("upload_by_id"))
     matched = (
-        valid.join(by_phone, on="phone_e164", how="left", maintain_order="left")
+        valid.with_columns(_extension_key(valid))
+        .join(by_phone, on=PHONE_KEY, how="left", maintain_order="left")
         .join(by_id, on="external_id", how="left", maintain_order="left")
         .with_columns(
             pl.coalesce("upload_by_phone", "upload_by_id").alias("existing_upload"),
@@ -92,7 +108,7 @@ def _split_existing(valid: pl.DataFrame, existing: pl.DataFrame | None) -> tuple
             .then(pl.lit("external_id"))
             .alias("existing_key"),
         )
-        .drop("upload_by_phone", "upload_by_id")
+        .drop("upload_by_phone", "upload_by_id", "_extension")
     )
     return matched.filter(pl.col("existing_key").is_null()).select(valid.columns), matched.filter(
         pl.col("existing_key").is_not_null()
@@ -106,8 +122,8 @@ def _group_duplicates(rows: pl.DataFrame) -> pl.DataFrame:
     Label propagation over those integer keys: each pass spreads the smallest row number one hop and it stops
     when nothing changes (one or two passes on real files)."""
     ordered = rows if rows.get_column("row_number").is_sorted() else rows.sort("row_number")
-    frame = ordered.with_columns(
-        pl.col("row_number").min().over("phone_e164").alias("first_with_phone"),
+    frame = ordered.with_columns(_extension_key(ordered)).with_columns(
+        pl.col("row_number").min().over(PHONE_KEY).alias("first_with_phone"),
         pl.when(pl.col("external_id").is_not_null())
         .then(pl.col("row_number").min().over("external_id"))
         .alias("first_with_id"),
@@ -121,7 +137,7 @@ def _group_duplicates(rows: pl.DataFrame) -> pl.DataFrame:
             ).alias(GROUP)
         )
         if spread.get_column(GROUP).equals(frame.get_column(GROUP)):
-            return frame
+            return frame.drop("_extension")
         frame = spread
 
 
@@ -269,14 +285,19 @@ def apply_duplicate_policy(
     existing: pl.DataFrame | None = None,
     source_columns: dict[str, str] | None = None,
 ) -> DuplicateResult:
-    """Apply a campaign's duplicate policy to validated rows. `existing` (phone_e164, external_id, upload_id)
-    lists the campaign's contacts; `source_columns` (field -> source column) fills the problems' `column`."""
+    """Apply a campaign's duplicate policy to validated rows. `existing` (phone_e164, phone_extension,
+    external_id, upload_id; without phone_extension every contact is a main line) lists the campaign's contacts; `source_columns` (field -> source column) fills the problems' `column`."""
     if policy not in DUPLICATE_POLICIES:
         raise ConfigError(f"unknown duplicate policy {policy!r}: use one of {', '.join(DUPLICATE_POLICIES)}")
     source_columns = source_columns or {}
     fresh, already = _split_existing(valid, existing)
     # a "no" for a contact already in the campaign is not a duplicate: it revokes (latest row per phone)
-    revoking = already.filter(_revoked(already)).unique("phone_e164", keep="last", maintain_order=True)
+    revoking = (
+        already.filter(_revoked(already))
+        .with_columns(_extension_key(already))
+        .unique(PHONE_KEY, keep="last", maintain_order=True)
+        .drop("_extension")
+    )
     already = already.filter(~pl.col("row_number").is_in(revoking.get_column("row_number").implode()))
     existing_lines = _problem_lines(
         already,

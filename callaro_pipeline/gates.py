@@ -36,7 +36,17 @@ GE_GATE = GX_GATE  # the name other modules import
 GX_SUITE_NAME = "callaro_upload_gate"
 
 E164_PATTERN = r"^\+[1-9]\d{6,14}$"
-TIMEZONE_SOURCES = ("provided", "phone", "state", "postal_code", "combined", "ambiguous", "conflict", "invalid", "unknown")
+TIMEZONE_SOURCES = (
+    "provided",
+    "phone",
+    "state",
+    "postal_code",
+    "combined",
+    "ambiguous",
+    "conflict",
+    "invalid",
+    "unknown",
+)
 CONSENT_VALUES = ("yes", "no", "unknown")
 IDENTITY_FIELDS = ("first_name", "last_name", "full_name", "external_id")
 OPTIONAL_TEXT_COLUMNS = (
@@ -60,6 +70,9 @@ OPTIONAL_TEXT_COLUMNS = (
 )
 
 MetadataValue = float | int | str
+# The duplicate key of validated contacts: two rows that differ only by extension are two contacts.
+UNIQUE_KEY = ("phone_e164", "phone_extension")
+UNIQUE_KEY_LABEL = "phone_e164_phone_extension"
 
 
 @dataclass
@@ -85,7 +98,8 @@ def validated_contacts_schema() -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
             "row_number": pa.Column(pl.Int64, pa.Check.ge(2, error="row_number_after_header"), unique=True),
-            "phone_e164": pa.Column(pl.Utf8, pa.Check.str_matches(E164_PATTERN, error="e164_format"), unique=True),
+            # unique with the extension (the duplicate key): one switchboard number may carry several extensions
+            "phone_e164": pa.Column(pl.Utf8, pa.Check.str_matches(E164_PATTERN, error="e164_format")),
             **text,
             "consent": pa.Column(pl.Utf8, pa.Check.isin(CONSENT_VALUES, error="consent_value")),
             "timezone": pa.Column(
@@ -96,6 +110,7 @@ def validated_contacts_schema() -> pa.DataFrameSchema:
         },
         name="validated_contacts",
         strict=False,
+        unique=list(UNIQUE_KEY),
     )
 
 
@@ -130,6 +145,9 @@ def failure_counts(failure_cases: pl.DataFrame) -> dict[str, int]:
         pl.when(pl.col("check") == "column_in_dataframe")
         # For a missing column Pandera names the schema as `column` and the missing column as the case.
         .then(pl.col("failure_case").cast(pl.Utf8))
+        # the schema-level unique key (phone and extension) is named by its columns, not by the schema
+        .when(pl.col("check") == "multiple_fields_uniqueness")
+        .then(pl.lit(UNIQUE_KEY_LABEL))
         .otherwise(pl.col("column"))
         .alias("column"),
         pl.col("check"),

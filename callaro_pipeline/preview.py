@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from callaro_pipeline.config import Campaign, campaign_path, load_campaign, load_custom_fields, paths
+from callaro_pipeline.config import campaign_path, default_campaign, load_campaign, load_custom_fields, paths
 from callaro_pipeline.errors import UnusableInput
 from callaro_pipeline.flow import check_upload, map_upload
 from callaro_pipeline.ingest import ReadLimits, check_size, read_table
@@ -41,7 +41,8 @@ def _campaign_state(campaign: str) -> tuple[str | None, str | None, pl.DataFrame
             "SELECT last_mapping, last_columns FROM campaign_state WHERE campaign = ?", [campaign]
         ).fetchone()
         existing = con.execute(
-            "SELECT c.phone_e164, c.external_id, cc.upload_id FROM campaign_contacts cc JOIN contacts c USING (contact_id) "
+            "SELECT c.phone_e164, c.phone_extension, c.external_id, cc.upload_id "
+            "FROM campaign_contacts cc JOIN contacts c USING (contact_id) "
             "WHERE cc.campaign = ?",
             [campaign],
         ).pl()
@@ -60,7 +61,10 @@ def preview_file(
     default_region: str | None = None,
 ) -> str:
     check_source_file(file)  # a regular file: links, FIFOs and devices are refused
-    config = load_campaign(campaign) if campaign_path(campaign).exists() else Campaign(name=campaign)
+    # a brand-new campaign is previewed with what an import would give it (the compliance owner's defaults, else
+    # the built-in safe ones), never saved: a preview writes nothing
+    is_new = not campaign_path(campaign).exists()
+    config = default_campaign(campaign) if is_new else load_campaign(campaign)
     registry = load_custom_fields()
     if default_region is not None and not re.fullmatch(r"[A-Za-z]{2}", default_region):
         raise UnusableInput(f"--default-region must be a two-letter country code, not {default_region[:20]!r}")
@@ -96,6 +100,9 @@ def preview_file(
     lines = [
         f"file       {file.name}: {table.rows.height + table.malformed.height} rows, encoding {table.encoding}, "
         f"delimiter {table.delimiter!r}, header on row {table.header_row}",
+        f"campaign   {config.name} ({'new: an import creates it with the defaults' if is_new else 'configured'}): "
+        f"duplicates {config.duplicates}, requires national DNC list {'yes' if config.require_national_dnc else 'no'}"
+        f", consent {'yes' if config.require_consent else 'no'}",
         f"mapping    ({mapped.mapping.source})",
     ]
     lines += [f"  {source!r:>28} -> {target}" for source, target in mapped.mapping.fields.items()]
@@ -118,7 +125,7 @@ def preview_file(
         counts = checked.counts()
         lines.append(
             f"would import {kept.height}, reject {counts['rejected']}, skip {counts['duplicates']} duplicates "
-            "(DNC suppression is applied at import)"
+            "(DNC suppression is applied at import; the consent a campaign requires, by its audience)"
         )
         if problems.height:
             lines.append("problems:")

@@ -26,6 +26,18 @@ loaded snapshot covers (`dnc:national_not_covered`), nor after its snapshot turn
 
 Consent: an explicit "no" (an opt-out) is always a reason (`consent_revoked`), whatever the campaign; a
 campaign that requires consent calls only rows with yes, a real consent date not in the future, and a source.
+That requirement is a criterion of the campaign's audience (`no_consent` at audience builds and in the live read
+filter), not of the upload: an upload's unconsented contacts enter the contact book and the campaign (the import
+still imports, the audience says why nobody is callable yet); DNC-listed numbers and opt-outs stay suppressed at
+upload (`scrub(..., upload=True)`).
+
+Other numbers of a contact (`other_phones_e164`: a mapping that names several phone columns) are scrubbed like
+the phone, number by number: a listed one is taken off the contact's numbers (`other_phones_e164` keeps the
+others, `other_phones_suppressed` lists it) and never reaches the book or an export
+(`drop_listed_other_phones`; exports filter them live again). A listed other number does not suppress the
+contact: it stays callable on its phone when the phone itself is not listed. A listed phone, or an opt-out,
+suppresses the whole contact with every number it has. DNC matching is on the E.164 number alone: a listed
+switchboard number covers every extension.
 """
 
 from __future__ import annotations
@@ -210,15 +222,19 @@ def scrub(
     campaign: Campaign,
     now: datetime | None = None,
     check_coverage: bool = False,
+    upload: bool = False,
 ) -> pl.DataFrame:
-    """The same rows plus `reasons` (List[Utf8]; empty = callable) and `dnc_snapshot` (JSON of loads checked).
+    """The same rows plus `reasons` (List[Utf8]; empty = callable) and `dnc_snapshot` (JSON of loads checked);
+    with an `other_phones_e164` column, that column keeps only the other numbers not listed and
+    `other_phones_suppressed` (List[Utf8]) holds the listed ones (they never make the row's reasons).
 
     Reasons: `dnc:<source>` for every applicable list the number is on; with `check_coverage` (audience builds:
     an upload's contacts still enter the book before the national list is loaded), `dnc:national_not_covered`
     when the campaign requires the national list and no loaded snapshot covers the number's area code (a number
     outside the North American plan has none); `consent_revoked` for an explicit no (an opt-out), whatever the
     campaign; `no_consent` when the campaign requires consent and the row lacks consent == yes with a real
-    consent date (not after `now`, default today) and a source.
+    consent date (not after `now`, default today) and a source — except with `upload` (an upload's scrub: the
+    consent a campaign requires is decided by its audience, so the contact still enters the book).
     """
     sources = campaign.dnc_sources
     numbers = contacts.select(_e164_to_number(pl.col("phone_e164")).alias("number"))
@@ -234,7 +250,7 @@ def scrub(
     consent = pl.col("consent").cast(pl.Utf8).str.strip_chars().str.to_lowercase() if has_consent else pl.lit(None)
     revoked = (consent == "no").fill_null(False) if has_consent else pl.lit(False)
     consent_missing = pl.lit(False)
-    if campaign.require_consent:
+    if campaign.require_consent and not upload:
         today = (now or datetime.now(UTC)).date()
         consent_date = consent_date_value(pl.col("consent_date").cast(pl.Utf8))
         consent_missing = ~revoked & ~(
@@ -255,7 +271,7 @@ def scrub(
     def reason(condition: pl.Expr, name: str) -> pl.Expr:
         return pl.when(condition).then(pl.lit([name], dtype=pl.List(pl.Utf8))).otherwise(empty)
 
-    return (
+    scrubbed = (
         contacts.with_columns(listed_reasons["dnc_reasons"], coverage)
         .with_columns(
             pl.concat_list(
@@ -267,6 +283,48 @@ def scrub(
             pl.lit(snapshot_json, dtype=pl.Utf8).alias("dnc_snapshot"),
         )
         .drop("dnc_reasons", "_not_covered")
+    )
+    if OTHER_PHONES in scrubbed.columns:
+        scrubbed = drop_listed_other_phones(con, scrubbed, sources)
+    return scrubbed
+
+
+OTHER_PHONES = "other_phones_e164"
+
+
+def drop_listed_other_phones(
+    con: duckdb.DuckDBPyConnection, contacts: pl.DataFrame, sources: list[str] | None
+) -> pl.DataFrame:
+    """The rows with `other_phones_e164` keeping only the numbers not currently listed in `sources` (None: in
+    any list at all), in their order, and `other_phones_suppressed` holding the listed ones (empty lists are
+    null). Rows without other numbers are untouched; a frame without the column is returned as it is."""
+    if OTHER_PHONES not in contacts.columns:
+        return contacts
+    if sources is None:
+        sources = [source for (source,) in con.execute("SELECT DISTINCT source FROM dnc_loads").fetchall()]
+    others = contacts.get_column(OTHER_PHONES).cast(pl.List(pl.Utf8))
+    exploded = (
+        pl.DataFrame({"_row": pl.int_range(0, contacts.height, dtype=pl.UInt32, eager=True), "phone": others})
+        .explode("phone")
+        .drop_nulls("phone")
+        .with_columns(_e164_to_number(pl.col("phone")).alias("number"))
+    )
+    if exploded.is_empty():
+        return contacts.with_columns(pl.lit(None, pl.List(pl.Utf8)).alias("other_phones_suppressed"))
+    listed = _listed_numbers(con, exploded.select("number").unique().drop_nulls(), sources).get_column("number")
+    blocked = exploded.get_column("number").is_in(listed.implode()).fill_null(False)
+    # an unreadable other number cannot be checked against the lists: it is not offered either
+    blocked = blocked | exploded.get_column("number").is_null()
+    split = exploded.with_columns(blocked.alias("_blocked"))
+    kept = split.filter(~pl.col("_blocked")).group_by("_row", maintain_order=True).agg(pl.col("phone").alias("_kept"))
+    gone = split.filter(pl.col("_blocked")).group_by("_row", maintain_order=True).agg(pl.col("phone").alias("_gone"))
+    rows = pl.DataFrame({"_row": pl.int_range(0, contacts.height, dtype=pl.UInt32, eager=True)})
+    joined = rows.join(kept, on="_row", how="left", maintain_order="left").join(
+        gone, on="_row", how="left", maintain_order="left"
+    )
+    return contacts.with_columns(
+        joined.get_column("_kept").cast(pl.List(pl.Utf8)).alias(OTHER_PHONES),
+        joined.get_column("_gone").cast(pl.List(pl.Utf8)).alias("other_phones_suppressed"),
     )
 
 

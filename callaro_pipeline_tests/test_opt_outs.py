@@ -342,11 +342,25 @@ def test_an_import_into_a_new_campaign_imports_and_says_why_nobody_is_callable(c
 
     upload = write_csv(tmp_path / "c.csv", ["First Name", "Phone"], [["Ann", "(415) 555-0101"]])
     summary = run_import(ImportRequest(file=upload, campaign="typo"))
-    # imported (exit 0): the safe defaults keep the unconsented row out of every audience, and the audience says why
-    assert summary["status"] == "imported" and summary["suppressed"] == 1
-    assert summary["suppressed_by_reason"] == {"no_consent": 1}
+    # imported (exit 0): the unconsented contact is in the book and the campaign (consent is the audience's
+    # criterion, not the upload's), and the audience says why nobody is callable yet
+    assert summary["status"] == "imported" and summary["suppressed"] == 0 and summary["imported"] == 1
     assert summary["audience"]["status"] == "not_built"
     assert "national DNC list has never been loaded" in summary["audience"]["reason"]
+    warehouse = Warehouse()
+    with warehouse.connect() as con:
+        assert con.execute("SELECT phone_e164 FROM contacts").fetchall() == [("+14155550101",)]
+        assert con.execute("SELECT count(*) FROM campaign_contacts WHERE campaign = 'typo'").fetchone() == (1,)
+    # once the national list is loaded the audience is built, and excludes the contact for want of consent
+    national = registry_file(tmp_path / "dnc", "national.txt", ["4155550199"])
+    with warehouse.transaction() as con:
+        import_dnc_file(con, national, source="national", snapshot_date=datetime.now(UTC).date())
+        build = build_audience(con, load_campaign("typo"), now=datetime.now(UTC))
+        assert build.members == 0 and build.detail["suppressed_by_reason"] == {"no_consent": 1}
+        assert audience(con, "typo") == []
+    from callaro_pipeline.audiences import audience_status
+
+    assert "no_consent 1" in audience_status(build)["reason"]
 
 
 # --- 5. one campaign link per contact under concurrent imports -------------------------------------------------

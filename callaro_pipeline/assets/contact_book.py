@@ -7,10 +7,12 @@ import dagster as dg
 from callaro_pipeline import segments
 from callaro_pipeline.assets.metadata import upload_metadata
 from callaro_pipeline.assets.suppression import DNC_GATE, suppressed_contacts
+from callaro_pipeline.config import Campaign
 from callaro_pipeline.contact_book import merge_upload_into_book
 from callaro_pipeline.gates import GE_GATE, PANDERA_GATE
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
 from callaro_pipeline.privacy import withhold_error_details
+from callaro_pipeline.suppression import drop_listed_other_phones
 from callaro_pipeline.uploads import failed_checks, load_upload, update_upload, upload_summary, utcnow
 from callaro_pipeline.warehouse import Warehouse
 
@@ -72,7 +74,10 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
             con,
             upload_id=upload_id,
             campaign=upload.campaign,
-            contacts=con.execute(RELEASED_SQL, [upload_id, upload_id]).pl(),
+            # other numbers listed now on the campaign's lists never reach the book (the contact keeps its phone)
+            contacts=drop_listed_other_phones(
+                con, con.execute(RELEASED_SQL, [upload_id, upload_id]).pl(), Campaign(name=upload.campaign).dnc_sources
+            ),
             now=utcnow(),
         )
         if not upload.options.manual:  # a contact added by hand is not a vendor file: keep the campaign's state

@@ -26,7 +26,8 @@ DNC_GATE = "dnc_lists_usable"
     kinds={"duckdb", "polars"},
     owners=["team:compliance"],
     description="Validated contacts that may not be called: on a DNC list that applies to the campaign (matched "
-    "on E.164 whatever the input format) or without the consent the campaign requires. Each keeps its reasons.",
+    "on E.164 whatever the input format) or opted out. Each keeps its reasons. The consent a campaign requires "
+    "is decided by its audience (no_consent); listed other numbers are taken off their contact.",
 )
 @withhold_error_details
 def suppressed_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
@@ -36,7 +37,17 @@ def suppressed_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse)
         upload = load_upload(con, upload_id)
         campaign = load_campaign(upload.campaign, create=True)
         valid = con.execute(VALIDATED_COLUMNS_SQL, [upload_id]).pl()
-        scrubbed = scrub(con, valid, campaign=campaign)
+        # DNC and opt-outs only: the consent a campaign requires is its audience's criterion (no_consent), so an
+        # unconsented contact still enters the book and the campaign (the import still imports)
+        scrubbed = scrub(con, valid, campaign=campaign, upload=True)
+        # the released rows' listed other numbers: taken off the contact (it stays callable on its phone)
+        others_suppressed = int(
+            scrubbed.filter(pl.col("reasons").list.len() == 0)
+            .get_column("other_phones_suppressed")
+            .list.len()
+            .fill_null(0)
+            .sum()
+        )
         suppressed = scrubbed.filter(pl.col("reasons").list.len() > 0).select(
             "row_number", "phone_e164", "reasons", pl.lit(datetime.now(UTC).replace(tzinfo=None)).alias("checked_at")
         )
@@ -51,10 +62,15 @@ def suppressed_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse)
             upload_id,
             suppressed=suppressed.height,
             suppressed_by_reason=dict(by_reason),
+            other_phones_suppressed=others_suppressed,
             timings={"suppress_seconds": round(time.perf_counter() - started, 3)},
         )
     return dg.MaterializeResult(
-        metadata={"suppressed": suppressed.height, "suppressed_by_reason": dg.MetadataValue.json(dict(by_reason))}
+        metadata={
+            "suppressed": suppressed.height,
+            "suppressed_by_reason": dg.MetadataValue.json(dict(by_reason)),
+            "other_phones_suppressed": others_suppressed,
+        }
     )
 
 

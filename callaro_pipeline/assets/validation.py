@@ -134,11 +134,11 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
             return con.execute(
                 """
                 WITH matched AS MATERIALIZED (
-                    SELECT contact_id, phone_e164, external_id FROM contacts
+                    SELECT contact_id, phone_e164, phone_extension, external_id FROM contacts
                     WHERE phone_e164 IN (SELECT phone_e164 FROM _upload_keys)
                        OR external_id IN (SELECT external_id FROM _upload_keys WHERE external_id IS NOT NULL)
                 )
-                SELECT m.phone_e164, m.external_id, cc.upload_id
+                SELECT m.phone_e164, m.phone_extension, m.external_id, cc.upload_id
                 FROM campaign_contacts cc JOIN matched m USING (contact_id)
                 WHERE cc.campaign = ? AND cc.upload_id <> ?
                 """,

@@ -33,11 +33,14 @@ CREATE TABLE IF NOT EXISTS suppressed_contacts (
     upload_id VARCHAR NOT NULL,
     row_number BIGINT NOT NULL,
     phone_e164 VARCHAR NOT NULL,
-    reasons VARCHAR[] NOT NULL,       -- e.g. dnc:internal, dnc:national, no_consent
+    reasons VARCHAR[] NOT NULL,       -- e.g. dnc:internal, dnc:national, consent_revoked (no_consent: audiences)
     checked_at TIMESTAMP NOT NULL
 );
--- One row per person (key: E.164 phone); contact_id is derived from the key so call results tie back.
--- The key is kept by the one writer, contact_book.merge_upload_into_book (one row per phone per upload,
+-- One row per person (key: E.164 phone plus extension: two extensions of one switchboard number are two people);
+-- contact_id is derived from the key (the phone alone when there is no extension: contact_book.contact_id_sql) so
+-- call results tie back. other_phones_e164: the contact's other numbers not DNC-listed when merged (exports
+-- filter them live again). The key is kept by the one writer, contact_book.merge_upload_into_book (one row per
+-- phone and extension per upload,
 -- inserted only when absent), not by PRIMARY KEY / UNIQUE: DuckDB's ART indexes on millions of text keys
 -- made each million-row upload tens of seconds slower, grew with the book, held GBs in memory, and turned
 -- an UPDATE of existing contacts into minutes (measured: 838k rows, 273 s with the indexes, 8 s without).
@@ -52,8 +55,10 @@ CREATE TABLE IF NOT EXISTS contacts (
     consent VARCHAR, consent_date VARCHAR, consent_source VARCHAR,
     custom_fields JSON,
     first_upload_id VARCHAR, last_upload_id VARCHAR, source_row BIGINT,
-    created_at TIMESTAMP, updated_at TIMESTAMP
+    created_at TIMESTAMP, updated_at TIMESTAMP,
+    other_phones_e164 VARCHAR[]
 );
+ALTER TABLE contacts ADD COLUMN IF NOT EXISTS other_phones_e164 VARCHAR[];
 CREATE TABLE IF NOT EXISTS campaign_contacts (
     campaign VARCHAR NOT NULL,
     contact_id VARCHAR NOT NULL,

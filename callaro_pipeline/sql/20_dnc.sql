@@ -102,7 +102,9 @@ JOIN audience_build_windows w ON w.build_id = b.build_id AND w.window_key = v.wi
 -- Current audience members (the latest build's) who may not be called any more, decided on the live tables at
 -- read time, so a number listed, a consent revoked or a contact removed after the build (or while a rebuild was
 -- killed) is out of every read path at once: on a DNC list that applies to the campaign (internal, call_outcome,
--- national, campaign:<name>: Campaign.dnc_sources), no longer in the contact book, or with consent "no" in it.
+-- national, campaign:<name>: Campaign.dnc_sources), no longer in the contact book, or with consent "no" in it;
+-- and, in a campaign whose latest build required consent, without consent yes + a real date not in the future + a
+-- source in the book now (no_consent: consent is an audience criterion, the upload's contacts are in the book).
 -- The DNC rule is dnc_active's, probed with the members' numbers only (a 100M-number list is not aggregated).
 CREATE OR REPLACE VIEW audience_live_blocked AS
 WITH members AS (
@@ -134,7 +136,63 @@ UNION ALL
 SELECT m.campaign, m.contact_id, 'not_in_contact_book' AS reason FROM members m ANTI JOIN contacts c USING (contact_id)
 UNION ALL
 SELECT m.campaign, m.contact_id, 'consent_revoked' AS reason
-FROM members m JOIN contacts c USING (contact_id) WHERE c.consent = 'no';
+FROM members m JOIN contacts c USING (contact_id) WHERE c.consent = 'no'
+UNION ALL
+SELECT m.campaign, m.contact_id, 'no_consent' AS reason
+FROM members m JOIN contacts c USING (contact_id)
+WHERE m.campaign IN (
+        SELECT campaign FROM (
+            SELECT campaign, arg_max(detail, build_id) AS detail FROM audience_builds GROUP BY campaign
+        ) WHERE coalesce(TRY_CAST(detail->'requires'->>'consent' AS BOOLEAN), false)
+    )
+  AND coalesce(lower(trim(c.consent)), '') <> 'no'
+  AND NOT coalesce(
+        lower(trim(c.consent)) = 'yes' AND TRY_CAST(c.consent_date AS DATE) <= current_date
+        AND nullif(trim(c.consent_source), '') IS NOT NULL,
+        false);
+
+-- The other numbers (contacts.other_phones_e164) of current audience members that may be offered with them now,
+-- in the contact's order: a number listed now on a list that applies to the campaign is never offered (nor one
+-- that is not a readable E.164 number). Exports (campaign_audiences.other_phones_e164) read it.
+CREATE OR REPLACE VIEW audience_live_other_phones AS
+WITH members AS (
+    SELECT DISTINCT campaign, contact_id FROM audience_member_versions WHERE to_build IS NULL AND outcome = 'member'
+),
+others AS (
+    SELECT campaign, contact_id, phone, position, TRY_CAST(ltrim(phone, '+') AS BIGINT) AS number
+    FROM (
+        SELECT m.campaign, m.contact_id, unnest(c.other_phones_e164) AS phone,
+               generate_subscripts(c.other_phones_e164, 1) AS position
+        FROM members m JOIN contacts c USING (contact_id)
+        WHERE len(c.other_phones_e164) > 0
+    )
+),
+probe AS (SELECT DISTINCT number FROM others WHERE number IS NOT NULL),
+events AS (
+    SELECT n.number, n.source, n.load_id, 'add' AS op FROM dnc_numbers n SEMI JOIN probe USING (number)
+    UNION ALL
+    SELECT f.number, fl.source, fl.load_id, 'add' AS op
+    FROM dnc_file_numbers f SEMI JOIN probe USING (number) JOIN dnc_loads fl USING (load_seq)
+    UNION ALL
+    SELECT r.number, r.source, r.load_id, 'remove' AS op FROM dnc_removals r SEMI JOIN probe USING (number)
+),
+listed AS (
+    SELECT e.number, e.source
+    FROM events e
+    JOIN dnc_loads l USING (load_id)
+    LEFT JOIN dnc_national_base b ON e.source = 'national' AND b.area_code = (e.number // 10000000) % 1000
+    WHERE l.load_seq >= coalesce(b.base_seq, 0)
+    GROUP BY e.number, e.source
+    HAVING arg_max(e.op, l.load_seq) = 'add'
+)
+SELECT o.campaign, o.contact_id, list(o.phone ORDER BY o.position) AS other_phones_e164
+FROM others o
+WHERE o.number IS NOT NULL
+  AND NOT EXISTS (
+        SELECT 1 FROM listed d
+        WHERE d.number = o.number AND d.source IN ('internal', 'call_outcome', 'national', 'campaign:' || o.campaign)
+    )
+GROUP BY o.campaign, o.contact_id;
 
 -- Who in campaign X may be called at instant T, from its latest build (the greatest build_id, as in
 -- campaign_audiences): SELECT * FROM callable_contacts('spring', now()). A TIMESTAMP without time zone is
