@@ -276,7 +276,7 @@ def read_timezone_text(text: str | None) -> tuple[str, ...] | None:
     if isinstance(reading[0], int):
         zones = offset_zones(*reading)
         return zones or None
-    return reading
+    return tuple(str(zone) for zone in reading)
 
 
 def parse_timezone_text(values: pl.Series) -> pl.DataFrame:

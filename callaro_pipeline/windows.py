@@ -336,7 +336,7 @@ class _RuleReader:
     def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, f"{what} must be a mapping")
-        items = []
+        items: list[tuple[str, yaml.Node, yaml.Node]] = []
         for key, value in node.value:
             if not isinstance(key, yaml.ScalarNode):
                 raise self.fail(key, f"{what}: keys must be plain names")

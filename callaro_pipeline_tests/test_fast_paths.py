@@ -160,11 +160,8 @@ def test_registry_lines_read_as_integers_follow_the_general_rule(tmp_path: Path)
         "１２１２５５５０１４８",
     ]
     path = tmp_path / "national.txt"
-    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
-    numbers, rejected = suppression._read_bare_lines(path, path.name)
-
     # the general rule, line by line
-    expected, junk = set(), 0
+    expected, junk, readable = set(), 0, []
     for line in lines:
         digits = "".join(ch for ch in line.strip() if ch not in " \t().+-\r")
         ok = len(digits) in (10, 11) and digits.isascii() and digits.isdigit()
@@ -172,10 +169,20 @@ def test_registry_lines_read_as_integers_follow_the_general_rule(tmp_path: Path)
         national = digits[-10:]
         if ok and national[0] in "23456789" and national[3] in "23456789":
             expected.add(10_000_000_000 + int(national))
+            readable.append(line)
         elif line.strip():
             junk += 1
+        else:
+            readable.append(line)
+    # a file with unreadable lines is refused whole, with their count (fail closed)
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    with pytest.raises(suppression.DncFileRefused, match=f"{junk} line"):
+        suppression._read_bare_lines(path, path.name)
+    # its readable lines alone are read exactly as the general rule says
+    path.write_bytes(("\n".join(readable) + "\n").encode("utf-8"))
+    numbers, rejected = suppression._read_bare_lines(path, path.name)
     assert sorted(numbers["number"].to_list()) == sorted(expected)
-    assert rejected == junk
+    assert rejected == 0
 
 
 def test_area_code_counts_by_binary_search_equal_a_group_by() -> None:

@@ -125,9 +125,13 @@ def test_pandera_duplicate_phone_counts_both_rows_and_hides_the_number():
 
 def test_pandera_one_switchboard_number_with_different_extensions_is_not_a_duplicate():
     board = "+14155550171"
-    both = pandera_gate(contacts(phone_e164=[board, board, board, "+12125550199"], phone_extension=["12", "34", None, None]))
+    both = pandera_gate(
+        contacts(phone_e164=[board, board, board, "+12125550199"], phone_extension=["12", "34", None, None])
+    )
     assert both.passed, both.detail
-    same = pandera_gate(contacts(phone_e164=[board, board, "+4930123456", "+12125550199"], phone_extension=["12", "12", None, None]))
+    same = pandera_gate(
+        contacts(phone_e164=[board, board, "+4930123456", "+12125550199"], phone_extension=["12", "12", None, None])
+    )
     assert not same.passed
     assert same.metadata["failures.phone_e164_phone_extension.multiple_fields_uniqueness"] == 2
     assert_no_values_leak(same, board, "4155550171")

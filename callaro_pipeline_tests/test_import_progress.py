@@ -35,7 +35,7 @@ def test_progress_on_a_terminal_shows_each_stage_with_its_rows(
     expected = [
         ("✓ raw_upload", "62 rows"),
         ("✓ mapped_contacts", "62 rows"),
-        ("✓ validated_contacts", "56 rows"),
+        ("✓ validated_contacts", "57 rows"),
         ("✓ rejected_rows", "4 rows rejected"),
         ("✓ suppressed_contacts", "0 suppressed"),
         ("✓ contacts", "56 imported"),

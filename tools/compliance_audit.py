@@ -71,172 +71,415 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # anchors: (city, province, postal FSA, latitude, longitude). Zone-split areas are marked "split".
 # --------------------------------------------------------------------------------------------------------------
 US_ANCHORS: list[tuple[str, str, str, bool]] = [
-    ("Birmingham", "AL", "35203", False), ("Montgomery", "AL", "36104", False), ("Mobile", "AL", "36602", False),
+    ("Birmingham", "AL", "35203", False),
+    ("Montgomery", "AL", "36104", False),
+    ("Mobile", "AL", "36602", False),
     ("Huntsville", "AL", "35801", False),
-    ("Anchorage", "AK", "99501", True), ("Juneau", "AK", "99801", True), ("Fairbanks", "AK", "99701", True),
-    ("Nome", "AK", "99762", True), ("Adak", "AK", "99546", True),
-    ("Phoenix", "AZ", "85004", True), ("Tucson", "AZ", "85701", True), ("Flagstaff", "AZ", "86001", True),
-    ("Window Rock", "AZ", "86515", True), ("Chinle", "AZ", "86503", True), ("Kayenta", "AZ", "86033", True),
-    ("Tuba City", "AZ", "86045", True), ("Yuma", "AZ", "85364", True),
-    ("Little Rock", "AR", "72201", False), ("Fayetteville", "AR", "72701", False),
-    ("Los Angeles", "CA", "90012", False), ("San Francisco", "CA", "94102", False), ("San Diego", "CA", "92101", False),
-    ("Sacramento", "CA", "95814", False), ("Fresno", "CA", "93721", False),
-    ("Denver", "CO", "80202", False), ("Colorado Springs", "CO", "80903", False),
-    ("Hartford", "CT", "06103", False), ("New Haven", "CT", "06510", False),
-    ("Wilmington", "DE", "19801", False), ("Dover", "DE", "19901", False),
+    ("Anchorage", "AK", "99501", True),
+    ("Juneau", "AK", "99801", True),
+    ("Fairbanks", "AK", "99701", True),
+    ("Nome", "AK", "99762", True),
+    ("Adak", "AK", "99546", True),
+    ("Phoenix", "AZ", "85004", True),
+    ("Tucson", "AZ", "85701", True),
+    ("Flagstaff", "AZ", "86001", True),
+    ("Window Rock", "AZ", "86515", True),
+    ("Chinle", "AZ", "86503", True),
+    ("Kayenta", "AZ", "86033", True),
+    ("Tuba City", "AZ", "86045", True),
+    ("Yuma", "AZ", "85364", True),
+    ("Little Rock", "AR", "72201", False),
+    ("Fayetteville", "AR", "72701", False),
+    ("Los Angeles", "CA", "90012", False),
+    ("San Francisco", "CA", "94102", False),
+    ("San Diego", "CA", "92101", False),
+    ("Sacramento", "CA", "95814", False),
+    ("Fresno", "CA", "93721", False),
+    ("Denver", "CO", "80202", False),
+    ("Colorado Springs", "CO", "80903", False),
+    ("Hartford", "CT", "06103", False),
+    ("New Haven", "CT", "06510", False),
+    ("Wilmington", "DE", "19801", False),
+    ("Dover", "DE", "19901", False),
     ("Washington", "DC", "20001", False),
-    ("Miami", "FL", "33130", False), ("Orlando", "FL", "32801", False), ("Tampa", "FL", "33602", False),
-    ("Jacksonville", "FL", "32202", False), ("Tallahassee", "FL", "32301", True), ("Pensacola", "FL", "32501", True),
-    ("Panama City", "FL", "32401", True), ("Fort Walton Bch", "FL", "32548", True),
-    ("Atlanta", "GA", "30303", False), ("Savannah", "GA", "31401", False),
-    ("Honolulu", "HI", "96813", False), ("Hilo", "HI", "96720", False),
-    ("Boise", "ID", "83702", True), ("Coeur d'Alene", "ID", "83814", True), ("Lewiston", "ID", "83501", True),
-    ("Idaho Falls", "ID", "83402", True), ("Pocatello", "ID", "83201", True),
-    ("Chicago", "IL", "60601", False), ("Springfield", "IL", "62701", False), ("Peoria", "IL", "61602", False),
-    ("Indianapolis", "IN", "46204", True), ("Gary", "IN", "46402", True), ("Hammond", "IN", "46320", True),
-    ("Evansville", "IN", "47708", True), ("Fort Wayne", "IN", "46802", True), ("South Bend", "IN", "46601", True),
-    ("Knox", "IN", "46534", True), ("Valparaiso", "IN", "46383", True), ("Michigan City", "IN", "46360", True),
-    ("Jasper", "IN", "47546", True), ("Tell City", "IN", "47586", True),
-    ("Des Moines", "IA", "50309", False), ("Cedar Rapids", "IA", "52401", False),
-    ("Wichita", "KS", "67202", True), ("Topeka", "KS", "66603", True), ("Goodland", "KS", "67735", True),
-    ("Syracuse", "KS", "67878", True), ("Garden City", "KS", "67846", True), ("Sharon Springs", "KS", "67758", True),
+    ("Miami", "FL", "33130", False),
+    ("Orlando", "FL", "32801", False),
+    ("Tampa", "FL", "33602", False),
+    ("Jacksonville", "FL", "32202", False),
+    ("Tallahassee", "FL", "32301", True),
+    ("Pensacola", "FL", "32501", True),
+    ("Panama City", "FL", "32401", True),
+    ("Fort Walton Bch", "FL", "32548", True),
+    ("Atlanta", "GA", "30303", False),
+    ("Savannah", "GA", "31401", False),
+    ("Honolulu", "HI", "96813", False),
+    ("Hilo", "HI", "96720", False),
+    ("Boise", "ID", "83702", True),
+    ("Coeur d'Alene", "ID", "83814", True),
+    ("Lewiston", "ID", "83501", True),
+    ("Idaho Falls", "ID", "83402", True),
+    ("Pocatello", "ID", "83201", True),
+    ("Chicago", "IL", "60601", False),
+    ("Springfield", "IL", "62701", False),
+    ("Peoria", "IL", "61602", False),
+    ("Indianapolis", "IN", "46204", True),
+    ("Gary", "IN", "46402", True),
+    ("Hammond", "IN", "46320", True),
+    ("Evansville", "IN", "47708", True),
+    ("Fort Wayne", "IN", "46802", True),
+    ("South Bend", "IN", "46601", True),
+    ("Knox", "IN", "46534", True),
+    ("Valparaiso", "IN", "46383", True),
+    ("Michigan City", "IN", "46360", True),
+    ("Jasper", "IN", "47546", True),
+    ("Tell City", "IN", "47586", True),
+    ("Des Moines", "IA", "50309", False),
+    ("Cedar Rapids", "IA", "52401", False),
+    ("Wichita", "KS", "67202", True),
+    ("Topeka", "KS", "66603", True),
+    ("Goodland", "KS", "67735", True),
+    ("Syracuse", "KS", "67878", True),
+    ("Garden City", "KS", "67846", True),
+    ("Sharon Springs", "KS", "67758", True),
     ("Tribune", "KS", "67879", True),
-    ("Louisville", "KY", "40202", True), ("Lexington", "KY", "40507", True), ("Paducah", "KY", "42001", True),
-    ("Bowling Green", "KY", "42101", True), ("Owensboro", "KY", "42301", True), ("Elizabethtown", "KY", "42701", True),
-    ("Pikeville", "KY", "41501", True), ("Somerset", "KY", "42501", True),
-    ("New Orleans", "LA", "70112", False), ("Baton Rouge", "LA", "70801", False), ("Shreveport", "LA", "71101", False),
-    ("Portland", "ME", "04101", False), ("Bangor", "ME", "04401", False),
-    ("Baltimore", "MD", "21202", False), ("Annapolis", "MD", "21401", False),
-    ("Boston", "MA", "02108", False), ("Worcester", "MA", "01608", False), ("Springfield", "MA", "01103", False),
-    ("Detroit", "MI", "48226", True), ("Grand Rapids", "MI", "49503", True), ("Lansing", "MI", "48933", True),
-    ("Marquette", "MI", "49855", True), ("Iron Mountain", "MI", "49801", True), ("Menominee", "MI", "49858", True),
-    ("Ironwood", "MI", "49938", True), ("Escanaba", "MI", "49829", True),
-    ("Minneapolis", "MN", "55401", False), ("Saint Paul", "MN", "55101", False), ("Duluth", "MN", "55802", False),
-    ("Jackson", "MS", "39201", False), ("Gulfport", "MS", "39501", False),
-    ("St. Louis", "MO", "63101", False), ("Kansas City", "MO", "64106", False),
-    ("Billings", "MT", "59101", False), ("Missoula", "MT", "59801", False),
-    ("Omaha", "NE", "68102", True), ("Lincoln", "NE", "68508", True), ("North Platte", "NE", "69101", True),
-    ("Scottsbluff", "NE", "69361", True), ("Ogallala", "NE", "69153", True), ("Alliance", "NE", "69301", True),
-    ("Las Vegas", "NV", "89101", True), ("Reno", "NV", "89501", True), ("West Wendover", "NV", "89883", True),
-    ("Manchester", "NH", "03101", False), ("Concord", "NH", "03301", False),
-    ("Newark", "NJ", "07102", False), ("Trenton", "NJ", "08608", False),
-    ("Albuquerque", "NM", "87102", False), ("Santa Fe", "NM", "87501", False),
-    ("New York", "NY", "10001", False), ("Buffalo", "NY", "14202", False), ("Albany", "NY", "12207", False),
+    ("Louisville", "KY", "40202", True),
+    ("Lexington", "KY", "40507", True),
+    ("Paducah", "KY", "42001", True),
+    ("Bowling Green", "KY", "42101", True),
+    ("Owensboro", "KY", "42301", True),
+    ("Elizabethtown", "KY", "42701", True),
+    ("Pikeville", "KY", "41501", True),
+    ("Somerset", "KY", "42501", True),
+    ("New Orleans", "LA", "70112", False),
+    ("Baton Rouge", "LA", "70801", False),
+    ("Shreveport", "LA", "71101", False),
+    ("Portland", "ME", "04101", False),
+    ("Bangor", "ME", "04401", False),
+    ("Baltimore", "MD", "21202", False),
+    ("Annapolis", "MD", "21401", False),
+    ("Boston", "MA", "02108", False),
+    ("Worcester", "MA", "01608", False),
+    ("Springfield", "MA", "01103", False),
+    ("Detroit", "MI", "48226", True),
+    ("Grand Rapids", "MI", "49503", True),
+    ("Lansing", "MI", "48933", True),
+    ("Marquette", "MI", "49855", True),
+    ("Iron Mountain", "MI", "49801", True),
+    ("Menominee", "MI", "49858", True),
+    ("Ironwood", "MI", "49938", True),
+    ("Escanaba", "MI", "49829", True),
+    ("Minneapolis", "MN", "55401", False),
+    ("Saint Paul", "MN", "55101", False),
+    ("Duluth", "MN", "55802", False),
+    ("Jackson", "MS", "39201", False),
+    ("Gulfport", "MS", "39501", False),
+    ("St. Louis", "MO", "63101", False),
+    ("Kansas City", "MO", "64106", False),
+    ("Billings", "MT", "59101", False),
+    ("Missoula", "MT", "59801", False),
+    ("Omaha", "NE", "68102", True),
+    ("Lincoln", "NE", "68508", True),
+    ("North Platte", "NE", "69101", True),
+    ("Scottsbluff", "NE", "69361", True),
+    ("Ogallala", "NE", "69153", True),
+    ("Alliance", "NE", "69301", True),
+    ("Las Vegas", "NV", "89101", True),
+    ("Reno", "NV", "89501", True),
+    ("West Wendover", "NV", "89883", True),
+    ("Manchester", "NH", "03101", False),
+    ("Concord", "NH", "03301", False),
+    ("Newark", "NJ", "07102", False),
+    ("Trenton", "NJ", "08608", False),
+    ("Albuquerque", "NM", "87102", False),
+    ("Santa Fe", "NM", "87501", False),
+    ("New York", "NY", "10001", False),
+    ("Buffalo", "NY", "14202", False),
+    ("Albany", "NY", "12207", False),
     ("Rochester", "NY", "14604", False),
-    ("Charlotte", "NC", "28202", False), ("Raleigh", "NC", "27601", False),
-    ("Fargo", "ND", "58102", True), ("Bismarck", "ND", "58501", True), ("Dickinson", "ND", "58601", True),
-    ("Williston", "ND", "58801", True), ("Minot", "ND", "58701", True), ("Beulah", "ND", "58523", True),
-    ("Columbus", "OH", "43215", False), ("Cleveland", "OH", "44113", False), ("Cincinnati", "OH", "45202", False),
-    ("Oklahoma City", "OK", "73102", False), ("Tulsa", "OK", "74103", False),
-    ("Portland", "OR", "97204", True), ("Eugene", "OR", "97401", True), ("Ontario", "OR", "97914", True),
+    ("Charlotte", "NC", "28202", False),
+    ("Raleigh", "NC", "27601", False),
+    ("Fargo", "ND", "58102", True),
+    ("Bismarck", "ND", "58501", True),
+    ("Dickinson", "ND", "58601", True),
+    ("Williston", "ND", "58801", True),
+    ("Minot", "ND", "58701", True),
+    ("Beulah", "ND", "58523", True),
+    ("Columbus", "OH", "43215", False),
+    ("Cleveland", "OH", "44113", False),
+    ("Cincinnati", "OH", "45202", False),
+    ("Oklahoma City", "OK", "73102", False),
+    ("Tulsa", "OK", "74103", False),
+    ("Portland", "OR", "97204", True),
+    ("Eugene", "OR", "97401", True),
+    ("Ontario", "OR", "97914", True),
     ("Bend", "OR", "97701", True),
-    ("Philadelphia", "PA", "19102", False), ("Pittsburgh", "PA", "15222", False), ("Harrisburg", "PA", "17101", False),
-    ("Providence", "RI", "02903", False), ("Newport", "RI", "02840", False),
-    ("Columbia", "SC", "29201", False), ("Charleston", "SC", "29401", False),
-    ("Sioux Falls", "SD", "57104", True), ("Rapid City", "SD", "57701", True), ("Pierre", "SD", "57501", True),
+    ("Philadelphia", "PA", "19102", False),
+    ("Pittsburgh", "PA", "15222", False),
+    ("Harrisburg", "PA", "17101", False),
+    ("Providence", "RI", "02903", False),
+    ("Newport", "RI", "02840", False),
+    ("Columbia", "SC", "29201", False),
+    ("Charleston", "SC", "29401", False),
+    ("Sioux Falls", "SD", "57104", True),
+    ("Rapid City", "SD", "57701", True),
+    ("Pierre", "SD", "57501", True),
     ("Aberdeen", "SD", "57401", True),
-    ("Nashville", "TN", "37203", True), ("Memphis", "TN", "38103", True), ("Knoxville", "TN", "37902", True),
-    ("Chattanooga", "TN", "37402", True), ("Crossville", "TN", "38555", True), ("Jackson", "TN", "38301", True),
-    ("Houston", "TX", "77002", True), ("Dallas", "TX", "75201", True), ("San Antonio", "TX", "78205", True),
-    ("Austin", "TX", "78701", True), ("El Paso", "TX", "79901", True), ("Amarillo", "TX", "79101", True),
-    ("Lubbock", "TX", "79401", True), ("Midland", "TX", "79701", True),
-    ("Salt Lake City", "UT", "84101", False), ("Provo", "UT", "84601", False),
-    ("Burlington", "VT", "05401", False), ("Montpelier", "VT", "05602", False),
-    ("Richmond", "VA", "23219", False), ("Virginia Beach", "VA", "23451", False),
-    ("Seattle", "WA", "98101", False), ("Spokane", "WA", "99201", False),
-    ("Charleston", "WV", "25301", False), ("Morgantown", "WV", "26505", False),
-    ("Milwaukee", "WI", "53202", False), ("Madison", "WI", "53703", False),
-    ("Cheyenne", "WY", "82001", False), ("Casper", "WY", "82601", False),
+    ("Nashville", "TN", "37203", True),
+    ("Memphis", "TN", "38103", True),
+    ("Knoxville", "TN", "37902", True),
+    ("Chattanooga", "TN", "37402", True),
+    ("Crossville", "TN", "38555", True),
+    ("Jackson", "TN", "38301", True),
+    ("Houston", "TX", "77002", True),
+    ("Dallas", "TX", "75201", True),
+    ("San Antonio", "TX", "78205", True),
+    ("Austin", "TX", "78701", True),
+    ("El Paso", "TX", "79901", True),
+    ("Amarillo", "TX", "79101", True),
+    ("Lubbock", "TX", "79401", True),
+    ("Midland", "TX", "79701", True),
+    ("Salt Lake City", "UT", "84101", False),
+    ("Provo", "UT", "84601", False),
+    ("Burlington", "VT", "05401", False),
+    ("Montpelier", "VT", "05602", False),
+    ("Richmond", "VA", "23219", False),
+    ("Virginia Beach", "VA", "23451", False),
+    ("Seattle", "WA", "98101", False),
+    ("Spokane", "WA", "99201", False),
+    ("Charleston", "WV", "25301", False),
+    ("Morgantown", "WV", "26505", False),
+    ("Milwaukee", "WI", "53202", False),
+    ("Madison", "WI", "53703", False),
+    ("Cheyenne", "WY", "82001", False),
+    ("Casper", "WY", "82601", False),
     ("San Juan", "PR", "00901", False),
 ]
 CA_ANCHORS: list[tuple[str, str, str, float, float]] = [
-    ("Toronto", "ON", "M5V", 43.6426, -79.3871), ("Ottawa", "ON", "K1P", 45.4215, -75.6972),
-    ("Thunder Bay", "ON", "P7B", 48.3809, -89.2477), ("Kenora", "ON", "P9N", 49.7670, -94.4894),
+    ("Toronto", "ON", "M5V", 43.6426, -79.3871),
+    ("Ottawa", "ON", "K1P", 45.4215, -75.6972),
+    ("Thunder Bay", "ON", "P7B", 48.3809, -89.2477),
+    ("Kenora", "ON", "P9N", 49.7670, -94.4894),
     ("Atikokan", "ON", "P0T", 48.7570, -91.6216),
-    ("Montreal", "QC", "H3B", 45.5019, -73.5674), ("Quebec City", "QC", "G1R", 46.8139, -71.2080),
+    ("Montreal", "QC", "H3B", 45.5019, -73.5674),
+    ("Quebec City", "QC", "G1R", 46.8139, -71.2080),
     ("Blanc-Sablon", "QC", "G0G", 51.4264, -57.1314),
-    ("Halifax", "NS", "B3H", 44.6488, -63.5752), ("Moncton", "NB", "E1C", 46.0878, -64.7782),
-    ("Charlottetown", "PE", "C1A", 46.2382, -63.1311), ("St. John's", "NL", "A1C", 47.5615, -52.7126),
+    ("Halifax", "NS", "B3H", 44.6488, -63.5752),
+    ("Moncton", "NB", "E1C", 46.0878, -64.7782),
+    ("Charlottetown", "PE", "C1A", 46.2382, -63.1311),
+    ("St. John's", "NL", "A1C", 47.5615, -52.7126),
     ("Happy Valley-Goose Bay", "NL", "A0P", 53.3017, -60.3261),
-    ("Winnipeg", "MB", "R3C", 49.8954, -97.1385), ("Regina", "SK", "S4P", 50.4452, -104.6189),
-    ("Saskatoon", "SK", "S7K", 52.1332, -106.6700), ("Lloydminster", "AB", "T9V", 53.2783, -110.0050),
-    ("Calgary", "AB", "T2P", 51.0447, -114.0719), ("Edmonton", "AB", "T5J", 53.5461, -113.4938),
-    ("Vancouver", "BC", "V6B", 49.2827, -123.1207), ("Victoria", "BC", "V8W", 48.4284, -123.3656),
-    ("Cranbrook", "BC", "V1C", 49.5097, -115.7688), ("Creston", "BC", "V0B", 49.0955, -116.5135),
+    ("Winnipeg", "MB", "R3C", 49.8954, -97.1385),
+    ("Regina", "SK", "S4P", 50.4452, -104.6189),
+    ("Saskatoon", "SK", "S7K", 52.1332, -106.6700),
+    ("Lloydminster", "AB", "T9V", 53.2783, -110.0050),
+    ("Calgary", "AB", "T2P", 51.0447, -114.0719),
+    ("Edmonton", "AB", "T5J", 53.5461, -113.4938),
+    ("Vancouver", "BC", "V6B", 49.2827, -123.1207),
+    ("Victoria", "BC", "V8W", 48.4284, -123.3656),
+    ("Cranbrook", "BC", "V1C", 49.5097, -115.7688),
+    ("Creston", "BC", "V0B", 49.0955, -116.5135),
     ("Dawson Creek", "BC", "V1G", 55.7596, -120.2353),
-    ("Whitehorse", "YT", "Y1A", 60.7212, -135.0568), ("Yellowknife", "NT", "X1A", 62.4540, -114.3718),
-    ("Iqaluit", "NU", "X0A", 63.7467, -68.5170), ("Rankin Inlet", "NU", "X0C", 62.8084, -92.0853),
+    ("Whitehorse", "YT", "Y1A", 60.7212, -135.0568),
+    ("Yellowknife", "NT", "X1A", 62.4540, -114.3718),
+    ("Iqaluit", "NU", "X0A", 63.7467, -68.5170),
+    ("Rankin Inlet", "NU", "X0C", 62.8084, -92.0853),
     ("Cambridge Bay", "NU", "X0B", 69.1169, -105.0597),
 ]
 # Overlay area codes whose exchanges phonenumbers geocodes only to a state: (overlay, anchor city it serves, state).
 # Used only for local numbers (the person is at the address), so they add no zone to the truth.
 OVERLAYS: list[tuple[str, str, str]] = [
-    ("364", "Paducah", "KY"), ("364", "Bowling Green", "KY"), ("364", "Elizabethtown", "KY"),
-    ("689", "Orlando", "FL"), ("448", "Pensacola", "FL"), ("448", "Tallahassee", "FL"),
-    ("448", "Panama City", "FL"), ("907", "Adak", "AK"),
-    ("907", "Nome", "AK"), ("775", "West Wendover", "NV"), ("418", "Blanc-Sablon", "QC"),
-    ("867", "Cambridge Bay", "NU"), ("867", "Iqaluit", "NU"), ("787", "San Juan", "PR"), ("939", "San Juan", "PR"),
+    ("364", "Paducah", "KY"),
+    ("364", "Bowling Green", "KY"),
+    ("364", "Elizabethtown", "KY"),
+    ("689", "Orlando", "FL"),
+    ("448", "Pensacola", "FL"),
+    ("448", "Tallahassee", "FL"),
+    ("448", "Panama City", "FL"),
+    ("907", "Adak", "AK"),
+    ("907", "Nome", "AK"),
+    ("775", "West Wendover", "NV"),
+    ("418", "Blanc-Sablon", "QC"),
+    ("867", "Cambridge Bay", "NU"),
+    ("867", "Iqaluit", "NU"),
+    ("787", "San Juan", "PR"),
+    ("939", "San Juan", "PR"),
     ("202", "Washington", "DC"),
 ]
 TOLL_FREE = ["800", "833", "844", "855", "866", "877", "888"]
 
 US_STATE_NAMES = {
-    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA", "Colorado": "CO",
-    "Connecticut": "CT", "Delaware": "DE", "District of Columbia": "DC", "Washington D.C.": "DC", "Florida": "FL",
-    "Georgia": "GA", "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL", "Indiana": "IN", "Iowa": "IA", "Kansas": "KS",
-    "Kentucky": "KY", "Louisiana": "LA", "Maine": "ME", "Maryland": "MD", "Massachusetts": "MA", "Michigan": "MI",
-    "Minnesota": "MN", "Mississippi": "MS", "Missouri": "MO", "Montana": "MT", "Nebraska": "NE", "Nevada": "NV",
-    "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM", "New York": "NY", "North Carolina": "NC",
-    "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK", "Oregon": "OR", "Pennsylvania": "PA",
-    "Rhode Island": "RI", "South Carolina": "SC", "South Dakota": "SD", "Tennessee": "TN", "Texas": "TX",
-    "Utah": "UT", "Vermont": "VT", "Virginia": "VA", "Washington": "WA", "West Virginia": "WV", "Wisconsin": "WI",
-    "Wyoming": "WY", "Puerto Rico": "PR",
+    "Alabama": "AL",
+    "Alaska": "AK",
+    "Arizona": "AZ",
+    "Arkansas": "AR",
+    "California": "CA",
+    "Colorado": "CO",
+    "Connecticut": "CT",
+    "Delaware": "DE",
+    "District of Columbia": "DC",
+    "Washington D.C.": "DC",
+    "Florida": "FL",
+    "Georgia": "GA",
+    "Hawaii": "HI",
+    "Idaho": "ID",
+    "Illinois": "IL",
+    "Indiana": "IN",
+    "Iowa": "IA",
+    "Kansas": "KS",
+    "Kentucky": "KY",
+    "Louisiana": "LA",
+    "Maine": "ME",
+    "Maryland": "MD",
+    "Massachusetts": "MA",
+    "Michigan": "MI",
+    "Minnesota": "MN",
+    "Mississippi": "MS",
+    "Missouri": "MO",
+    "Montana": "MT",
+    "Nebraska": "NE",
+    "Nevada": "NV",
+    "New Hampshire": "NH",
+    "New Jersey": "NJ",
+    "New Mexico": "NM",
+    "New York": "NY",
+    "North Carolina": "NC",
+    "North Dakota": "ND",
+    "Ohio": "OH",
+    "Oklahoma": "OK",
+    "Oregon": "OR",
+    "Pennsylvania": "PA",
+    "Rhode Island": "RI",
+    "South Carolina": "SC",
+    "South Dakota": "SD",
+    "Tennessee": "TN",
+    "Texas": "TX",
+    "Utah": "UT",
+    "Vermont": "VT",
+    "Virginia": "VA",
+    "Washington": "WA",
+    "West Virginia": "WV",
+    "Wisconsin": "WI",
+    "Wyoming": "WY",
+    "Puerto Rico": "PR",
 }
 CA_PROVINCE_NAMES = {
-    "Alberta": "AB", "British Columbia": "BC", "Manitoba": "MB", "New Brunswick": "NB",
-    "Newfoundland and Labrador": "NL", "Nova Scotia": "NS", "Ontario": "ON", "Prince Edward Island": "PE",
-    "Quebec": "QC", "Saskatchewan": "SK", "Northwest Territories": "NT", "Nunavut": "NU", "Yukon": "YT",
+    "Alberta": "AB",
+    "British Columbia": "BC",
+    "Manitoba": "MB",
+    "New Brunswick": "NB",
+    "Newfoundland and Labrador": "NL",
+    "Nova Scotia": "NS",
+    "Ontario": "ON",
+    "Prince Edward Island": "PE",
+    "Quebec": "QC",
+    "Saskatchewan": "SK",
+    "Northwest Territories": "NT",
+    "Nunavut": "NU",
+    "Yukon": "YT",
 }
-CODE_TO_NAME = {code: name for name, code in {**US_STATE_NAMES, **CA_PROVINCE_NAMES}.items() if name != "Washington D.C."}
+CODE_TO_NAME = {
+    code: name for name, code in {**US_STATE_NAMES, **CA_PROVINCE_NAMES}.items() if name != "Washington D.C."
+}
 ODD_SPELLINGS = {
-    "FL": ["Fla.", "Fla", "florida ", "FLA"], "CA": ["Calif", "Calif.", "Cal."], "MA": ["Mass.", "Mass"],
-    "PA": ["Penn.", "Penna."], "TX": ["Tex.", "Tex"], "NY": ["N.Y.", "new york"], "WA": ["Wash."],
-    "KY": ["Ky.", "Kent."], "TN": ["Tenn.", "Tenn"], "AZ": ["Ariz.", "Ariz"], "MI": ["Mich.", "Mich"],
-    "IN": ["Ind.", "Ind"], "ND": ["N. Dak.", "N.D."], "SD": ["S. Dak.", "S.D."], "NE": ["Nebr.", "Neb."],
-    "KS": ["Kans.", "Kan."], "OR": ["Ore.", "Oreg."], "ID": ["Ida."], "AK": ["Alas."], "LA": ["La."],
-    "MS": ["Miss."], "AL": ["Ala."], "RI": ["R.I."], "UT": ["Ut."], "CT": ["Conn."], "MD": ["Md."],
-    "OK": ["Okla."], "MN": ["Minn."], "NV": ["Nev."], "NM": ["N. Mex.", "N.M."],
-    "ON": ["Ont.", "Ontario"], "QC": ["Que.", "Québec", "PQ"], "BC": ["B.C."], "AB": ["Alta."], "SK": ["Sask."],
-    "MB": ["Man."], "NS": ["N.S."], "NL": ["Nfld."], "NB": ["N.B."], "PE": ["P.E.I."], "YT": ["Yuk."],
-    "NT": ["N.W.T."], "NU": ["Nvt."],
+    "FL": ["Fla.", "Fla", "florida ", "FLA"],
+    "CA": ["Calif", "Calif.", "Cal."],
+    "MA": ["Mass.", "Mass"],
+    "PA": ["Penn.", "Penna."],
+    "TX": ["Tex.", "Tex"],
+    "NY": ["N.Y.", "new york"],
+    "WA": ["Wash."],
+    "KY": ["Ky.", "Kent."],
+    "TN": ["Tenn.", "Tenn"],
+    "AZ": ["Ariz.", "Ariz"],
+    "MI": ["Mich.", "Mich"],
+    "IN": ["Ind.", "Ind"],
+    "ND": ["N. Dak.", "N.D."],
+    "SD": ["S. Dak.", "S.D."],
+    "NE": ["Nebr.", "Neb."],
+    "KS": ["Kans.", "Kan."],
+    "OR": ["Ore.", "Oreg."],
+    "ID": ["Ida."],
+    "AK": ["Alas."],
+    "LA": ["La."],
+    "MS": ["Miss."],
+    "AL": ["Ala."],
+    "RI": ["R.I."],
+    "UT": ["Ut."],
+    "CT": ["Conn."],
+    "MD": ["Md."],
+    "OK": ["Okla."],
+    "MN": ["Minn."],
+    "NV": ["Nev."],
+    "NM": ["N. Mex.", "N.M."],
+    "ON": ["Ont.", "Ontario"],
+    "QC": ["Que.", "Québec", "PQ"],
+    "BC": ["B.C."],
+    "AB": ["Alta."],
+    "SK": ["Sask."],
+    "MB": ["Man."],
+    "NS": ["N.S."],
+    "NL": ["Nfld."],
+    "NB": ["N.B."],
+    "PE": ["P.E.I."],
+    "YT": ["Yuk."],
+    "NT": ["N.W.T."],
+    "NU": ["Nvt."],
 }
 
 # Typed zone forms per clock class label (see CLASS_LABELS).
 TYPED_ABBREV = {
-    "Eastern": ["EST", "EDT", "ET", "E.S.T."], "Central": ["CST", "CDT", "CT"], "Mountain": ["MST", "MDT", "MT"],
-    "MST (no DST)": ["MST"], "Pacific": ["PST", "PDT", "PT"], "Alaska": ["AKST", "AKDT"], "Hawaii": ["HST"],
-    "Hawaii-Aleutian": ["HST", "HDT"], "AST (no DST)": ["AST"], "Atlantic": ["AST", "ADT"],
-    "Newfoundland": ["NST", "NDT"], "CST (no DST)": ["CST"], "EST (no DST)": ["EST"],
+    "Eastern": ["EST", "EDT", "ET", "E.S.T."],
+    "Central": ["CST", "CDT", "CT"],
+    "Mountain": ["MST", "MDT", "MT"],
+    "MST (no DST)": ["MST"],
+    "Pacific": ["PST", "PDT", "PT"],
+    "Alaska": ["AKST", "AKDT"],
+    "Hawaii": ["HST"],
+    "Hawaii-Aleutian": ["HST", "HDT"],
+    "AST (no DST)": ["AST"],
+    "Atlantic": ["AST", "ADT"],
+    "Newfoundland": ["NST", "NDT"],
+    "CST (no DST)": ["CST"],
+    "EST (no DST)": ["EST"],
 }
 TYPED_OFFSET = {
-    "Eastern": ["UTC-05:00", "GMT-5", "-05:00"], "Central": ["UTC-06:00", "GMT-6"], "Mountain": ["UTC-07:00"],
-    "MST (no DST)": ["UTC-07:00", "GMT-7"], "Pacific": ["UTC-08:00", "-08:00"], "Alaska": ["UTC-09:00"],
-    "Hawaii": ["UTC-10:00"], "Hawaii-Aleutian": ["UTC-10:00"], "AST (no DST)": ["UTC-04:00"],
-    "Atlantic": ["UTC-04:00"], "Newfoundland": ["UTC-03:30"], "CST (no DST)": ["UTC-06:00"],
+    "Eastern": ["UTC-05:00", "GMT-5", "-05:00"],
+    "Central": ["UTC-06:00", "GMT-6"],
+    "Mountain": ["UTC-07:00"],
+    "MST (no DST)": ["UTC-07:00", "GMT-7"],
+    "Pacific": ["UTC-08:00", "-08:00"],
+    "Alaska": ["UTC-09:00"],
+    "Hawaii": ["UTC-10:00"],
+    "Hawaii-Aleutian": ["UTC-10:00"],
+    "AST (no DST)": ["UTC-04:00"],
+    "Atlantic": ["UTC-04:00"],
+    "Newfoundland": ["UTC-03:30"],
+    "CST (no DST)": ["UTC-06:00"],
     "EST (no DST)": ["UTC-05:00"],
 }
 TYPED_WINDOWS = {
-    "Eastern": ["Eastern Standard Time", "US Eastern Standard Time"], "Central": ["Central Standard Time"],
-    "Mountain": ["Mountain Standard Time"], "MST (no DST)": ["US Mountain Standard Time"],
-    "Pacific": ["Pacific Standard Time"], "Alaska": ["Alaskan Standard Time"], "Hawaii": ["Hawaiian Standard Time"],
-    "Hawaii-Aleutian": ["Aleutian Standard Time"], "AST (no DST)": ["SA Western Standard Time"],
-    "Atlantic": ["Atlantic Standard Time"], "Newfoundland": ["Newfoundland Standard Time"],
-    "CST (no DST)": ["Canada Central Standard Time"], "EST (no DST)": ["SA Pacific Standard Time"],
+    "Eastern": ["Eastern Standard Time", "US Eastern Standard Time"],
+    "Central": ["Central Standard Time"],
+    "Mountain": ["Mountain Standard Time"],
+    "MST (no DST)": ["US Mountain Standard Time"],
+    "Pacific": ["Pacific Standard Time"],
+    "Alaska": ["Alaskan Standard Time"],
+    "Hawaii": ["Hawaiian Standard Time"],
+    "Hawaii-Aleutian": ["Aleutian Standard Time"],
+    "AST (no DST)": ["SA Western Standard Time"],
+    "Atlantic": ["Atlantic Standard Time"],
+    "Newfoundland": ["Newfoundland Standard Time"],
+    "CST (no DST)": ["Canada Central Standard Time"],
+    "EST (no DST)": ["SA Pacific Standard Time"],
 }
 TYPED_WORDS = {
-    "Eastern": ["Eastern", "Eastern Time", "America/New York"], "Central": ["Central", "Central Time"],
-    "Mountain": ["Mountain", "Mountain Time"], "Pacific": ["Pacific", "Pacific Time", "America/Los Angeles"],
-    "Alaska": ["Alaska"], "Hawaii": ["Hawaii"], "Atlantic": ["Atlantic"],
+    "Eastern": ["Eastern", "Eastern Time", "America/New York"],
+    "Central": ["Central", "Central Time"],
+    "Mountain": ["Mountain", "Mountain Time"],
+    "Pacific": ["Pacific", "Pacific Time", "America/Los Angeles"],
+    "Alaska": ["Alaska"],
+    "Hawaii": ["Hawaii"],
+    "Atlantic": ["Atlantic"],
 }
 
 # --------------------------------------------------------------------------------------------------------------
@@ -287,11 +530,20 @@ CA_PROVINCES = set(CA_PROVINCE_NAMES.values())
 
 # Clock-class labels for the usual zones (other classes are named by their first zone name).
 CLASS_LABELS = {
-    "America/New_York": "Eastern", "America/Chicago": "Central", "America/Denver": "Mountain",
-    "America/Phoenix": "MST (no DST)", "America/Los_Angeles": "Pacific", "America/Anchorage": "Alaska",
-    "Pacific/Honolulu": "Hawaii", "America/Adak": "Hawaii-Aleutian", "America/Puerto_Rico": "AST (no DST)",
-    "America/Halifax": "Atlantic", "America/St_Johns": "Newfoundland", "America/Regina": "CST (no DST)",
-    "America/Panama": "EST (no DST)", "Pacific/Guam": "ChST",
+    "America/New_York": "Eastern",
+    "America/Chicago": "Central",
+    "America/Denver": "Mountain",
+    "America/Phoenix": "MST (no DST)",
+    "America/Los_Angeles": "Pacific",
+    "America/Anchorage": "Alaska",
+    "Pacific/Honolulu": "Hawaii",
+    "America/Adak": "Hawaii-Aleutian",
+    "America/Puerto_Rico": "AST (no DST)",
+    "America/Halifax": "Atlantic",
+    "America/St_Johns": "Newfoundland",
+    "America/Regina": "CST (no DST)",
+    "America/Panama": "EST (no DST)",
+    "Pacific/Guam": "ChST",
 }
 
 
@@ -352,9 +604,22 @@ class Generator:
     """Seeded contacts with their truth. Needs zip2info + timezonefinder (the reference group)."""
 
     KINDS: list[tuple[str, int]] = [
-        ("local", 16), ("split_zone", 14), ("zone_line", 7), ("moved", 12), ("overlay", 5), ("typed_correct", 5),
-        ("typed_wrong", 6), ("typed_abbrev", 6), ("typed_offset", 5), ("typed_windows", 5), ("canada", 8),
-        ("toll_free", 4), ("no_zip_state", 4), ("zip_no_state", 3), ("odd_state", 5), ("no_evidence", 1),
+        ("local", 16),
+        ("split_zone", 14),
+        ("zone_line", 7),
+        ("moved", 12),
+        ("overlay", 5),
+        ("typed_correct", 5),
+        ("typed_wrong", 6),
+        ("typed_abbrev", 6),
+        ("typed_offset", 5),
+        ("typed_windows", 5),
+        ("canada", 8),
+        ("toll_free", 4),
+        ("no_zip_state", 4),
+        ("zip_no_state", 3),
+        ("odd_state", 5),
+        ("no_evidence", 1),
     ]
 
     def __init__(self) -> None:
@@ -461,8 +726,12 @@ class Generator:
     def neighbour(self, rng: random.Random, place: Place, *, same_zone: bool) -> tuple[str, float, float, str]:
         """A ZIP of the anchor's ZIP3 (same zone as the anchor's when asked), with its point and zone."""
         if place.country == "CA":
-            return f"{place.zip} {rng.randrange(10)}{rng.choice('ABCEGHJKLMNPRSTVWXYZ')}{rng.randrange(10)}", \
-                place.lat, place.lon, place.zone
+            return (
+                f"{place.zip} {rng.randrange(10)}{rng.choice('ABCEGHJKLMNPRSTVWXYZ')}{rng.randrange(10)}",
+                place.lat,
+                place.lon,
+                place.zone,
+            )
         for _ in range(20):
             z = rng.choice(self.zip3[place.zip[:3]])
             _, lat, lon = self.zip_info[z]
@@ -580,8 +849,14 @@ class Generator:
 def format_phone(rng: random.Random, e164: str) -> str:
     d = e164[2:]
     return rng.choice(
-        [f"({d[:3]}) {d[3:6]}-{d[6:]}", f"{d[:3]}-{d[3:6]}-{d[6:]}", f"+1 {d[:3]} {d[3:6]} {d[6:]}", d, f"1{d}",
-         f"{d[:3]}.{d[3:6]}.{d[6:]}"]
+        [
+            f"({d[:3]}) {d[3:6]}-{d[6:]}",
+            f"{d[:3]}-{d[3:6]}-{d[6:]}",
+            f"+1 {d[:3]} {d[3:6]} {d[6:]}",
+            d,
+            f"1{d}",
+            f"{d[:3]}.{d[3:6]}.{d[6:]}",
+        ]
     )
 
 
@@ -602,8 +877,18 @@ def phone_states(e164: str) -> set[str]:
     return {names[part.strip()] for part in text.split("/") if part.strip() in names}
 
 
-CSV_HEADER = ["first_name", "last_name", "phone", "email", "state", "zip", "timezone", "consent", "consent_date",
-              "consent_source"]
+CSV_HEADER = [
+    "first_name",
+    "last_name",
+    "phone",
+    "email",
+    "state",
+    "zip",
+    "timezone",
+    "consent",
+    "consent_date",
+    "consent_source",
+]
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, str]]) -> None:
@@ -623,8 +908,13 @@ def truth_frame(rows: Sequence[dict[str, str]], truths: Sequence[Truth]) -> pl.D
             "states": [sorted(t.states) for t in truths],
             "canada": [t.canada for t in truths],
         },
-        schema={"phone_e164": pl.Utf8, "kind": pl.Utf8, "zones": pl.List(pl.Utf8), "states": pl.List(pl.Utf8),
-                "canada": pl.Boolean},
+        schema={
+            "phone_e164": pl.Utf8,
+            "kind": pl.Utf8,
+            "zones": pl.List(pl.Utf8),
+            "states": pl.List(pl.Utf8),
+            "canada": pl.Boolean,
+        },
     )
 
 
@@ -672,8 +962,9 @@ def intersect(a: Intervals, b: Intervals) -> Intervals:
     return np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
 
 
-def legal_intervals(zones: Iterable[str], states: Iterable[str], canada: bool, start: date, days: int,
-                    *, tcpa_only: bool = False) -> Intervals:
+def legal_intervals(
+    zones: Iterable[str], states: Iterable[str], canada: bool, start: date, days: int, *, tcpa_only: bool = False
+) -> Intervals:
     """UTC intervals (epoch seconds) legal in every zone under every state's rule (and CRTC), over
     [start - 2 d, start + days + 2 d)."""
     first, last = start - timedelta(days=2), start + timedelta(days=days + 2)
@@ -738,8 +1029,10 @@ def count_illegal(windows: pl.DataFrame, truth: pl.DataFrame, start: date, days:
     alone. `windows` has phone_e164, opens (epoch s), closes (epoch s)."""
     profile_key = truth.select(
         "phone_e164",
-        pl.concat_str([pl.col("zones").list.join(","), pl.col("states").list.join(","),
-                       pl.col("canada").cast(pl.Utf8)], separator="|").alias("profile"),
+        pl.concat_str(
+            [pl.col("zones").list.join(","), pl.col("states").list.join(","), pl.col("canada").cast(pl.Utf8)],
+            separator="|",
+        ).alias("profile"),
     )
     joined = windows.join(profile_key, on="phone_e164", how="inner")
     parts = []
@@ -755,20 +1048,24 @@ def count_illegal(windows: pl.DataFrame, truth: pl.DataFrame, start: date, days:
         length = closes - opens
         parts.append(
             group.select("phone_e164").with_columns(
-                open_s=pl.Series(length), illegal_s=pl.Series(length - legal_overlap(full, opens, closes)),
+                open_s=pl.Series(length),
+                illegal_s=pl.Series(length - legal_overlap(full, opens, closes)),
                 illegal_tcpa_s=pl.Series(length - legal_overlap(base, opens, closes)),
             )
         )
     per = (
         pl.concat(parts).group_by("phone_e164").agg(pl.col("open_s", "illegal_s", "illegal_tcpa_s").sum())
-        if parts else pl.DataFrame(schema={"phone_e164": pl.Utf8, "open_s": pl.Int64, "illegal_s": pl.Int64,
-                                           "illegal_tcpa_s": pl.Int64})
+        if parts
+        else pl.DataFrame(
+            schema={"phone_e164": pl.Utf8, "open_s": pl.Int64, "illegal_s": pl.Int64, "illegal_tcpa_s": pl.Int64}
+        )
     )
     return truth.select("phone_e164", "kind").join(per, on="phone_e164", how="left").fill_null(0)
 
 
-def illegal_by_rule(windows: pl.DataFrame, truth: pl.DataFrame, leaking: Sequence[str], start: date,
-                    days: int, label=lambda zone: zone) -> Counter:
+def illegal_by_rule(
+    windows: pl.DataFrame, truth: pl.DataFrame, leaking: Sequence[str], start: date, days: int, label=lambda zone: zone
+) -> Counter:
     """Illegal minutes of the leaking contacts under each rule taken alone ("08:00-21:00 Eastern", "MI",
     "CRTC Mountain", ...); a minute illegal under two rules counts under both."""
     totals: Counter = Counter()
@@ -804,7 +1101,9 @@ def _crtc_only(zone: str, start: date, days: int) -> Intervals:
 VERDICTS = ("exact", "superset", "wrong", "unknown", "rejected")
 
 
-def confusion(truth_zones: Sequence[Sequence[str]], candidates: Sequence[Sequence[str] | None], clocks: Clocks) -> list[str]:
+def confusion(
+    truth_zones: Sequence[Sequence[str]], candidates: Sequence[Sequence[str] | None], clocks: Clocks
+) -> list[str]:
     """exact / superset / wrong / unknown per contact, comparing by clock class."""
     out = []
     for tz, cand in zip(truth_zones, candidates, strict=True):
@@ -830,8 +1129,11 @@ def callaro_command() -> list[str]:
 
 
 def campaign_yaml(name: str, *, all_hours: bool) -> str:
-    window = ('{start: "00:00", end: "24:00", days: [mon, tue, wed, thu, fri, sat, sun]}' if all_hours
-              else '{start: "09:00", end: "20:00", days: [mon, tue, wed, thu, fri]}')
+    window = (
+        '{start: "00:00", end: "24:00", days: [mon, tue, wed, thu, fri, sat, sun]}'
+        if all_hours
+        else '{start: "09:00", end: "20:00", days: [mon, tue, wed, thu, fri]}'
+    )
     return (
         f"name: {name}\ndefault_region: US\nduplicates: suppress\nrequire_consent: false\n"
         f"require_national_dnc: false\nai_voice: false\nmax_rejected_share: 1.0\naudience:\n  uploads: all\n"
@@ -849,8 +1151,12 @@ class Installation:
         (self.home / "dagster").mkdir(parents=True, exist_ok=True)
         if not self.config.exists():
             shutil.copytree(PROJECT_ROOT / "config", self.config)
-        self.env = {**os.environ, "CALLARO_HOME": str(self.home), "CALLARO_CONFIG": str(self.config),
-                    "DAGSTER_HOME": str(self.home / "dagster")}
+        self.env = {
+            **os.environ,
+            "CALLARO_HOME": str(self.home),
+            "CALLARO_CONFIG": str(self.config),
+            "DAGSTER_HOME": str(self.home / "dagster"),
+        }
 
     def set_campaign(self, name: str, *, all_hours: bool) -> None:
         path = self.config / "campaigns" / f"{name}.yaml"
@@ -858,8 +1164,9 @@ class Installation:
         path.write_text(campaign_yaml(name, all_hours=all_hours), encoding="utf-8")
 
     def run(self, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-        return subprocess.run([*callaro_command(), *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout, cwd=self.base)
+        return subprocess.run(
+            [*callaro_command(), *args], env=self.env, capture_output=True, text=True, timeout=timeout, cwd=self.base
+        )
 
 
 def windows_supported(inst: Installation) -> bool:
@@ -888,10 +1195,12 @@ class PassResult:
     windows: pl.DataFrame | None = None
 
 
-def export_pass(inst: Installation, truth: pl.DataFrame, campaign: str, start: date, days: int, label: str,
-                out: Path) -> PassResult:
-    proc = inst.run("audience", campaign, "--windows", "--from", start.isoformat(), "--days", str(days),
-                    "--out", str(out))
+def export_pass(
+    inst: Installation, truth: pl.DataFrame, campaign: str, start: date, days: int, label: str, out: Path
+) -> PassResult:
+    proc = inst.run(
+        "audience", campaign, "--windows", "--from", start.isoformat(), "--days", str(days), "--out", str(out)
+    )
     if proc.returncode != 0:
         raise SystemExit(f"audience --windows failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     windows = read_windows(out)
@@ -911,18 +1220,25 @@ def print_pass(result: PassResult, total: int) -> None:
     per = result.per_contact
     leaking = per.filter(pl.col("illegal_s") > 0)
     print(f"\n== {result.label} ==")
-    print(f"contacts in audience (any open interval): {result.audience} of {total}; never callable: "
-          f"{total - result.audience}; intervals exported: {result.windows_rows:,}")
-    print(f"open minutes: {minutes(per['open_s'].sum())}; ILLEGAL minutes: {minutes(per['illegal_s'].sum())} "
-          f"(outside 08:00-21:00 in a truth zone: {minutes(per['illegal_tcpa_s'].sum())}; only under state/CRTC "
-          f"rules: {minutes(per['illegal_s'].sum() - per['illegal_tcpa_s'].sum())})")
+    print(
+        f"contacts in audience (any open interval): {result.audience} of {total}; never callable: "
+        f"{total - result.audience}; intervals exported: {result.windows_rows:,}"
+    )
+    print(
+        f"open minutes: {minutes(per['open_s'].sum())}; ILLEGAL minutes: {minutes(per['illegal_s'].sum())} "
+        f"(outside 08:00-21:00 in a truth zone: {minutes(per['illegal_tcpa_s'].sum())}; only under state/CRTC "
+        f"rules: {minutes(per['illegal_s'].sum() - per['illegal_tcpa_s'].sum())})"
+    )
     print(f"contacts with any illegal minute: {leaking.height} ({100 * leaking.height / max(total, 1):.1f}%)")
     table = (
         per.group_by("kind")
-        .agg(pl.len().alias("contacts"), (pl.col("open_s") > 0).sum().alias("callable"),
-             (pl.col("illegal_s") > 0).sum().alias("leaking"), (pl.col("illegal_s").sum() / 60).round(0)
-             .cast(pl.Int64).alias("illegal_min"),
-             (pl.col("illegal_tcpa_s").sum() / 60).round(0).cast(pl.Int64).alias("of_which_tcpa_min"))
+        .agg(
+            pl.len().alias("contacts"),
+            (pl.col("open_s") > 0).sum().alias("callable"),
+            (pl.col("illegal_s") > 0).sum().alias("leaking"),
+            (pl.col("illegal_s").sum() / 60).round(0).cast(pl.Int64).alias("illegal_min"),
+            (pl.col("illegal_tcpa_s").sum() / 60).round(0).cast(pl.Int64).alias("of_which_tcpa_min"),
+        )
         .with_columns((100 * pl.col("leaking") / pl.col("contacts")).round(1).alias("leaking_%"))
         .sort("kind")
     )
@@ -938,20 +1254,26 @@ def print_table(frame: pl.DataFrame) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
 
 
-def leak_examples(per: pl.DataFrame, truth: pl.DataFrame, decided: pl.DataFrame, rows_by_phone: dict,
-                  per_kind: int = 6) -> None:
+def leak_examples(
+    per: pl.DataFrame, truth: pl.DataFrame, decided: pl.DataFrame, rows_by_phone: dict, per_kind: int = 6
+) -> None:
     """The largest leaks of each contact kind, with what the file said, the truth and what was decided."""
     leaks = (
-        per.filter(pl.col("illegal_s") > 0).sort("illegal_s", descending=True)
-        .group_by("kind", maintain_order=True).head(per_kind).sort("kind")
+        per.filter(pl.col("illegal_s") > 0)
+        .sort("illegal_s", descending=True)
+        .group_by("kind", maintain_order=True)
+        .head(per_kind)
+        .sort("kind")
     )
-    for r in leaks.join(truth.drop("kind"), on="phone_e164").join(decided, on="phone_e164", how="left").iter_rows(
-        named=True
+    for r in (
+        leaks.join(truth.drop("kind"), on="phone_e164").join(decided, on="phone_e164", how="left").iter_rows(named=True)
     ):
         src = rows_by_phone[r["phone_e164"]]
-        print(f"  {r['kind']:<13} phone={src['phone']!r} state={src['state']!r} zip={src['zip']!r} "
-              f"tz={src['timezone']!r} | truth {','.join(r['zones'])} + {','.join(r['states'])} | decided "
-              f"{r.get('timezone_candidates')} ({r.get('timezone_source')}) | {r['illegal_s'] // 60} illegal min")
+        print(
+            f"  {r['kind']:<13} phone={src['phone']!r} state={src['state']!r} zip={src['zip']!r} "
+            f"tz={src['timezone']!r} | truth {','.join(r['zones'])} + {','.join(r['states'])} | decided "
+            f"{r.get('timezone_candidates')} ({r.get('timezone_source')}) | {r['illegal_s'] // 60} illegal min"
+        )
 
 
 def run_audit(n: int, seed: int, start: date, days: int, *, keep: Path | None = None, verbose: bool = True) -> dict:
@@ -969,22 +1291,26 @@ def run_audit(n: int, seed: int, start: date, days: int, *, keep: Path | None = 
         upload = base / "audit_contacts.csv"
         write_csv(upload, rows)
         if verbose:
-            print(f"generated {len(rows)} contacts (seed {seed}) from {len(gen.places)} anchor places "
-                  f"({len(gen.missing)} anchors skipped: {', '.join(gen.missing) or 'none'}); kinds: "
-                  + ", ".join(f"{k} {c}" for k, c in sorted(Counter(t.kind for t in truths).items())))
+            print(
+                f"generated {len(rows)} contacts (seed {seed}) from {len(gen.places)} anchor places "
+                f"({len(gen.missing)} anchors skipped: {', '.join(gen.missing) or 'none'}); kinds: "
+                + ", ".join(f"{k} {c}" for k, c in sorted(Counter(t.kind for t in truths).items()))
+            )
         if not windows_supported(inst):
             raise SystemExit("`callaro audience --windows` is not available yet: nothing to audit")
         proc = inst.run("import", str(upload), "--campaign", "audit", "--json")
         summary: dict = {}
         try:
-            summary = json.loads(proc.stdout[proc.stdout.find("{"):]) if "{" in proc.stdout else {}
+            summary = json.loads(proc.stdout[proc.stdout.find("{") :]) if "{" in proc.stdout else {}
         except json.JSONDecodeError:
             pass
         if verbose:
             keys = ("rows_read", "imported", "rejected", "duplicates", "suppressed", "status")
-            print(f"import exit {proc.returncode}: "
-                  + ", ".join(f"{k}={summary[k]}" for k in keys if k in summary)
-                  + (f"; stderr: {proc.stderr.strip()[-300:]}" if proc.returncode else ""))
+            print(
+                f"import exit {proc.returncode}: "
+                + ", ".join(f"{k}={summary[k]}" for k in keys if k in summary)
+                + (f"; stderr: {proc.stderr.strip()[-300:]}" if proc.returncode else "")
+            )
         if proc.returncode != 0:
             raise SystemExit(f"import failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
 
@@ -992,58 +1318,71 @@ def run_audit(n: int, seed: int, start: date, days: int, *, keep: Path | None = 
         proc = inst.run("contacts", "export", "--out", str(contacts_out))
         decided = (
             pl.read_parquet(contacts_out).select("phone_e164", "timezone_candidates", "timezone_source")
-            if proc.returncode == 0 else pl.DataFrame(schema={"phone_e164": pl.Utf8,
-                                                              "timezone_candidates": pl.List(pl.Utf8),
-                                                              "timezone_source": pl.Utf8})
+            if proc.returncode == 0
+            else pl.DataFrame(
+                schema={"phone_e164": pl.Utf8, "timezone_candidates": pl.List(pl.Utf8), "timezone_source": pl.Utf8}
+            )
         )
-        all_hours = export_pass(inst, truth, "audit", start, days, "pass 1: campaign window 00:00-24:00 every day",
-                                base / "w.parquet")
+        all_hours = export_pass(
+            inst, truth, "audit", start, days, "pass 1: campaign window 00:00-24:00 every day", base / "w.parquet"
+        )
         inst.set_campaign("audit", all_hours=False)
-        default = export_pass(inst, truth, "audit", start, days, "pass 2: campaign window 09:00-20:00 Mon-Fri",
-                              base / "w_default.parquet")
+        default = export_pass(
+            inst, truth, "audit", start, days, "pass 2: campaign window 09:00-20:00 Mon-Fri", base / "w_default.parquet"
+        )
 
         joined = truth.join(decided.with_columns(in_book=pl.lit(True)), on="phone_e164", how="left")
         verdicts = confusion(joined["zones"].to_list(), joined["timezone_candidates"].to_list(), clocks)
         joined = joined.with_columns(
-            verdict=pl.Series([v if in_book else "rejected" for v, in_book in zip(verdicts, joined["in_book"],
-                                                                                 strict=True)]),
+            verdict=pl.Series(
+                [v if in_book else "rejected" for v, in_book in zip(verdicts, joined["in_book"], strict=True)]
+            ),
             truth_class=pl.Series(["+".join(sorted({clocks.label(z) for z in zs})) for zs in joined["zones"]]),
         )
         if verbose:
             missing = truth.join(decided, on="phone_e164", how="anti")
-            print(f"audit window: {start} + {days} days; {len(rows)} contacts; in contact book: "
-                  f"{len(rows) - missing.height}; not in the book (rejected): "
-                  + (", ".join(f"{k} {c}" for k, c in sorted(Counter(missing["kind"].to_list()).items())) or "none"))
+            print(
+                f"audit window: {start} + {days} days; {len(rows)} contacts; in contact book: "
+                f"{len(rows) - missing.height}; not in the book (rejected): "
+                + (", ".join(f"{k} {c}" for k, c in sorted(Counter(missing["kind"].to_list()).items())) or "none")
+            )
             verdict_of = joined.select("phone_e164", "verdict")
             for result in (all_hours, default):
                 print_pass(result, len(rows))
                 leaking = result.per_contact.filter(pl.col("illegal_s") > 0)
                 if leaking.height:
                     by_verdict = Counter(leaking.join(verdict_of, on="phone_e164")["verdict"].to_list())
-                    print("leaking contacts by zone verdict (exact = right zones, so a rule is missing or wrong): "
-                          + ", ".join(f"{k} {by_verdict[k]}" for k in VERDICTS if by_verdict[k]))
-                    rules = illegal_by_rule(result.windows, truth, leaking["phone_e164"].to_list(), start, days,
-                                            label=clocks.label)
-                    print("illegal minutes by rule taken alone (a minute can break several): "
-                          + ", ".join(f"{k} {v:,}" for k, v in rules.most_common() if v))
-                    right = leaking.join(verdict_of, on="phone_e164").filter(pl.col("verdict").is_in(["exact",
-                                                                                                    "superset"]))
+                    print(
+                        "leaking contacts by zone verdict (exact = right zones, so a rule is missing or wrong): "
+                        + ", ".join(f"{k} {by_verdict[k]}" for k in VERDICTS if by_verdict[k])
+                    )
+                    rules = illegal_by_rule(
+                        result.windows, truth, leaking["phone_e164"].to_list(), start, days, label=clocks.label
+                    )
+                    print(
+                        "illegal minutes by rule taken alone (a minute can break several): "
+                        + ", ".join(f"{k} {v:,}" for k, v in rules.most_common() if v)
+                    )
+                    right = leaking.join(verdict_of, on="phone_e164").filter(
+                        pl.col("verdict").is_in(["exact", "superset"])
+                    )
                     if right.height:
-                        rules = illegal_by_rule(result.windows, truth, right["phone_e164"].to_list(), start, days,
-                                                label=clocks.label)
-                        print(f"  of which {right.height} contacts whose candidates hold every truth zone (a rule "
-                              "is missing or wrong): " + ", ".join(f"{k} {v:,}" for k, v in rules.most_common() if v))
+                        rules = illegal_by_rule(
+                            result.windows, truth, right["phone_e164"].to_list(), start, days, label=clocks.label
+                        )
+                        print(
+                            f"  of which {right.height} contacts whose candidates hold every truth zone (a rule "
+                            "is missing or wrong): " + ", ".join(f"{k} {v:,}" for k, v in rules.most_common() if v)
+                        )
                     print("largest leaks:")
                     leak_examples(result.per_contact, truth, decided, rows_by_phone)
             print("\n== zone confusion (truth zones by clock class vs decided candidates) ==")
             counts = Counter(joined["verdict"].to_list())
-            print("  ".join(f"{k} {counts.get(k, 0)} ({100 * counts.get(k, 0) / len(rows):.1f}%)"
-                            for k in VERDICTS))
+            print("  ".join(f"{k} {counts.get(k, 0)} ({100 * counts.get(k, 0) / len(rows):.1f}%)" for k in VERDICTS))
             for by in ("truth_class", "kind"):
                 table = (
-                    joined.group_by(by).agg(
-                        pl.len().alias("contacts"),
-                        *[(pl.col("verdict") == v).sum().alias(v) for v in VERDICTS])
+                    joined.group_by(by)
+                    .agg(pl.len().alias("contacts"), *[(pl.col("verdict") == v).sum().alias(v) for v in VERDICTS])
                     .sort("contacts", descending=True)
                 )
                 print()
@@ -1073,8 +1412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run_audit(args.contacts, args.seed, date.fromisoformat(args.start), args.days, keep=args.keep)
     one, two = result["pass_minutes"]
-    print(f"\nRESULT: {one:,.0f} illegal minutes with the all-hours campaign window, {two:,.0f} with 09:00-20:00 "
-          "Mon-Fri")
+    print(
+        f"\nRESULT: {one:,.0f} illegal minutes with the all-hours campaign window, {two:,.0f} with 09:00-20:00 Mon-Fri"
+    )
     return 1 if result["illegal_seconds"] > 0 else 0
 
 

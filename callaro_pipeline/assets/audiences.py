@@ -9,7 +9,7 @@ from callaro_pipeline.assets.contact_book import contacts
 from callaro_pipeline.assets.segments import segment_models
 from callaro_pipeline.audiences import audience_status, build_audience
 from callaro_pipeline.config import list_campaigns, load_campaign
-from callaro_pipeline.errors import CallaroError
+from callaro_pipeline.errors import CallaroError, DncUnavailable
 from callaro_pipeline.partitions import WAREHOUSE_POOL
 from callaro_pipeline.privacy import mask_phone, withhold_error_details
 from callaro_pipeline.uploads import update_upload
@@ -39,7 +39,9 @@ FRESH_UPLOAD_RUNS = ("cli", "inbox")
 def campaign_audiences(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     tagged = context.run.tags.get(CAMPAIGN_TAG)
     names = [tagged] if tagged else list_campaigns()
-    builds, failures = {}, {}
+    builds: dict = {}
+    failures: dict[str, str] = {}
+    not_built: dict[str, str] = {}
     now = datetime.now(UTC)
     # A fresh upload only adds links and updates contacts: its campaign's build can evaluate just those (a rerun
     # may also take links away, and other runs rebuild every campaign in full).
@@ -57,7 +59,9 @@ def campaign_audiences(context: dg.AssetExecutionContext, warehouse: Warehouse) 
                         con, upload_id, timings={"audience_seconds": seconds}, audience=audience_status(build)
                     )
         except CallaroError as error:
-            failures[name] = str(error)
+            # a DNC precondition not met (no or stale national list) is a state the audience reports, not a
+            # failed run; anything else (a broken rule or campaign file) fails the run, closed
+            (not_built if isinstance(error, DncUnavailable) else failures)[name] = str(error)
             upload_id = context.run.tags.get(UPLOAD_TAG)
             if upload_id and name == tagged:  # the summary says why nobody is callable (contract: audience)
                 with warehouse.transaction() as con:
@@ -80,4 +84,10 @@ def campaign_audiences(context: dg.AssetExecutionContext, warehouse: Warehouse) 
             metadata={"built": dg.MetadataValue.json(builds)},
             allow_retries=False,
         )
-    return dg.MaterializeResult(metadata={"builds": dg.MetadataValue.json(builds), "campaigns": len(builds)})
+    return dg.MaterializeResult(
+        metadata={
+            "builds": dg.MetadataValue.json(builds),
+            "campaigns": len(builds),
+            "not_built": dg.MetadataValue.json(not_built),
+        }
+    )
