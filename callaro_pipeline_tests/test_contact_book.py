@@ -282,3 +282,62 @@ def test_injection_through_values_is_inert(con):
 
     assert find_contacts(con, [("company", "=", INJECTION)])["phone_e164"].to_list() == [ANN]
     assert table(con, "SELECT count(*) FROM contacts") == [(1,)]
+
+
+# --- extensions and other numbers ----------------------------------------------------------------------------
+
+
+def test_one_switchboard_number_with_two_extensions_is_two_contacts_and_ids_without_one_stay(con):
+    counts = merge(
+        con,
+        "u1",
+        "spring",
+        {"phone_e164": ANN, "phone_extension": "12", "first_name": "Ann"},
+        {"phone_e164": ANN, "phone_extension": "34", "first_name": "Bob"},
+        {"phone_e164": ANN, "first_name": "Reception"},
+        {"phone_e164": ANN, "phone_extension": "12", "first_name": "Ann again"},  # the same person: first row wins
+    )
+    assert counts == {"inserted": 3, "updated": 0, "linked": 3}
+    rows = table(con, "SELECT contact_id, phone_extension, first_name FROM contacts ORDER BY first_name")
+    assert rows == [
+        (contact_id_for(ANN, "12"), "12", "Ann"),
+        (contact_id_for(ANN, "34"), "34", "Bob"),
+        ("c_54a97a4595350c4c", None, "Reception"),  # without an extension: the id of the phone alone, as ever
+    ]
+    assert contact_id_for(ANN, " ") == contact_id_for(ANN) == "c_54a97a4595350c4c"
+    assert len({contact_id_for(ANN, "12"), contact_id_for(ANN, "34"), contact_id_for(ANN)}) == 3
+    # a later upload of one extension updates that contact only
+    merge(con, "u2", "spring", {"phone_e164": ANN, "phone_extension": "34", "email": "bob@example.com"})
+    assert table(con, "SELECT phone_extension FROM contacts WHERE email IS NOT NULL") == [("34",)]
+
+
+def test_a_no_revokes_its_extension_and_a_no_for_the_main_number_revokes_every_extension(con):
+    consented = {"consent": "yes", "consent_date": "2026-01-02", "consent_source": "web"}
+    merge(
+        con,
+        "u1",
+        "spring",
+        *({"phone_e164": phone, "phone_extension": ext, **consented} for phone, ext in ((ANN, "12"), (ANN, "34"))),
+        *({"phone_e164": phone, "phone_extension": ext, **consented} for phone, ext in ((BOB, "7"), (BOB, "8"))),
+    )
+    con.execute(
+        "INSERT INTO validated_contacts (upload_id, row_number, phone_e164, phone_extension, consent, "
+        "timezone_source) VALUES ('u2', 2, ?, '12', 'no', 'phone'), ('u2', 3, ?, NULL, 'no', 'phone')",
+        [ANN, BOB],
+    )
+    merge(con, "u2", "spring", {"phone_e164": CAROL})
+    consents = table(
+        con, "SELECT phone_e164, phone_extension, consent FROM contacts WHERE phone_e164 <> ? ORDER BY 1, 2", [CAROL]
+    )
+    # ANN's "no" was given for extension 12 only; BOB's for the main number covers every extension
+    assert consents == [(ANN, "12", "no"), (ANN, "34", "yes"), (BOB, "7", "no"), (BOB, "8", "no")]
+
+
+def test_other_numbers_are_kept_on_the_contact_as_a_union_the_uploads_first(con):
+    merge(con, "u1", "spring", {"phone_e164": ANN, "other_phones_e164": [BOB]})
+    merge(con, "u2", "spring", {"phone_e164": ANN, "other_phones_e164": None})
+    assert table(con, "SELECT other_phones_e164 FROM contacts") == [([BOB],)]
+    merge(con, "u3", "spring", {"phone_e164": ANN, "other_phones_e164": [CAROL, BOB]})
+    assert table(con, "SELECT other_phones_e164 FROM contacts") == [([CAROL, BOB],)]
+    merge(con, "u4", "spring", {"phone_e164": ANN, "other_phones_e164": ["+12125550104"]})
+    assert table(con, "SELECT other_phones_e164 FROM contacts") == [(["+12125550104", CAROL, BOB],)]

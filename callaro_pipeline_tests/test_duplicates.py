@@ -150,3 +150,31 @@ def test_unknown_policy():
     valid, _ = validated(Phone=[PHONE_A], Name=["A"])
     with pytest.raises(ConfigError, match="unknown duplicate policy 'drop'"):
         apply_duplicate_policy(valid, policy="drop")
+
+
+# --- extensions: one switchboard number, several people -------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["suppress", "merge", "split"])
+def test_rows_that_differ_only_by_extension_are_not_duplicates(policy):
+    valid, columns = validated(
+        Phone=[f"{PHONE_A} ext. 12", f"{PHONE_A} x34", PHONE_A, f"{PHONE_A} ext 12"],
+        First_Name=["Ann", "Bob", "Reception", "Anne"],
+    )
+    result = apply_duplicate_policy(valid, policy=policy, source_columns=columns)
+    # three people behind one number: extension 12, extension 34, the main line; row 5 repeats extension 12
+    assert result.kept["row_number"].to_list() == [2, 3, 4]
+    assert result.kept["phone_extension"].to_list() == ["12", "34", None]
+    assert result.problems.select("row_number", "code").rows() == [(5, "duplicate")]
+
+
+def test_a_contact_already_in_the_campaign_is_matched_with_its_extension():
+    valid, columns = validated(Phone=[f"{PHONE_A} ext. 12", f"{PHONE_A} x34", PHONE_A], First_Name=["Ann", "Bob", "Cy"])
+    existing = pl.DataFrame(
+        {"phone_e164": ["+14155550101"], "phone_extension": ["34"], "external_id": [None], "upload_id": ["u0"]},
+        schema={"phone_e164": pl.Utf8, "phone_extension": pl.Utf8, "external_id": pl.Utf8, "upload_id": pl.Utf8},
+    )
+    result = apply_duplicate_policy(valid, policy="suppress", existing=existing, source_columns=columns)
+    assert result.kept["row_number"].to_list() == [2, 4]
+    assert result.skipped_existing == 1
+    assert result.problems.select("row_number", "message").rows() == [(3, "already in this campaign (upload u0)")]
