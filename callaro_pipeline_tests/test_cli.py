@@ -187,6 +187,23 @@ def test_preview_reports_problems(env) -> None:
     assert not (env.config / "campaigns" / "never-imported.yaml").exists()
 
 
+@pytest.mark.safe_defaults
+def test_preview_of_a_brand_new_campaign_uses_the_defaults_an_import_would_give_it(callaro_env, tmp_path) -> None:
+    uk = write_csv(tmp_path / "uk.csv", ["First Name", "Phone"], [["Ada", "020 7946 0958"], ["Ada", "020 7946 0958"]])
+    built_in = cli("preview", uk, "--campaign", "brand-new")
+    assert built_in.code == 0, built_in.err
+    assert "requires national DNC list yes, consent yes" in built_in.out
+    assert "would import 0" in built_in.out  # a US default region: the UK number is not valid
+    # the compliance owner's defaults, as an import would apply them (region, duplicate policy)
+    defaults = Path(os.environ["CALLARO_CONFIG"]) / "campaigns" / "_defaults.yaml"
+    defaults.write_text(yaml.safe_dump({"default_region": "GB", "duplicates": "merge"}), encoding="utf-8")
+    owners = cli("preview", uk, "--campaign", "brand-new")
+    assert owners.code == 0, owners.err
+    assert "duplicates merge, requires national DNC list no, consent no" in owners.out
+    assert "+442079460958" in owners.out and "would import 1" in owners.out
+    assert not (callaro_env / "campaigns" / "brand-new.yaml").exists()  # a preview writes nothing
+
+
 def test_second_upload_uses_remembered_mapping_and_reports_drift(env, acme) -> None:
     second = acme.second
     assert second["mapping"]["source"] == "remembered"
@@ -368,23 +385,78 @@ def test_dnc_listed_contacts_are_suppressed_and_never_in_an_audience(env, dnc) -
     assert not everywhere & set(DNC_LISTED)
 
 
-def test_required_consent_suppresses_contacts_without_evidence(env, dnc) -> None:
+def test_required_consent_keeps_contacts_without_evidence_out_of_the_audience_not_the_book(env, dnc) -> None:
     assert dnc.fresh.code == 0, dnc.fresh.err
     summary = dnc.no_national.json()  # the first import of the file (the later ones find its rows in the campaign)
-    assert summary["imported"] == 3 and summary["suppressed"] == 6
-    assert summary["suppressed_by_reason"] == {"dnc:internal": 4, "no_consent": 1, "consent_revoked": 1}
-    no_consent = {
-        r[0]
-        for r in query(
-            env.home,
-            "SELECT phone_e164 FROM suppressed_contacts WHERE upload_id = ? AND list_contains(reasons, 'no_consent')",
-            [summary["upload_id"]],
-        )
-    }
-    assert no_consent == {"+12125550137"}
+    # consent is the audience's criterion: Oz (consent without date and source) is imported, DNC and the "no" are not
+    assert summary["imported"] == 4 and summary["suppressed"] == 5
+    assert summary["suppressed_by_reason"] == {"dnc:internal": 4, "consent_revoked": 1}
+    in_book = query(
+        env.home,
+        "SELECT c.phone_e164 FROM contacts c JOIN campaign_contacts cc USING (contact_id) "
+        "WHERE cc.campaign = 'strict' AND c.phone_e164 = '+12125550137'",
+    )
+    assert in_book == [("+12125550137",)]
+    outcome = query(
+        env.home,
+        "SELECT outcome, reasons FROM audience_member_versions v JOIN contacts c USING (contact_id) "
+        "WHERE v.campaign = 'strict' AND v.to_build IS NULL AND c.phone_e164 = '+12125550137'",
+    )
+    assert outcome == [("suppressed", ["no_consent"])]
     audience = query(env.home, "SELECT phone_e164, consent_evidence FROM campaign_audiences WHERE campaign = 'strict'")
     assert {r[0] for r in audience} == {"+12125550135", "+12125550139"}
     assert all(json.loads(evidence)["consent"] == "yes" for _, evidence in audience)
+
+
+# --- several phone columns, extensions -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def alternates(env):
+    write_campaign(env.config, "alternates")
+    listed = cli("dnc", "add", "(720) 555-0152", "--reason", "asked not to be called on the mobile")
+    rows = [
+        ["Ann", "(720) 555-0151", "(720) 555-0152"],  # the mobile is listed: taken off, Ann callable on her phone
+        ["Bo", "(720) 555-0153", "(720) 555-0154"],
+        ["Cy", "(720) 555-0152", "(720) 555-0155"],  # the phone is listed: Cy is suppressed with every number
+        ["Desk A", "(720) 555-0160 ext. 1", ""],  # one switchboard number, two people
+        ["Desk B", "(720) 555-0160 ext. 2", ""],
+    ]
+    upload = write_csv(env.files / "alternates.csv", ["First Name", "Phone Number", "Mobile Phone Number"], rows)
+    summary = imported(upload, "--campaign", "alternates")
+    export = cli("audience", "alternates", "--out", env.files / "alternates_audience.csv")
+    return SimpleNamespace(listed=listed, summary=summary, export=export)
+
+
+def test_a_listed_other_number_is_never_stored_nor_exported(env, alternates) -> None:
+    assert alternates.listed.code == 0 and alternates.export.code == 0, alternates.export.err
+    summary = alternates.summary
+    assert summary["suppressed"] == 1 and summary["suppressed_by_reason"] == {"dnc:internal": 1}
+    assert summary["other_phones_suppressed"] == 1
+    book = dict(
+        query(
+            env.home,
+            "SELECT c.first_name, c.other_phones_e164 FROM contacts c JOIN campaign_contacts cc USING (contact_id) "
+            "WHERE cc.campaign = 'alternates'",
+        )
+    )
+    assert book == {"Ann": None, "Bo": ["+17205550154"], "Desk A": None, "Desk B": None}
+    exported = (env.files / "alternates_audience.csv").read_text(encoding="utf-8")
+    assert "+17205550152" not in exported and "+17205550155" not in exported
+    assert "+17205550154" in exported
+
+
+def test_two_extensions_of_one_number_are_two_contacts_through_the_cli(env, alternates) -> None:
+    summary = alternates.summary
+    assert summary["imported"] == 4 and summary["duplicates"] == 0, summary
+    desks = query(
+        env.home,
+        "SELECT phone_e164, phone_extension, contact_id FROM contacts WHERE first_name LIKE 'Desk%' ORDER BY 2",
+    )
+    assert [(phone, ext) for phone, ext, _ in desks] == [("+17205550160", "1"), ("+17205550160", "2")]
+    assert len({contact_id for *_, contact_id in desks}) == 2
+    exported = pl.read_csv(env.files / "alternates_audience.csv", infer_schema=False)
+    assert sorted(exported.filter(pl.col("phone_e164") == "+17205550160")["phone_extension"].to_list()) == ["1", "2"]
 
 
 # --- undo ---------------------------------------------------------------------------------------------------

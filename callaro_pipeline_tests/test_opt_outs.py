@@ -446,3 +446,56 @@ def test_windows_exports_get_the_live_members_and_the_national_cut(warehouse, tm
     cut = cut_intervals(intervals, not_after)
     assert not cut.is_empty() and cut["closes_utc"].max() <= not_after
     assert cut.filter(pl.col("opens_utc") >= snapshot_age(snapshot, 38, hour=0)).is_empty()
+
+
+# --- 6. other numbers and required consent, decided live -------------------------------------------------------
+
+ALTERNATE = "+12125550177"
+OTHER_ALTERNATE = "+12125550178"
+
+
+def test_no_export_ever_offers_a_listed_other_number(warehouse, tmp_path):
+    campaign = Campaign(name="spring")
+    with warehouse.transaction() as con:
+        built(con, campaign, {"phone_e164": ANN, **NEW_YORK, "other_phones_e164": [ALTERNATE, OTHER_ALTERNATE]})
+        export_audience(con, "spring", tmp_path / "before.parquet")
+        # listed after the build, rebuild never run: the contact stays callable on its phone, the number is gone
+        suppression.add_numbers(con, [ALTERNATE], source="internal", reason="asked on call")
+        suppression.add_numbers(con, [OTHER_ALTERNATE], source="campaign:autumn")  # another campaign's list
+        assert audience(con) == [ANN]
+        assert export_audience(con, "spring", tmp_path / "after.parquet") == 1
+        export_audience(con, "spring", tmp_path / "after.csv")
+    before = pl.read_parquet(tmp_path / "before.parquet")
+    after = pl.read_parquet(tmp_path / "after.parquet")
+    assert before["other_phones_e164"].to_list() == [[ALTERNATE, OTHER_ALTERNATE]]
+    assert after["other_phones_e164"].to_list() == [[OTHER_ALTERNATE]]
+    assert ALTERNATE not in (tmp_path / "after.csv").read_text(encoding="utf-8")
+
+
+def test_a_contact_whose_phone_is_listed_is_out_with_every_number(warehouse):
+    campaign = Campaign(name="spring")
+    with warehouse.transaction() as con:
+        built(con, campaign, {"phone_e164": ANN, **NEW_YORK, "other_phones_e164": [ALTERNATE]})
+        suppression.add_numbers(con, [ANN], source="internal")
+        assert audience(con) == []
+        assert con.execute("SELECT count(*) FROM campaign_audiences").fetchone() == (0,)
+
+
+def test_required_consent_is_decided_live_in_the_audience(warehouse):
+    strict, lax = Campaign(name="spring", require_consent=True), Campaign(name="autumn")
+    with warehouse.transaction() as con:
+        rows = [{"phone_e164": phone, **NEW_YORK, **CONSENTED} for phone in (ANN, BOB, CAROL)]
+        merge(con, "u1", "spring", *rows)
+        merge(con, "u2", "autumn", *rows)
+        for campaign in (strict, lax):
+            load_dnc_lists(con, campaign)
+            build_audience(con, campaign, now=NOW)
+        assert audience(con, "spring") == audience(con, "autumn") == sorted([ANN, BOB, CAROL])
+        # consent evidence lost after the build (no rebuild): out where consent is required, in elsewhere
+        update_contacts(con, [("phone_e164", "=", BOB)], {"consent": "unknown"}, now=NOW, changed_by="alice")
+        update_contacts(con, [("phone_e164", "=", CAROL)], {"consent_source": ""}, now=NOW, changed_by="alice")
+        assert audience(con, "spring") == [ANN]
+        assert callable_at(con, NOW, "spring") == [ANN]
+        assert audience(con, "autumn") == sorted([ANN, BOB, CAROL])
+        reasons = con.execute("SELECT DISTINCT campaign, reason FROM audience_live_blocked ORDER BY 1").fetchall()
+        assert reasons == [("spring", "no_consent")]

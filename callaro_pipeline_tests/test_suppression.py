@@ -353,3 +353,34 @@ def test_change_lists_alone_are_not_a_national_list(warehouse, tmp_path):
             "the national DNC list has no full snapshot (change lists alone are not a list)"
         ]
         assert reasons_for(con, [LISTED]) == [["dnc:national"]]
+
+
+def test_other_numbers_are_scrubbed_number_by_number(warehouse):
+    frame = pl.concat(
+        [contacts(OTHER), contacts(OTHER), contacts(LISTED), contacts(OTHER)], how="vertical"
+    ).with_columns(
+        pl.Series(
+            "other_phones_e164",
+            [[LISTED, "+13035550100"], None, ["+13035550100"], [LISTED]],
+            dtype=pl.List(pl.Utf8),
+        )
+    )
+    with warehouse.connect() as con:
+        add_numbers(con, [LISTED], source="internal")
+        out = scrub(con, frame, campaign=Campaign(name="spring"))
+    # a listed other number is taken off the contact, who stays callable on an unlisted phone
+    assert out["reasons"].to_list() == [[], [], ["dnc:internal"], []]
+    assert out["other_phones_e164"].to_list() == [["+13035550100"], None, ["+13035550100"], None]
+    assert out["other_phones_suppressed"].to_list() == [[LISTED], None, None, [LISTED]]
+
+
+def test_the_upload_scrub_leaves_required_consent_to_the_audience(warehouse):
+    frame = pl.concat([contacts(OTHER, consent=None), contacts(OTHER, consent="no"), contacts(LISTED, consent=None)])
+    with warehouse.connect() as con:
+        add_numbers(con, [LISTED])
+        campaign = Campaign(name="spring", require_consent=True)
+        at_upload = scrub(con, frame, campaign=campaign, upload=True)["reasons"].to_list()
+        at_build = scrub(con, frame, campaign=campaign)["reasons"].to_list()
+    # DNC and opt-outs are suppressed at upload; the missing consent is the audience's reason
+    assert at_upload == [[], ["consent_revoked"], ["dnc:internal"]]
+    assert at_build == [["no_consent"], ["consent_revoked"], ["dnc:internal", "no_consent"]]
