@@ -160,10 +160,13 @@ def contacts_change(args: argparse.Namespace, *, changed_by: str) -> int:
 def contacts_export(args: argparse.Namespace) -> int:
     from callaro_pipeline.contact_book import find_contacts
     from callaro_pipeline.report import write_csv_safely
+    from callaro_pipeline.suppression import drop_listed_other_phones
 
     conditions = _conditions(args.where)
     with Warehouse().connect() as con:
         found = find_contacts(con, _by_id(matching_contact_ids(con, conditions)) if conditions else [])
+        # an export never offers an other number that is on any DNC list now (listed after it was stored)
+        found = drop_listed_other_phones(con, found, None).drop("other_phones_suppressed", strict=False)
     out = Path(args.out)
     if out.suffix.lower() == ".parquet":
         found.write_parquet(out)

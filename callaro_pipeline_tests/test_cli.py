@@ -446,6 +446,18 @@ def test_a_listed_other_number_is_never_stored_nor_exported(env, alternates) -> 
     assert "+17205550154" in exported
 
 
+def test_an_other_number_listed_after_the_import_leaves_every_export(env, alternates) -> None:
+    assert cli("dnc", "add", "(720) 555-0154", "--reason", "asked on call").code == 0
+    contacts_out, audience_out = env.files / "alternates_contacts.csv", env.files / "alternates_after.parquet"
+    ran = cli("contacts", "export", "--where", "first_name = Bo", "--out", contacts_out)
+    assert ran.code == 0, ran.err
+    assert "+17205550153" in contacts_out.read_text(encoding="utf-8")
+    assert "+17205550154" not in contacts_out.read_text(encoding="utf-8")
+    assert cli("audience", "alternates", "--out", audience_out).code == 0
+    bo = pl.read_parquet(audience_out).filter(pl.col("phone_e164") == "+17205550153")
+    assert bo.height == 1 and bo["other_phones_e164"].to_list() == [None]
+
+
 def test_two_extensions_of_one_number_are_two_contacts_through_the_cli(env, alternates) -> None:
     summary = alternates.summary
     assert summary["imported"] == 4 and summary["duplicates"] == 0, summary
