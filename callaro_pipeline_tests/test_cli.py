@@ -848,13 +848,15 @@ def test_segment_create_and_list(segmented) -> None:
     created = segmented.results["create"]
     assert created["code"] == 0, created["err"]
     assert "segments.ny_or_fl" in created["out"]
-    assert (segmented.project / "models" / "segments" / "filters" / "ny_or_fl.sql").exists()
+    # the model file lives under the installation's home, never in the project's tracked files
+    assert (segmented.home / "dbt" / "models" / "segments" / "filters" / "ny_or_fl.sql").exists()
+    assert not (segmented.project / "models" / "segments" / "filters" / "ny_or_fl.sql").exists()
     assert not (PROJECT_ROOT / "dbt_contacts" / "models" / "segments" / "filters" / "ny_or_fl.sql").exists()
     listed = segmented.results["list"]
     assert listed["code"] == 0
     kinds = {line.split()[0]: line.split()[1] for line in listed["out"].splitlines() if line.strip()}
     assert kinds["ny_or_fl"] == "filter" and kinds["seg_lead_source_webinar"] == "sql"
-    model = (segmented.project / "models" / "segments" / "filters" / "ny_or_fl.sql").read_text()
+    model = (segmented.home / "dbt" / "models" / "segments" / "filters" / "ny_or_fl.sql").read_text()
     assert "'NY'" not in model and "'FL'" not in model  # values are data in segment_filters, never SQL
 
 
@@ -865,7 +867,7 @@ def test_segment_injection_attempts_are_refused(segmented) -> None:
         assert len(ran["err"].strip().splitlines()) == 1
     value = segmented.results["evil_value"]
     assert value["code"] == 0 and "would hold 0 contacts" in value["out"], value
-    filters = segmented.project / "models" / "segments" / "filters"
+    filters = segmented.home / "dbt" / "models" / "segments" / "filters"
     assert sorted(p.stem for p in filters.glob("*.sql")) == ["ny_or_fl"]
     assert scalar(segmented.home, "SELECT count(*) FROM contacts") > 0
 

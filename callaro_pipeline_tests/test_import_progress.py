@@ -36,9 +36,9 @@ def test_progress_on_a_terminal_shows_each_stage_with_its_rows(
         ("✓ raw_upload", "62 rows"),
         ("✓ mapped_contacts", "62 rows"),
         ("✓ validated_contacts", "57 rows"),
-        ("✓ rejected_rows", "4 rows rejected"),
-        ("✓ suppressed_contacts", "0 suppressed"),
-        ("✓ contacts", "56 imported"),
+        ("✓ rejected_rows", "3 rows rejected"),
+        ("✓ suppressed_contacts", "12 suppressed"),
+        ("✓ contacts", "45 imported"),
         ("✓ campaign_audiences", "1 audience(s) built"),
     ]
     for stage, count in expected:
