@@ -83,8 +83,10 @@ def state_table() -> pl.DataFrame:
 
 
 def _restrict(code: pl.Expr, code_country: pl.Expr, group: pl.Expr) -> pl.Expr:
-    """Keep a code only when the country allows it (unknown country: any)."""
-    return pl.when(group.is_null() | (group == code_country)).then(code)
+    """Keep a code unless the country rules it out: another country than the US or Canada gives none (an
+    Australian "WA" is not Washington); the US and Canada allow each other's codes, which never collide (a
+    Canadian row with a US state keeps that state's rules: the stricter reading)."""
+    return pl.when(group.is_null() | group.is_in(["US", "CA"])).then(code)
 
 
 def _country_series(country: pl.Series | None, length: int) -> pl.Series:
@@ -97,7 +99,7 @@ def normalize_state(state: pl.Series, country: pl.Series | None = None) -> pl.Se
     """2-letter US state / DC / territory / Canadian province or territory code, or null, from any common spelling.
 
     "FL", "Fla.", "Florida", "N.Y.", "Calif", "Mass.", "Québec", "PQ", "B.C." are all read. A country other
-    than the US or Canada gives null; the US gives only US codes, Canada only Canadian ones.
+    than the US or Canada gives null (the US and Canada allow each other's codes: the stricter reading).
     """
     frame = pl.DataFrame([state.cast(pl.Utf8).rename("state"), _country_series(country, len(state))])
     distinct = frame.unique().with_columns(key=_state_key(pl.col("state")), group=country_group(pl.col("country")))
@@ -136,8 +138,8 @@ def _postal_state_distinct(distinct: pl.DataFrame) -> pl.DataFrame:
     group = country_group(pl.col("country"))
     zip5 = code.str.extract(ZIP_PATTERN, 1)
     fsa = code.str.extract(FSA_PATTERN, 1)
-    us_ok = group.is_null() | (group == "US")
-    ca_ok = group.is_null() | (group == "CA")
+    # the formats never collide, so a US or Canadian row reads either (the stricter reading)
+    us_ok = ca_ok = group.is_null() | group.is_in(["US", "CA"])
     return (
         distinct.with_columns(
             zip5=pl.when(us_ok).then(zip5.cast(pl.Int32)),

@@ -385,12 +385,13 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
     )
     group = pl.coalesce(places.country_group(pl.col("country")), stand_in.then(pl.lit("other")))
     code = pl.col("postal_code").str.strip_chars().str.to_uppercase()
+    north_american = group.is_null() | group.is_in(["US", "CA"])  # as places.postal_state reads them
     npa = pl.col("phone_e164").str.extract(_NANP_E164, 1)
     rows = rows.with_columns(
         _group=group,
         _npa=npa,
-        _zip5=pl.when(group.is_null() | (group == "US")).then(code.str.extract(places.ZIP_PATTERN, 1).cast(pl.Int32)),
-        _fsa=pl.when(group.is_null() | (group == "CA")).then(code.str.extract(places.FSA_PATTERN, 1)),
+        _zip5=pl.when(north_american).then(code.str.extract(places.ZIP_PATTERN, 1).cast(pl.Int32)),
+        _fsa=pl.when(north_american).then(code.str.extract(places.FSA_PATTERN, 1)),
     )
     state_codes = places.normalize_state(rows["state"], rows["_group"])
     npa_table = _npa_zone_table()

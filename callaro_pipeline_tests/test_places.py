@@ -52,7 +52,8 @@ def test_normalize_state_spellings(text, code):
 def test_normalize_state_respects_the_country():
     states = pl.Series(["WA", "CA", "ON", "CA", "ON", "Texas"])
     countries = pl.Series(["Australia", "US", "Canada", "Canada", "USA", None])
-    assert normalize_state(states, countries).to_list() == [None, "CA", "ON", None, None, "TX"]
+    # a US or Canadian row keeps a state of the other country (its rules apply: stricter), never an Australian one
+    assert normalize_state(states, countries).to_list() == [None, "CA", "ON", "CA", "ON", "TX"]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +93,8 @@ def test_postal_state(postal, code):
 def test_postal_state_respects_the_country():
     codes = pl.Series(["33101", "33101", "K1A 0B1", "K1A 0B1"])
     countries = pl.Series(["US", "Canada", "Canada", "US"])
-    assert postal_state(codes, countries).to_list() == ["FL", None, "ON", None]
+    assert postal_state(codes, countries).to_list() == ["FL", "FL", "ON", "ON"]
+    assert postal_state(pl.Series(["33101"]), pl.Series(["Australia"])).to_list() == [None]
 
 
 def test_rule_states_miami_zip_with_new_york_phone_and_no_state():
