@@ -7,6 +7,7 @@ usage error (one clear line on stderr, no traceback, nothing written to the cont
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shutil
@@ -15,6 +16,8 @@ import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from callaro_pipeline.config import DUPLICATE_POLICIES, PROJECT_ROOT, check_name, load_campaign
 from callaro_pipeline.errors import CallaroError, UnusableInput
@@ -59,6 +62,7 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     print(
         f"rows read  {summary['rows_read']}   imported {summary['imported']}   rejected {summary['rejected']}   "
         f"duplicates {summary['duplicates']}   suppressed {summary['suppressed']}"
+        + (f"   blocked {summary['blocked']}" if summary.get("blocked") else "")
     )
     if summary.get("problems_by_code"):
         print("problems   " + ", ".join(f"{k} {v}" for k, v in sorted(summary["problems_by_code"].items())))
@@ -73,6 +77,8 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
         print(f"check      {'PASS' if check['passed'] else 'FAIL'}  {check['name']}: {check['detail']}")
     if summary.get("error_report"):
         print(f"errors     {summary['error_report']}")
+    if summary.get("merge_conflicts_report"):
+        print(f"conflicts  {summary.get('merge_conflicts', 0)} in {summary['merge_conflicts_report']}")
     if summary.get("duplicates_file"):
         print(f"split      {summary['duplicates_file']}")
     if summary.get("data_docs"):
@@ -115,7 +121,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from callaro_pipeline.uploads import upload_summary
 
-    with Warehouse().connect() as con:
+    with Warehouse().read() as con:  # read-only: works on a read-only home, touches nothing
         summary = upload_summary(con, args.upload_id)
     print_summary(summary, as_json=args.json)
     return 0
@@ -126,7 +132,7 @@ def cmd_uploads(args: argparse.Namespace) -> int:
     from callaro_pipeline.uploads import list_uploads
 
     campaign = check_name(args.campaign, "campaign name") if args.campaign else None
-    with Warehouse().connect() as con:
+    with Warehouse().read() as con:
         uploads = list_uploads(con, campaign)
     if args.json:
         print(json.dumps(uploads, default=str, sort_keys=True))
@@ -284,11 +290,11 @@ def cmd_audience(args: argparse.Namespace) -> int:
     load_campaign(check_name(args.campaign, "campaign name"))
     warehouse = Warehouse()
     if args.out:
-        with warehouse.connect() as con:
+        with warehouse.read() as con:
             count = export_audience(con, args.campaign, Path(args.out))
         print(f"{count} callable contacts written to {args.out}")
         return 0
-    with warehouse.connect() as con:
+    with warehouse.read() as con:
         row = con.execute(
             "SELECT count(*), max(build_id) FROM campaign_audiences WHERE campaign = ?", [args.campaign]
         ).fetchone() or (0, None)
@@ -312,7 +318,7 @@ def _audience_windows(args: argparse.Namespace) -> int:
     campaign = load_campaign(check_name(args.campaign, "campaign name"))
     day = args.start or datetime.now(UTC).date()
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    with Warehouse().connect() as con:
+    with Warehouse().read() as con:
         members, intervals = export_windows(con, campaign, Path(args.out), start=start, days=days)
     print(
         f"{intervals} calling intervals of {members} callable contacts from {day.isoformat()} for {days} days "
@@ -499,9 +505,29 @@ def main(argv: list[str] | None = None) -> int:
         line = " ".join(str(error).split())  # one line, and never a whole echoed value or expression
         print(f"callaro: {line if len(line) <= 500 else line[:500] + '…'}", file=sys.stderr)
         return getattr(error, "exit_code", 2)
+    except OSError as error:  # a read-only home, a full disk, a folder we may not write to
+        print(f"callaro: {os_error_line(error)}", file=sys.stderr)
+        return 2
+    except duckdb.IOException as error:  # DuckDB's own write failures (full disk, read-only file)
+        line = " ".join(str(error).split())
+        print(f"callaro: the warehouse could not be written: {line[:300]}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("callaro: interrupted", file=sys.stderr)
         return 130
+
+
+def os_error_line(error: OSError) -> str:
+    """One line for a file-system failure: what could not be done, where, and the system's reason."""
+    reason = error.strerror or type(error).__name__
+    where = f" {Path(error.filename).name!r}" if error.filename else ""
+    hint = {
+        errno.ENOSPC: " (the disk is full: free space and run the command again)",
+        errno.EDQUOT: " (the disk quota is used up)",
+        errno.EROFS: " (CALLARO_HOME is read-only: only report, uploads, audience and contacts export work on it)",
+        errno.EACCES: " (no permission to write there)",
+    }.get(error.errno or 0, "")
+    return f"cannot write{where}: {reason}{hint}"
 
 
 if __name__ == "__main__":

@@ -129,3 +129,54 @@ def check_upload(
         validation.valid, policy=policy, existing=existing, source_columns=source_columns(mapping)
     )
     return CheckedUpload(validation=validation, duplicates=duplicates)
+
+
+CONFLICT_REPORT_COLUMNS = ["row_number", "field", "kept_row", "kept_value", "other_row", "other_value"]
+
+
+def conflict_report(valid: pl.DataFrame, conflicts: pl.DataFrame) -> pl.DataFrame:
+    """Policy merge: every conflicting value, one line per (merged contact, field, other row) with the value
+    kept and the value folded away, as text (lists joined with `; `, custom fields by their key). For the
+    upload's report file, which holds values like the error report; never for logs or metadata."""
+    from callaro_pipeline.mapping import CUSTOM_PREFIX
+
+    if conflicts.is_empty():
+        return pl.DataFrame(schema=dict.fromkeys(CONFLICT_REPORT_COLUMNS, pl.Utf8)).with_columns(
+            pl.col("row_number", "kept_row", "other_row").cast(pl.Int64)
+        )
+    rows_needed = set(conflicts.get_column("kept_row")) | set(conflicts.get_column("other_row"))
+    source = valid.filter(pl.col("row_number").is_in(list(rows_needed)))
+    customs = {
+        row: json.loads(text or "{}")
+        for row, text in source.select("row_number", "custom_fields").iter_rows()
+        if "custom_fields" in source.columns
+    }
+    by_row = {row["row_number"]: row for row in source.iter_rows(named=True)}
+
+    def text(row: int, field: str) -> str | None:
+        if field.startswith(CUSTOM_PREFIX):
+            value = customs.get(row, {}).get(field[len(CUSTOM_PREFIX) :])
+        else:
+            value = by_row.get(row, {}).get(field)
+        if value is None:
+            return None
+        if isinstance(value, list):
+            return "; ".join(str(v) for v in value)
+        return str(value)
+
+    lines = [
+        (number, field, kept, text(kept, field), other, text(other, field))
+        for number, field, kept, other in conflicts.select("row_number", "field", "kept_row", "other_row").iter_rows()
+    ]
+    return pl.DataFrame(
+        lines,
+        schema={
+            "row_number": pl.Int64,
+            "field": pl.Utf8,
+            "kept_row": pl.Int64,
+            "kept_value": pl.Utf8,
+            "other_row": pl.Int64,
+            "other_value": pl.Utf8,
+        },
+        orient="row",
+    )

@@ -134,12 +134,22 @@ def contacts_change(args: argparse.Namespace, *, changed_by: str) -> int:
     conditions = _conditions(args.where)
     dry_run = not args.yes
     with Warehouse().transaction() as con:
-        selected = _by_id(matching_contact_ids(con, conditions))
+        matched = matching_contact_ids(con, conditions)
+        selected = _by_id(matched)
         if args.contacts_command == "update":
             change = update_contacts(
                 con,
                 selected,
                 _checked_changes(_pairs(args.set, "--set")),
+                now=utcnow(),
+                changed_by=changed_by,
+                dry_run=dry_run,
+            )
+        elif getattr(args, "campaign", None):
+            change = remove_from_campaign(
+                con,
+                check_name(args.campaign, "campaign name"),
+                matched,
                 now=utcnow(),
                 changed_by=changed_by,
                 dry_run=dry_run,
@@ -157,13 +167,54 @@ def contacts_change(args: argparse.Namespace, *, changed_by: str) -> int:
     return 0
 
 
+def remove_from_campaign(
+    con: Any, campaign: str, contact_ids: list[str], *, now: Any, changed_by: str, dry_run: bool
+) -> Any:
+    """`contacts remove --campaign C --where W`: take the matching contacts out of campaign C only. They stay in
+    the contact book and in every other campaign; each unlinking is recorded in `contact_changes` (action
+    `campaign_remove`, with the campaign). Only C's audience changes."""
+    import json
+    import uuid
+
+    from callaro_pipeline.contact_book import BookChange
+    from callaro_pipeline.warehouse import stage
+
+    stage(con, "_matched_ids", pl_frame(contact_ids))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _campaign_targets AS SELECT DISTINCT contact_id FROM campaign_contacts "
+        "WHERE campaign = ? AND contact_id IN (SELECT contact_id FROM _matched_ids)",
+        [campaign],
+    )
+    con.unregister("_matched_ids")
+    (count,) = con.execute("SELECT count(*) FROM _campaign_targets").fetchone()
+    if not dry_run and count:
+        con.execute(
+            "INSERT INTO contact_changes SELECT ?, ?, ?, 'campaign_remove', contact_id, ?, NULL, ?::JSON "
+            "FROM _campaign_targets",
+            [uuid.uuid4().hex, now, changed_by, campaign, json.dumps({"matched": count})],
+        )
+        con.execute(
+            "DELETE FROM campaign_contacts WHERE campaign = ? "
+            "AND contact_id IN (SELECT contact_id FROM _campaign_targets)",
+            [campaign],
+        )
+    con.execute("DROP TABLE _campaign_targets")
+    return BookChange(contacts=count, campaigns=[campaign] if count else [])
+
+
+def pl_frame(contact_ids: list[str]) -> Any:
+    import polars as pl
+
+    return pl.DataFrame({"contact_id": contact_ids}, schema={"contact_id": pl.Utf8})
+
+
 def contacts_export(args: argparse.Namespace) -> int:
     from callaro_pipeline.contact_book import find_contacts
     from callaro_pipeline.report import write_csv_safely
     from callaro_pipeline.suppression import drop_listed_other_phones
 
     conditions = _conditions(args.where)
-    with Warehouse().connect() as con:
+    with Warehouse().read() as con:  # read-only: works on a read-only home, touches nothing
         found = find_contacts(con, _by_id(matching_contact_ids(con, conditions)) if conditions else [])
         # an export never offers an other number that is on any DNC list now (listed after it was stored)
         found = drop_listed_other_phones(con, found, None).drop("other_phones_suppressed", strict=False)
@@ -264,6 +315,12 @@ def add_contacts_parser(sub: Any, handler: Any) -> None:
         q.add_argument("--where", required=True, help='e.g. "lead_source = webinar and state in (CA,NY)"')
         if name == "update":
             q.add_argument("--set", action="append", required=True, metavar="FIELD=VALUE")
+        else:
+            q.add_argument(
+                "--campaign",
+                help="take the matching contacts out of this campaign only (they stay in the book and in other "
+                "campaigns)",
+            )
         q.add_argument("--yes", action="store_true", help="apply the change (default: only count)")
     q = csub.add_parser("export", help="export the matching contacts (formula-safe CSV or parquet)")
     q.add_argument("--where", help="filter (default: every contact)")

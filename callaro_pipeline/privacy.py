@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import os
@@ -118,6 +119,10 @@ def withhold_error_details(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# File-system failures worded in the run's failure (their text holds a path and the system's reason only).
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
+
+
 def _reraise_without_details(error: Exception, where: str) -> None:
     import dagster as dg
     from dagster._core.errors import DagsterError
@@ -128,6 +133,14 @@ def _reraise_without_details(error: Exception, where: str) -> None:
     worded_by_us = (dg.Failure, dg.RetryRequested, DagsterError, CallaroError, WarehouseBusy)
     if isinstance(error, worded_by_us) or os.environ.get(DEBUG_VARIABLE) == "1":
         raise error
+    if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+        # a full disk or a read-only home: the system's reason and the file's name, never a cell value
+        name = f" {os.path.basename(str(error.filename))!r}" if error.filename else ""
+        raise dg.Failure(
+            description=f"{where} could not write{name}: {error.strerror or 'write failed'}",
+            metadata={"error_type": type(error).__name__, "errno": int(error.errno or 0)},
+            allow_retries=False,
+        ) from None
     raise dg.Failure(
         description=withheld_error_text(error, where),
         metadata={"error_type": type(error).__name__, "message_withheld": True},

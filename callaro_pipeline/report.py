@@ -21,6 +21,7 @@ SUMMARY_COUNTS = (
     ("skipped_existing", "already in the campaign"),
     ("merge_conflicts", "merge conflicts"),
     ("suppressed", "suppressed"),
+    ("blocked", "held back (blocked)"),
 )
 
 
@@ -91,7 +92,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     overview += [(label, summary[key]) for key, label in SUMMARY_COUNTS if summary.get(key) is not None]
     overview += [
         (label, f"`{summary[key]}`")
-        for key, label in (("error_report", "error report"), ("duplicates_file", "duplicates file"))
+        for key, label in (
+            ("error_report", "error report"),
+            ("merge_conflicts_report", "merge conflicts report"),
+            ("duplicates_file", "duplicates file"),
+        )
         if summary.get(key)
     ]
     lines += _table(("", ""), overview)

@@ -207,7 +207,7 @@ def _run_upload_chain_here(
         job = job.with_logger_defs({**job.loggers, "callaro_progress": progress_logger()})
         run_config = {"loggers": {**QUIET_RUN_CONFIG["loggers"], "callaro_progress": {}}}
         print(f"importing upload {upload_id}", file=sys.stderr, flush=True)
-    job.execute_in_process(
+    result = job.execute_in_process(
         partition_key=upload_id,
         instance=instance,
         run_config=run_config,
@@ -226,11 +226,29 @@ def _run_upload_chain_here(
                 con,
                 upload_id,
                 status="failed",
-                failure={"stage": "run", "message": "the run failed; see the Dagster UI"},
+                failure={"stage": "run", "message": run_failure_message(result), "exit_code": 2},
             )
             summary = upload_summary(con, upload_id)
-    warehouse.publish_snapshot()
+    try:
+        warehouse.publish_snapshot()
+    except OSError as error:  # the import itself is done and recorded; only the analysts' copy is behind
+        print(
+            f"callaro: the analysts' read-only copy was not refreshed ({error.strerror}); the import is recorded",
+            file=sys.stderr,
+        )
     return summary
+
+
+def run_failure_message(result: Any) -> str:
+    """The first failed step of a run and its worded reason (first line: never a traceback), for the summary."""
+    for event in result.get_step_failure_events():
+        data = event.step_failure_data
+        text = (data.user_failure_data.description if data.user_failure_data else None) or (
+            data.error.message if data.error else ""
+        )
+        first = (text or "").strip().splitlines()[0] if (text or "").strip() else "failed"
+        return f"the run failed at {event.step_key}: {first}"
+    return "the run failed; see the Dagster UI"
 
 
 def release_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:

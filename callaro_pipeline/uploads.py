@@ -146,9 +146,20 @@ def upload_summary(con: duckdb.DuckDBPyConnection, upload_id: str) -> dict[str, 
     for key in ("rows_read", "imported", "rejected", "duplicates", "suppressed"):
         summary.setdefault(key, 0)
     summary.setdefault("error_report", None)
+    summary["blocked"] = held_back(summary)
     if record.status == "undone":
         summary["undone"] = True
     return summary
+
+
+def held_back(summary: dict[str, Any]) -> int:
+    """Rows read but neither imported, rejected, duplicates nor suppressed: held back because the upload was
+    blocked by a gate (or failed) before its rows were released; 0 for an imported upload. So for every status
+    `rows_read = imported + rejected + duplicates + suppressed + blocked`."""
+    if summary.get("status") == "imported":
+        return 0
+    counted = sum(int(summary.get(key) or 0) for key in ("imported", "rejected", "duplicates", "suppressed"))
+    return max(int(summary.get("rows_read") or 0) - counted, 0)
 
 
 def list_uploads(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -> list[dict[str, Any]]:

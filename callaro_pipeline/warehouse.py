@@ -82,6 +82,28 @@ class Warehouse(dg.ConfigurableResource):
             finally:
                 con.close()
 
+    @contextlib.contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only session for commands that only read (`report`, `uploads`, `audience`, `contacts export`):
+        no writer lock, no lock file, no schema work, nothing in the home is created or touched, so they work on
+        a read-only home. It waits a bounded time for a writer holding the file. A home with no warehouse yet
+        reads as an empty one (an in-memory warehouse with the schema)."""
+        paths = self.paths
+        if paths.warehouse.is_file():
+            con = open_readonly(paths.warehouse, wait_seconds=self.lock_timeout_seconds)
+        else:
+            con = duckdb.connect(":memory:")
+            con.execute(schema_sql())
+        try:
+            home = str(paths.home).replace("'", "''")
+            con.execute(f"SET allowed_directories=['{home}/']")
+            con.execute("SET enable_external_access=false")
+            con.execute("SET enable_progress_bar=false")
+            con.execute("SET lock_configuration=true")
+            yield con
+        finally:
+            con.close()
+
     def _open(self, path: Path) -> duckdb.DuckDBPyConnection:
         """DuckDB's own file lock: an analyst who opened the live file (not the read-only copy) delays the
         write until they close it, up to the lock timeout, instead of failing the run."""
@@ -120,8 +142,12 @@ class Warehouse(dg.ConfigurableResource):
         with self.connect() as con:
             con.execute("CHECKPOINT")
             tmp = paths.warehouse_snapshot.with_suffix(".tmp")
-            shutil.copyfile(paths.warehouse, tmp)
-            os.replace(tmp, paths.warehouse_snapshot)
+            try:
+                shutil.copyfile(paths.warehouse, tmp)
+                os.replace(tmp, paths.warehouse_snapshot)
+            finally:  # a copy cut short (full disk) is never left behind
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
         return paths.warehouse_snapshot
 
 

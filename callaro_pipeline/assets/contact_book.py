@@ -56,11 +56,12 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
         missing = [gate for gate in REQUIRED_GATES if gate not in passed]
         if failed or missing:
             reason = (
-                "; ".join(f"{name}: {detail}" for name, detail in failed)
-                or f"gates not evaluated: {', '.join(missing)}"
+                "; ".join(f"blocked by {name}: {detail}" for name, detail in failed)
+                or f"blocked: gates not evaluated: {', '.join(missing)} (launch the import_upload job)"
             )
+            # in words, as a Failure (no stack trace of ours): the UI shows this description on the run and asset
             raise dg.Failure(
-                description=f"upload {upload_id} is blocked, nothing released ({reason})",
+                description=f"{reason} (upload {upload_id}: nothing released)",
                 metadata={
                     k: v
                     for k, v in upload_metadata(upload_summary(con, upload_id)).items()

@@ -47,7 +47,11 @@ def status_markdown(summary: dict[str, Any]) -> str:
     status = str(summary.get("status") or "unknown")
     checks = summary.get("checks") or []
     failed = [c for c in checks if not c.get("passed")]
-    lines = [f"**{status}**" + (f" by gate `{failed[0].get('name')}`" if status == "blocked" and failed else "")]
+    lines = [
+        f"**blocked** by gate `{failed[0].get('name')}`: {_short(failed[0].get('detail'))}"
+        if status == "blocked" and failed
+        else f"**{status}**"
+    ]
     if summary.get("failure"):
         lines.append(f"problem: {_short(summary['failure'].get('message'))}")
     rows_read, imported, valid = (int(summary.get(key) or 0) for key in ("rows_read", "imported", "valid_rows"))
@@ -55,6 +59,8 @@ def status_markdown(summary: dict[str, Any]) -> str:
     if status in ("imported", "blocked", "failed"):
         counts = f"**{imported:,} imported**, {rejected:,} rejected, {duplicates:,} duplicates, "
         counts += f"{int(summary.get('suppressed') or 0):,} suppressed"
+        if summary.get("blocked"):
+            counts += f", {int(summary['blocked']):,} held back"
     else:  # mid-run: nothing is imported yet
         counts = f"**{valid:,} valid**, {rejected:,} rejected, {duplicates:,} duplicates"
     lines.append(f"{rows_read:,} rows read → {counts}")

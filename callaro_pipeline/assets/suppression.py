@@ -98,4 +98,5 @@ def dnc_lists_usable(context: dg.AssetCheckExecutionContext, warehouse: Warehous
             # a blocked upload says why, in words, right on the check (downstream steps are skipped)
             overview = upload_metadata(upload_summary(con, upload_id))
             metadata.update(import_status=overview["import_status"], import_summary=overview["import_summary"])
-    return dg.AssetCheckResult(passed=not problems, description=detail, metadata=metadata)
+    description = f"blocked by {DNC_GATE}: {detail}" if problems else detail
+    return dg.AssetCheckResult(passed=not problems, description=description, metadata=metadata)

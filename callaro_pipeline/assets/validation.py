@@ -9,7 +9,7 @@ from callaro_pipeline.assets.ingest import fail_upload, raw_upload
 from callaro_pipeline.assets.metadata import frame_markdown, in_progress, upload_metadata
 from callaro_pipeline.config import load_campaign, load_custom_fields
 from callaro_pipeline.errors import CallaroError
-from callaro_pipeline.flow import check_upload, map_upload
+from callaro_pipeline.flow import check_upload, conflict_report, map_upload
 from callaro_pipeline.gates import GateResult, great_expectations_gate, pandera_gate
 from callaro_pipeline.mapping import Mapping
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
@@ -159,6 +159,9 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
     except CallaroError as error:
         raise fail_upload(warehouse, upload_id, "validating rows", error) from None
     counts = checked.counts()
+    # policy merge: every conflicting value, listed in a report file next to the error report (values whole
+    # there, as in the error report; only the count reaches metadata and logs)
+    conflicts = conflict_report(checked.validation.valid, checked.duplicates.conflicts)
     # a million rows of text each, not held through the writes below (peak memory): the input, and the valid
     # rows before the duplicate policy (counted above; `kept` is what is written)
     del mapped
@@ -169,6 +172,10 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
     problems = checked.problems
     error_report = write_error_report(problems, report_dir / "errors.csv")
     split_file = None
+    conflicts_file = None
+    if conflicts.height:
+        conflicts_file = str(write_csv_safely(conflicts, report_dir / "merge_conflicts.csv"))
+    del conflicts
     if checked.duplicates.split_rows.height:
         split_file = str(write_csv_safely(checked.duplicates.split_rows, report_dir / "duplicates.csv"))
     with warehouse.transaction() as con:
@@ -179,6 +186,7 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
             upload_id,
             error_report=str(error_report),
             duplicates_file=split_file,
+            merge_conflicts_report=conflicts_file,
             valid_rows=checked.kept.height,
             phone_types=_value_counts(checked.kept, "phone_type"),
             timezone_sources=_value_counts(checked.kept, "timezone_source"),
@@ -241,7 +249,8 @@ def _gate_result(warehouse: Warehouse, upload_id: str, result: GateResult) -> dg
         # a blocked upload says why, in words, right on the check (downstream steps are skipped)
         overview = upload_metadata(summary)
         metadata.update(import_status=overview["import_status"], import_summary=overview["import_summary"])
-    return dg.AssetCheckResult(passed=result.passed, metadata=metadata, description=result.detail)
+    description = result.detail if result.passed else f"blocked by {result.name}: {result.detail}"
+    return dg.AssetCheckResult(passed=result.passed, metadata=metadata, description=description)
 
 
 @dg.asset_check(
