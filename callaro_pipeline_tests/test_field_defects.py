@@ -131,9 +131,7 @@ def read_only(home: Path) -> Iterator[None]:
     if bound.returncode != 0:
         pytest.skip(f"cannot bind-mount as root here: {bound.stderr.decode().strip()}")
     try:
-        remounted = subprocess.run(
-            [mount, "-o", "remount,bind,ro", str(home)], capture_output=True, check=False
-        )
+        remounted = subprocess.run([mount, "-o", "remount,bind,ro", str(home)], capture_output=True, check=False)
         if remounted.returncode != 0:
             pytest.skip(f"cannot remount read-only: {remounted.stderr.decode().strip()}")
         with pytest.raises(OSError):  # it really is read-only
