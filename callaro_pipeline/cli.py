@@ -512,6 +512,10 @@ def main(argv: list[str] | None = None) -> int:
         line = " ".join(str(error).split())
         print(f"callaro: the warehouse could not be written: {line[:300]}", file=sys.stderr)
         return 2
+    except duckdb.Error as error:  # e.g. a read-only home whose warehouse predates this version's schema
+        line = " ".join(str(error).split())
+        print(f"callaro: the warehouse could not be read: {line[:300]}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("callaro: interrupted", file=sys.stderr)
         return 130

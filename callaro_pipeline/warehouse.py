@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -91,6 +92,12 @@ class Warehouse(dg.ConfigurableResource):
         paths = self.paths
         if paths.warehouse.is_file():
             con = open_readonly(paths.warehouse, wait_seconds=self.lock_timeout_seconds)
+            if _schema_behind(con) and os.access(paths.home, os.W_OK):
+                # a warehouse last written by an older version: one write session brings its schema up to date
+                con.close()
+                with self.connect() as writer:
+                    yield writer
+                return
         else:
             con = duckdb.connect(":memory:")
             con.execute(schema_sql())
@@ -149,6 +156,19 @@ class Warehouse(dg.ConfigurableResource):
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
         return paths.warehouse_snapshot
+
+
+SCHEMA_OBJECT = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TABLE|VIEW|MACRO)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)
+
+
+def _schema_behind(con: duckdb.DuckDBPyConnection) -> bool:
+    """Some table, view or macro of the current schema is missing from this warehouse file."""
+    expected = set(SCHEMA_OBJECT.findall(schema_sql()))
+    present = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    present |= {
+        name for (name,) in con.execute("SELECT function_name FROM duckdb_functions() WHERE NOT internal").fetchall()
+    }
+    return bool(expected - present)
 
 
 def _set_legacy_audiences_aside(con: duckdb.DuckDBPyConnection) -> bool:

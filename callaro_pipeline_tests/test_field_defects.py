@@ -110,6 +110,18 @@ def test_read_commands_change_nothing_in_the_home_and_need_no_lock_file(
     assert pl.read_csv(out / "contacts.csv").height == 5
 
 
+def test_a_read_command_on_a_warehouse_with_an_older_schema_brings_it_up_to_date(
+    populated_home: tuple[Path, str],
+) -> None:
+    home, _ = populated_home
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("DROP VIEW campaign_audiences")  # as a warehouse written before the view existed
+    con.close()
+    ran = cli("audience", "ro")
+    assert ran.code == 0, ran.err
+    assert "5 callable contacts" in ran.out
+
+
 @contextlib.contextmanager
 def read_only(home: Path) -> Iterator[None]:
     """The home made read-only for real: a read-only bind mount over itself (root), else chmod -R a-w."""
