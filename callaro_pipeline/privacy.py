@@ -122,6 +122,8 @@ def withhold_error_details(fn: Callable[..., Any]) -> Callable[..., Any]:
 # File-system failures worded in the run's failure (their text holds a path and the system's reason only).
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
 
+WRITE_REASONS = ("No space left on device", "Read-only file system", "Permission denied", "Disk quota exceeded")
+
 
 def _reraise_without_details(error: Exception, where: str) -> None:
     import dagster as dg
@@ -139,6 +141,14 @@ def _reraise_without_details(error: Exception, where: str) -> None:
         raise dg.Failure(
             description=f"{where} could not write{name}: {error.strerror or 'write failed'}",
             metadata={"error_type": type(error).__name__, "errno": int(error.errno or 0)},
+            allow_retries=False,
+        ) from None
+    reason = next((text for text in WRITE_REASONS if text in str(error)), None)
+    if reason and type(error).__module__.startswith(("duckdb", "_duckdb")):
+        # DuckDB's own write failure: the system's reason in fixed words, the message itself not echoed
+        raise dg.Failure(
+            description=f"{where} could not write the warehouse: {reason}",
+            metadata={"error_type": type(error).__name__},
             allow_retries=False,
         ) from None
     raise dg.Failure(

@@ -209,8 +209,13 @@ def test_full_disk_while_landing_is_one_line_and_registers_nothing(
         assert query(callaro_env, "SELECT count(*) FROM uploads WHERE status = 'imported'")[0][0] == 0
 
 
+def _duckdb_disk_full(*_args: object, **_kwargs: object) -> None:
+    raise duckdb.IOException('IO Error: Could not write file "warehouse.duckdb.wal": No space left on device')
+
+
+@pytest.mark.parametrize("full", [_disk_full, _duckdb_disk_full], ids=["os-write", "duckdb-write"])
 def test_full_disk_while_writing_a_stage_fails_the_upload_with_the_reason(
-    callaro_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    callaro_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full: object
 ) -> None:
     from callaro_pipeline.assets import validation
 
@@ -218,7 +223,7 @@ def test_full_disk_while_writing_a_stage_fails_the_upload_with_the_reason(
 
     def replace_partition(con, table, upload_id, df, **kwargs):  # noqa: ANN001, ANN202
         if table == "validated_contacts":
-            _disk_full()
+            full()  # type: ignore[operator]
         return real(con, table, upload_id, df, **kwargs)
 
     source = write_csv(tmp_path / "people.csv", HEADER, people(4))
