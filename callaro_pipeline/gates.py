@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from callaro_pipeline.config import check_name
+from callaro_pipeline.timezones import TIMEZONE_SOURCES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -36,17 +37,6 @@ GE_GATE = GX_GATE  # the name other modules import
 GX_SUITE_NAME = "callaro_upload_gate"
 
 E164_PATTERN = r"^\+[1-9]\d{6,14}$"
-TIMEZONE_SOURCES = (
-    "provided",
-    "phone",
-    "state",
-    "postal_code",
-    "combined",
-    "ambiguous",
-    "conflict",
-    "invalid",
-    "unknown",
-)
 CONSENT_VALUES = ("yes", "no", "unknown")
 IDENTITY_FIELDS = ("first_name", "last_name", "full_name", "external_id")
 OPTIONAL_TEXT_COLUMNS = (
