@@ -187,8 +187,9 @@ def rule_states(frame: pl.DataFrame) -> pl.Series:
 
     The union of the phone's area-code state (`phone_state`), the address state (`state`, any spelling) and
     the ZIP / postal code's state (`postal_code`); any missing column counts as empty. The `country` column,
-    when present, restricts the address state and postal code to that country (another country: none of
-    them); the phone state always counts. Every state's calling rules apply, the strictest winning.
+    when present, restricts the address state and postal code to the US and Canada (a US row keeps a Canadian
+    province and the reverse: the stricter reading; another country: none of them); the phone state always
+    counts. Every state's calling rules apply, the strictest winning.
     """
     country = frame["country"].cast(pl.Utf8) if "country" in frame.columns else None
     parts = pl.DataFrame(
