@@ -195,14 +195,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         summary = run_import(ImportRequest(file=sample, campaign=DEMO_CAMPAIGN), progress=sys.stderr.isatty())
         print_summary(summary, as_json=False)
         worst = max(worst, exit_code_for(summary))
-    home = Warehouse().paths
     print()
     print("Where to look next:")
-    print(f"  warehouse (read-only copy for SQL): {home.warehouse_snapshot}")
-    print(
-        '     uv run python -c "import duckdb; '
-        f"print(duckdb.connect('{home.warehouse_snapshot}', read_only=True).sql('from campaign_audiences limit 5'))\""
-    )
+    print(f"  warehouse (DuckLake; README 'Tables analysts query' has the ATTACH line): {Warehouse().location.catalog}")
+    print('     uv run callaro sql "from campaign_audiences limit 5"')
     print("  tables: contacts, campaign_contacts, rejected_rows, uploads, dnc, segments.*, campaign_audiences")
     print("  Dagster UI: uv run callaro ui   (then open http://127.0.0.1:3000, asset group 'ingest')")
     print(f"  audience export: uv run callaro audience {DEMO_CAMPAIGN} --out demo_audience.csv")
@@ -223,7 +219,6 @@ def cmd_undo(args: argparse.Namespace) -> int:
         if upload.status != "imported":
             raise UsageError(f"upload {args.upload_id} was not imported (status {upload.status}): nothing to undo")
         result = undo_upload(con, upload_id=args.upload_id, now=utcnow(), changed_by=_who())
-    warehouse.publish_snapshot()
     print(
         f"upload {args.upload_id} undone: {result['unlinked']} contacts taken out of campaign {upload.campaign}, "
         f"{result['removed']} removed from the contact book (in no other campaign)"
@@ -271,7 +266,6 @@ def cmd_dnc(args: argparse.Namespace) -> int:
         f"DNC {result.source}: {result.rows_loaded} numbers loaded, {result.rows_rejected} lines rejected (load {result.load_id})"
     )
     failures = rebuild_campaigns(warehouse, campaigns, now=datetime.now(UTC))
-    warehouse.publish_snapshot()
     rebuilt = [name for name in campaigns if name not in failures]
     if rebuilt:
         print(f"audiences rebuilt: {', '.join(rebuilt)}")

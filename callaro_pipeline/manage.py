@@ -283,7 +283,6 @@ def run_segment_command(args: argparse.Namespace) -> int:
     if args.segment_command == "delete":
         with warehouse.transaction() as con:
             segments.delete_filter_segment(con, name, home=home)
-        warehouse.publish_snapshot()
         print(f"segment {name} deleted (definition, model and view)")
         return 0
     registry = load_custom_fields()
@@ -297,7 +296,6 @@ def run_segment_command(args: argparse.Namespace) -> int:
     with warehouse.transaction() as con:
         size = segments.preview_segment_size(con, conditions)
         path = segments.create_filter_segment(con, name, args.where, home=home, registry=registry)
-    warehouse.publish_snapshot()
     print(f"segment {name}: {size} contacts; model {path}; query it as segments.{name}")
     return 0
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import polars as pl
 
-from callaro_pipeline.config import campaign_path, default_campaign, load_campaign, load_custom_fields, paths
+from callaro_pipeline.config import campaign_path, default_campaign, load_campaign, load_custom_fields
 from callaro_pipeline.errors import UnusableInput
 from callaro_pipeline.flow import check_upload, map_upload
 from callaro_pipeline.ingest import ReadLimits, check_size, read_table
 from callaro_pipeline.landing import check_source_file, open_regular_file
 from callaro_pipeline.uploads import UploadOptions
-from callaro_pipeline.warehouse import open_readonly
+from callaro_pipeline.warehouse import Warehouse
 
 SHOWN_FIELDS = (
     "row_number",
@@ -30,13 +30,9 @@ SHOWN_FIELDS = (
 
 
 def _campaign_state(campaign: str) -> tuple[str | None, str | None, pl.DataFrame | None]:
-    """The campaign's remembered mapping, last columns and existing contacts, read from the analysts' snapshot
-    so a preview never takes the writer lock or creates anything."""
-    snapshot = paths().warehouse_snapshot
-    if not snapshot.exists():
-        return None, None, None
-    con = open_readonly(snapshot, wait_seconds=5)
-    try:
+    """The campaign's remembered mapping, last columns and existing contacts, read without a lock from the last
+    committed snapshot, so a preview never waits for an import or creates anything."""
+    with Warehouse().read() as con:
         state = con.execute(
             "SELECT last_mapping, last_columns FROM campaign_state WHERE campaign = ?", [campaign]
         ).fetchone()
@@ -46,8 +42,6 @@ def _campaign_state(campaign: str) -> tuple[str | None, str | None, pl.DataFrame
             "WHERE cc.campaign = ?",
             [campaign],
         ).pl()
-    finally:
-        con.close()
     return (state[0], state[1], existing) if state else (None, None, existing)
 
 

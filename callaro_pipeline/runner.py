@@ -229,13 +229,6 @@ def _run_upload_chain_here(
                 failure={"stage": "run", "message": run_failure_message(result), "exit_code": 2},
             )
             summary = upload_summary(con, upload_id)
-    try:
-        warehouse.publish_snapshot()
-    except OSError as error:  # the import itself is done and recorded; only the analysts' copy is behind
-        print(
-            f"callaro: the analysts' read-only copy was not refreshed ({error.strerror}); the import is recorded",
-            file=sys.stderr,
-        )
     return summary
 
 
@@ -303,7 +296,6 @@ def run_job(name: str, *, tags: dict[str, str] | None = None, asset_selection: l
             raise_on_error=False,
             asset_selection=asset_selection,
         )
-    Warehouse().publish_snapshot()
     return result.success
 
 

@@ -174,7 +174,8 @@ def segment_contacts_sql(name: str) -> str:
 def views_missing(con: duckdb.DuckDBPyConnection) -> bool:
     """True until the segment views were made in this warehouse (a fresh home): cheap, inside any transaction."""
     found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'staging' AND table_name = 'stg_contacts'"
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+        "AND table_schema = 'staging' AND table_name = 'stg_contacts'"
     ).fetchone()[0]
     return not found
 
@@ -183,7 +184,8 @@ def _existing_relations(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
     return {
         (schema, name)
         for schema, name in con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN ('staging', 'segments')"
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema IN ('staging', 'segments')"
         ).fetchall()
     }
 

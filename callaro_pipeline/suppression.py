@@ -58,11 +58,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from callaro_pipeline.config import Campaign, Paths, callaro_home, check_name
+from callaro_pipeline.config import Campaign, check_name
 from callaro_pipeline.errors import ConfigError, DncUnavailable
 from callaro_pipeline.phones import normalize_phones
 from callaro_pipeline.validation import consent_date_value
-from callaro_pipeline.warehouse import stage
+from callaro_pipeline.warehouse import home_of, stage
 
 FIXED_SOURCES = ("internal", "national", "call_outcome")
 FILE_KINDS = ("full", "add", "delete")
@@ -133,7 +133,7 @@ def import_dnc_file(
     if kind not in FILE_KINDS:
         raise ConfigError(f"DNC file kind must be one of {', '.join(FILE_KINDS)}, not {kind!r}")
     path = Path(path)
-    stored, sha256 = _store_copy(path, _warehouse_paths(con).dnc_files / _source_dir(source))
+    stored, sha256 = _store_copy(path, home_of(con).dnc_files / _source_dir(source))
     snapshot = snapshot_date or datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
     numbers, rejected = _read_numbers(stored, path.name, source=source, default_region=default_region)
     if numbers.is_empty():
@@ -515,9 +515,9 @@ def _record_load(
     load_id = f"dnc-{loaded_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     con.execute(
         """
-        INSERT INTO dnc_loads (load_id, source, kind, file_name, stored_path, sha256, snapshot_date,
+        INSERT INTO dnc_loads (load_id, load_seq, source, kind, file_name, stored_path, sha256, snapshot_date,
                                rows_loaded, rows_rejected, loaded_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        SELECT ?, coalesce(max(load_seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM dnc_loads
         """,
         [load_id, source, kind, file_name, stored_path, sha256, snapshot_date, rows_loaded, rows_rejected, loaded_at],
     )
@@ -775,18 +775,12 @@ def _source_dir(source: str) -> str:
     return source.replace(":", "_")
 
 
-def _warehouse_paths(con: duckdb.DuckDBPyConnection) -> Paths:
-    """The home of the connection's warehouse file (reads of stored copies must stay inside it)."""
-    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
-    return Paths(Path(row[0]).resolve().parent) if row and row[0] else Paths(callaro_home())
-
-
 @contextlib.contextmanager
 def _atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """One transaction: ours, or the caller's if one is open (DuckDB has no nested transactions, and a
-    BEGIN inside one aborts it; inside a transaction txid_current() is stable across statements)."""
+    BEGIN inside one aborts it; inside a transaction current_transaction_id() is stable across statements)."""
     in_transaction = (
-        con.execute("SELECT txid_current()").fetchone()[0] == con.execute("SELECT txid_current()").fetchone()[0]
+        con.execute("SELECT current_transaction_id()").fetchone()[0] == con.execute("SELECT current_transaction_id()").fetchone()[0]
     )
     if in_transaction:
         yield

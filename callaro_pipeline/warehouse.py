@@ -1,54 +1,59 @@
-"""The one storage layer: a DuckDB file behind a cross-process write lock, with transactional partition writes.
+"""The one storage layer: a DuckLake lakehouse (storage/lake.py), transactional partition writes.
 
 Why not the stock dagster-duckdb IO managers: they replace a partition by DELETE then INSERT in separate
 statements, skip writing an empty frame after the delete, and insert by position. Here every write is one
 transaction (stage, delete, insert BY NAME, commit), and an empty frame replaces a partition only when the
-caller says so. Moving to a multi-writer engine (DuckLake, MotherDuck) changes `Warehouse.connect` only.
+caller says so. `Warehouse` is dagster-duckdb's `DuckDBResource` (an in-memory DuckDB per session) with the
+lake attached as the default database.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
-import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import polars as pl
+from dagster_duckdb import DuckDBResource
 from filelock import FileLock, Timeout
 
 from callaro_pipeline.config import Paths, callaro_home
+from callaro_pipeline.storage import migrations
+from callaro_pipeline.storage.lake import LAKE, LakeLocation, LakeUnavailable, lake_instance, restrict
 
-SCHEMA_DIR = Path(__file__).parent / "sql"
-
-
-def schema_sql() -> str:
-    """All DDL, one file per stage that owns tables (`sql/NN_<stage>.sql`), applied in name order."""
-    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(SCHEMA_DIR.glob("*.sql")))
+__all__ = ["LakeUnavailable", "Warehouse", "WarehouseBusy"]
 
 
 class WarehouseBusy(RuntimeError):
     """The warehouse stayed locked by another writer longer than the configured wait."""
 
 
-class Warehouse(dg.ConfigurableResource):
-    """The DuckDB warehouse. Every pipeline connection holds a cross-process file lock, so concurrent runs
-    queue instead of failing on DuckDB's own lock; analysts read the published snapshot instead."""
+class Warehouse(DuckDBResource):
+    """The lakehouse. Write sessions hold a cross-process file lock (writers of one home queue instead of
+    conflicting); reads take no lock and see the last committed snapshot.
 
+    `catalog` / `data_path` default to CALLARO_CATALOG / CALLARO_DATA_PATH, else a SQLite catalog and a data
+    folder under the home (storage/lake.py)."""
+
+    database: str = ":memory:"  # the lake is attached to an in-memory DuckDB
     home: str = ""
+    catalog: str = ""
+    data_path: str = ""
     lock_timeout_seconds: float = 900.0
 
     @property
     def paths(self) -> Paths:
         return Paths(Path(self.home).resolve() if self.home else callaro_home())
 
+    @property
+    def location(self) -> LakeLocation:
+        return LakeLocation.for_home(self.paths.home, self.catalog or None, self.data_path or None)
+
     @contextlib.contextmanager
-    def lock(self) -> Iterator[Path]:
-        """Hold the cross-process writer lock (dbt runs take it too); yields the warehouse path."""
+    def lock(self) -> Iterator[LakeLocation]:
+        """Hold the cross-process writer lock (dbt runs take it too); yields the lake's location."""
         paths = self.paths
         paths.home.mkdir(parents=True, exist_ok=True)
         file_lock = FileLock(str(paths.write_lock))
@@ -59,74 +64,51 @@ class Warehouse(dg.ConfigurableResource):
                 f"the warehouse stayed busy for {self.lock_timeout_seconds:.0f}s; try again later"
             ) from None
         try:
-            yield paths.warehouse
+            yield self.location
         finally:
             file_lock.release()
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short read-write session under the write lock; the schema exists; external files limited to home."""
-        paths = self.paths
-        with self.lock():
-            con = self._open(paths.warehouse)
-            try:
-                home = str(paths.home).replace("'", "''")
-                con.execute(f"SET allowed_directories=['{home}/']")
-                con.execute("SET enable_external_access=false")
-                con.execute("SET enable_progress_bar=false")  # long statements would draw bars on stderr
-                con.execute("SET lock_configuration=true")
-                legacy_audiences = _set_legacy_audiences_aside(con)
-                con.execute(schema_sql())
-                if legacy_audiences:
-                    _convert_legacy_audiences(con)
-                yield con
-            finally:
-                con.close()
+    def get_connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A session (cursor) on this process's DuckDB instance for the lake, with the lake as default database.
 
-    @contextlib.contextmanager
-    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only session for commands that only read (`report`, `uploads`, `audience`, `contacts export`):
-        no writer lock, no lock file, no schema work, nothing in the home is created or touched, so they work on
-        a read-only home. It waits a bounded time for a writer holding the file. A home with no warehouse yet
-        reads as an empty one (an in-memory warehouse with the schema)."""
-        paths = self.paths
-        if paths.warehouse.is_file():
-            con = open_readonly(paths.warehouse, wait_seconds=self.lock_timeout_seconds)
-            if _schema_behind(con) and os.access(paths.home, os.W_OK):
-                # a warehouse last written by an older version: one write session brings its schema up to date
-                con.close()
-                with self.connect() as writer:
-                    yield writer
-                return
-        else:
-            con = duckdb.connect(":memory:")
-            con.execute(schema_sql())
+        One instance per lake and process, not one per session: verifying the extensions' signatures when they
+        are loaded costs ~0.7 s per instance (storage/lake.py)."""
+        instance = lake_instance(self.location, self.paths.home, read_only=read_only)
+        con = instance.cursor()
         try:
-            home = str(paths.home).replace("'", "''")
-            con.execute(f"SET allowed_directories=['{home}/']")
-            con.execute("SET enable_external_access=false")
-            con.execute("SET enable_progress_bar=false")
-            con.execute("SET lock_configuration=true")
+            con.execute(f"USE {LAKE}")
             yield con
         finally:
             con.close()
 
-    def _open(self, path: Path) -> duckdb.DuckDBPyConnection:
-        """DuckDB's own file lock: an analyst who opened the live file (not the read-only copy) delays the
-        write until they close it, up to the lock timeout, instead of failing the run."""
-        deadline = time.monotonic() + self.lock_timeout_seconds
-        while True:
-            try:
-                return duckdb.connect(str(path))
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise
-                if time.monotonic() > deadline:
-                    raise WarehouseBusy(
-                        f"{path.name} stayed open in another program for {self.lock_timeout_seconds:.0f}s; "
-                        f"analysts should read {self.paths.warehouse_snapshot.name} instead"
-                    ) from None
-                time.sleep(0.2)
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write session under the write lock; the schema is current; external files limited to home."""
+        with self.lock(), self.get_connection() as con:
+            migrations.migrate(con)
+            yield con
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only session (`report`, `uploads`, `audience`, `sql`, ...): no lock, nothing in the home is
+        created or touched, so it works on a read-only home and never waits for a writer. A home with no lake
+        yet reads as an empty one (an in-memory warehouse with the schema)."""
+        location = self.location
+        if not location.exists():
+            with contextlib.closing(duckdb.connect()) as con:
+                con.execute(migrations.schema_sql())
+                restrict(con, self.paths.home, location)
+                yield con
+            return
+        writable = os.access(self.paths.home, os.W_OK)
+        with self.get_connection(read_only=not writable) as con:
+            if not writable or not migrations.pending(con):
+                yield con
+                return
+        # a lake last written by an older version: one write session brings its schema up to date
+        with self.connect() as writer:
+            yield writer
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -139,90 +121,11 @@ class Warehouse(dg.ConfigurableResource):
                 raise
             con.execute("COMMIT")
 
-    def query(self, sql: str, params: list | tuple | None = None) -> pl.DataFrame:
-        with self.connect() as con:
-            return con.execute(sql, params or []).pl()
 
-    def publish_snapshot(self) -> Path:
-        """Copy the warehouse to the analysts' read-only file, atomically (readers keep the old inode)."""
-        paths = self.paths
-        with self.connect() as con:
-            con.execute("CHECKPOINT")
-            tmp = paths.warehouse_snapshot.with_suffix(".tmp")
-            try:
-                shutil.copyfile(paths.warehouse, tmp)
-                os.replace(tmp, paths.warehouse_snapshot)
-            finally:  # a copy cut short (full disk) is never left behind
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-        return paths.warehouse_snapshot
-
-
-SCHEMA_OBJECT = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TABLE|VIEW|MACRO)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)
-
-
-def _schema_behind(con: duckdb.DuckDBPyConnection) -> bool:
-    """Some table, view or macro of the current schema is missing from this warehouse file."""
-    expected = set(SCHEMA_OBJECT.findall(schema_sql()))
-    present = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    present |= {
-        name for (name,) in con.execute("SELECT function_name FROM duckdb_functions() WHERE NOT internal").fetchall()
-    }
-    return bool(expected - present)
-
-
-def _set_legacy_audiences_aside(con: duckdb.DuckDBPyConnection) -> bool:
-    """A warehouse from before audience versions kept every build's members and windows as tables under the
-    names that are now views: rename them so the schema can be applied (`_convert_legacy_audiences` follows)."""
-    tables = {
-        name
-        for (name,) in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' AND table_type = 'BASE TABLE' "
-            "AND table_name IN ('audience_members', 'audience_call_windows')"
-        ).fetchall()
-    }
-    if "audience_members" not in tables:
-        return False
-    con.execute("BEGIN TRANSACTION")
-    con.execute("ALTER TABLE audience_members RENAME TO audience_members_v1")
-    if "audience_call_windows" in tables:
-        con.execute("ALTER TABLE audience_call_windows RENAME TO audience_call_windows_v1")
-    else:
-        con.execute(
-            "CREATE TABLE audience_call_windows_v1 (build_id VARCHAR, contact_id VARCHAR, opens_utc TIMESTAMPTZ, closes_utc TIMESTAMPTZ)"
-        )
-    return True
-
-
-def _convert_legacy_audiences(con: duckdb.DuckDBPyConnection) -> None:
-    """Each old member row becomes a one-build version with a window key of its own, then the old tables go."""
-    build_number = "CAST(regexp_extract(build_id, '([0-9]+)$', 1) AS BIGINT)"
-    con.execute(
-        f"""
-        INSERT INTO audience_member_versions BY NAME
-        SELECT campaign, {build_number} AS from_build, {build_number} + 1 AS to_build, contact_id,
-               'member' AS outcome, phone_e164, timezone, timezone_candidates, timezone_source, external_id,
-               agent_variables, consent_evidence, 'v1:' || build_id || ':' || contact_id AS window_key
-        FROM audience_members_v1
-        """  # noqa: S608 - constant text
-    )
-    con.execute(
-        """
-        INSERT INTO audience_build_windows
-        SELECT build_id, 'v1:' || build_id || ':' || contact_id, opens_utc, closes_utc FROM audience_call_windows_v1
-        """
-    )
-    con.execute(
-        """
-        UPDATE audience_builds AS b
-        SET detail = json_merge_patch(coalesce(b.detail, '{}'), json_object('dnc_snapshot', s.dnc_snapshot))
-        FROM (SELECT build_id, any_value(dnc_snapshot)::VARCHAR AS dnc_snapshot FROM audience_members_v1 GROUP BY 1) s
-        WHERE s.build_id = b.build_id
-        """
-    )
-    con.execute("DROP TABLE audience_members_v1")
-    con.execute("DROP TABLE audience_call_windows_v1")
-    con.execute("COMMIT")
+def home_of(con: duckdb.DuckDBPyConnection) -> Paths:
+    """The home of a pipeline connection (reads of stored copies must stay inside it)."""
+    home = con.execute("SELECT getvariable('callaro_home')").fetchone()[0]
+    return Paths(Path(home)) if home else Paths(callaro_home())
 
 
 def stage(con: duckdb.DuckDBPyConnection, name: str, df: pl.DataFrame) -> str:
@@ -291,15 +194,3 @@ def read_raw_rows(con: duckdb.DuckDBPyConnection, upload_id: str, columns: list[
         [upload_id],
     ).pl()
     return frame.rename({f"c{i}": name for i, name in enumerate(columns)})
-
-
-def open_readonly(path: Path, *, wait_seconds: float = 30.0) -> duckdb.DuckDBPyConnection:
-    """For analysts and tests: open a warehouse file read-only, waiting a bounded time for a writer to finish."""
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise WarehouseBusy(f"{path.name} is locked by a writer; gave up after {wait_seconds:.0f}s") from None
-            time.sleep(0.2)

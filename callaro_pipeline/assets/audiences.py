@@ -17,9 +17,6 @@ from callaro_pipeline.warehouse import Warehouse
 
 CAMPAIGN_TAG = "callaro/campaign"
 UPLOAD_TAG = "callaro/upload_id"
-# Runs started by `callaro import` / a rerun (runner._run_upload_chain), which publishes the analysts' copy after
-# the run: copying the whole warehouse file here as well doubled a cost that grows with the warehouse.
-RUNNER_PUBLISHES = ("cli", "rerun")
 FRESH_UPLOAD_RUNS = ("cli", "inbox")
 
 
@@ -75,8 +72,6 @@ def campaign_audiences(context: dg.AssetExecutionContext, warehouse: Warehouse) 
             "missing_sample_masked": [mask_phone(p) if p and "*" not in p else p for p in build.missing_sample],
             "not_callable": build.not_callable,
         }
-    if context.run.tags.get("callaro/via") not in RUNNER_PUBLISHES:  # else the runner publishes once, at the end
-        warehouse.publish_snapshot()
     if failures:
         raise dg.Failure(
             description="audience not built (fail closed), previous build kept: "

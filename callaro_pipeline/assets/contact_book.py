@@ -84,9 +84,16 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
         if not upload.options.manual:  # a contact added by hand is not a vendor file: keep the campaign's state
             con.execute(
                 """
-                INSERT OR REPLACE INTO campaign_state
-                    (campaign, last_upload_id, last_mapping, last_columns, updated_at)
-                SELECT ?, ?, ?, (SELECT to_json(list(name ORDER BY position)) FROM raw_columns WHERE upload_id = ?), ?
+                MERGE INTO campaign_state AS s
+                USING (
+                    SELECT ? AS campaign, ? AS last_upload_id, ?::JSON AS last_mapping,
+                           (SELECT to_json(list(name ORDER BY position)) FROM raw_columns WHERE upload_id = ?)
+                               AS last_columns,
+                           ?::TIMESTAMP AS updated_at
+                ) AS n ON s.campaign = n.campaign
+                WHEN MATCHED THEN UPDATE SET last_upload_id = n.last_upload_id, last_mapping = n.last_mapping,
+                    last_columns = n.last_columns, updated_at = n.updated_at
+                WHEN NOT MATCHED THEN INSERT BY NAME
                 """,
                 [upload.campaign, upload_id, upload.summary.get("mapping_json"), upload_id, utcnow()],
             )

@@ -54,5 +54,4 @@ def dnc_lists(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mat
         )
     if failures:
         raise dg.Failure(description="DNC load failed closed: " + "; ".join(failures), allow_retries=False)
-    warehouse.publish_snapshot()
     return dg.MaterializeResult(metadata={"loads": dg.MetadataValue.json(loaded), "files": len(loaded)})

@@ -4,7 +4,8 @@
   segment views sit downstream of it; models get keys `staging/<model>` and `segments/<model>`, all in the
   group `segments`; dbt tests are asset checks (dagster-dbt's default).
 - The dbt run holds the warehouse writer lock (`Warehouse.lock()`) and runs in the `duckdb` pool like every
-  other writer; dbt finds the file through CALLARO_WAREHOUSE (profiles.yml inside the project).
+  other writer; dbt attaches the lake named by CALLARO_DBT_CATALOG and CALLARO_DBT_DATA_PATH (profiles.yml
+  inside the project).
 - A manifest must exist before `@dbt_assets` can be defined: `ensure_manifest()` runs `dbt compile` (against an
   in-memory database: it never opens the warehouse) when the manifest is missing, not compiled, or older than
   the project's files or the home's filter segments (e.g. after `callaro segment create`);
@@ -37,9 +38,11 @@ from dagster_dbt import (
 from callaro_pipeline import segments
 from callaro_pipeline.config import dbt_project_dir
 from callaro_pipeline.partitions import WAREHOUSE_POOL
+from callaro_pipeline.storage.lake import LakeLocation
 from callaro_pipeline.warehouse import Warehouse
 
-WAREHOUSE_ENV = "CALLARO_WAREHOUSE"
+CATALOG_ENV = "CALLARO_DBT_CATALOG"
+DATA_PATH_ENV = "CALLARO_DBT_DATA_PATH"
 SEGMENTS_GROUP = "segments"
 CONTACTS_KEY = dg.AssetKey(["contacts"])
 # dbt source table -> the Dagster asset that writes it. Sources not listed keep their table name as key (they
@@ -56,16 +59,20 @@ _PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependenci
 
 @contextlib.contextmanager
 def dbt_env(
-    warehouse_path: Path | str | None, *, home: Path | str | None = None, project: DbtProject | None = None
+    lake: LakeLocation | None, *, home: Path | str | None = None, project: DbtProject | None = None
 ) -> Iterator[None]:
-    """Set CALLARO_WAREHOUSE, CALLARO_SEGMENT_MODELS (the home's filter segments, relative to the project),
+    """Set CALLARO_DBT_CATALOG and CALLARO_DBT_DATA_PATH (the lake), CALLARO_SEGMENT_MODELS (the home's filter segments, relative to the project),
     DBT_TARGET_PATH (the project's target for this home) and DBT_LOG_PATH (the home's) for dbt subprocesses (DbtCliResource passes os.environ on), then restore them.
 
-    With None, dbt gets an in-memory database (parse and compile never need the warehouse, nor its lock). The
+    With None, dbt gets an empty in-memory lake (parse and compile never need the warehouse, nor its lock). The
     home's models are only shown to a project whose target keeps their compiled files inside it (a project
     made for another home does not see them: `segments.dbt_models_path_within`).
     """
-    values = {WAREHOUSE_ENV: str(warehouse_path) if warehouse_path is not None else ":memory:"}
+    values = {
+        CATALOG_ENV: lake.catalog if lake else ":memory:",
+        # an in-memory lake writes no file (its views hold no data); the path only has to be absolute
+        DATA_PATH_ENV: lake.data_path if lake else str(segments.home_dbt_dir(home) / "no-data") + "/",
+    }
     project_dir = project.project_dir if project else None
     target = project.target_path if project else segments.target_dir(None, home)
     safe = segments.dbt_models_path_within(target, project_dir, home)
@@ -216,7 +223,7 @@ def run_dbt(warehouse: Warehouse, args: Sequence[str], *, project: DbtProject | 
     project = project or segments_project
     with warehouse.connect():
         pass
-    with warehouse.lock() as path, dbt_env(path, home=warehouse.paths.home, project=project):
+    with warehouse.lock() as lake, dbt_env(lake, home=warehouse.paths.home, project=project):
         # the project's own target/: dbt rewrites target/manifest.json, so Dagster sees new models on reload
         invocation = dbt_resource(project).cli(list(args), raise_on_error=False, target_path=project.target_path)
         invocation.wait()
@@ -224,11 +231,8 @@ def run_dbt(warehouse: Warehouse, args: Sequence[str], *, project: DbtProject | 
 
 
 def build_segments(warehouse: Warehouse, select: Sequence[str] = (), *, project: DbtProject | None = None) -> bool:
-    """`dbt build` (optionally `--select` some models, e.g. a new filter segment), then publish the snapshot."""
-    args = ["build", *(["--select", *select] if select else [])]
-    ok = run_dbt(warehouse, args, project=project)
-    warehouse.publish_snapshot()
-    return ok
+    """`dbt build` (optionally `--select` some models, e.g. a new filter segment)."""
+    return run_dbt(warehouse, ["build", *(["--select", *select] if select else [])], project=project)
 
 
 def build_segment_assets(project: DbtProject, *, name: str = "segment_models") -> dg.AssetsDefinition:
@@ -244,11 +248,8 @@ def build_segment_assets(project: DbtProject, *, name: str = "segment_models") -
     def _segment_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
         with warehouse.connect():  # apply the schema: segment_filters must exist before dbt reads it
             pass
-        with warehouse.lock() as path, dbt_env(path, home=warehouse.paths.home, project=project):
+        with warehouse.lock() as lake, dbt_env(lake, home=warehouse.paths.home, project=project):
             yield from dbt.cli(["build"], context=context).stream()
-        # analysts read the snapshot: publish it so new or changed segment views show up there too
-        snapshot = warehouse.publish_snapshot()
-        context.log.info(f"published the analysts' snapshot {snapshot.name}")
 
     return _segment_models
 

@@ -1,5 +1,5 @@
 CREATE TABLE IF NOT EXISTS uploads (
-    upload_id VARCHAR PRIMARY KEY,
+    upload_id VARCHAR NOT NULL,       -- unique: made by landing.new_upload_id, never reused
     campaign VARCHAR NOT NULL,
     original_name VARCHAR,
     stored_path VARCHAR NOT NULL,
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS raw_malformed (
     message VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS campaign_state (
-    campaign VARCHAR PRIMARY KEY,
+    campaign VARCHAR NOT NULL,        -- one row per campaign (written by MERGE)
     last_upload_id VARCHAR,
     last_mapping JSON,
     last_columns JSON,

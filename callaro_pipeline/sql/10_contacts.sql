@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS campaign_contacts (
 -- Audience builds are frozen: every build keeps its members; campaign_audiences shows the latest build.
 -- A build's number is the zero-padded sequence that ends its id (spring-000042 is build 42 of spring).
 CREATE TABLE IF NOT EXISTS audience_builds (
-    build_id VARCHAR PRIMARY KEY,
+    build_id VARCHAR NOT NULL,        -- unique: campaign + build number
     campaign VARCHAR NOT NULL,
     built_at TIMESTAMP NOT NULL,
     members BIGINT NOT NULL,

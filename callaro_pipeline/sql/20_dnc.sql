@@ -1,9 +1,8 @@
 -- Do-Not-Call lists (owned by callaro_pipeline/suppression.py) and calling windows (callaro_pipeline/windows.py).
 -- Append-only: a number leaves a list through a removal event or a newer national snapshot, never a DELETE.
-CREATE SEQUENCE IF NOT EXISTS dnc_load_seq;
 CREATE TABLE IF NOT EXISTS dnc_loads (
-    load_id VARCHAR PRIMARY KEY,
-    load_seq BIGINT NOT NULL DEFAULT nextval('dnc_load_seq'),  -- order of events; timestamps can tie
+    load_id VARCHAR NOT NULL,
+    load_seq BIGINT NOT NULL,           -- order of events (timestamps can tie): 1 + the greatest so far
     source VARCHAR NOT NULL,            -- internal | national | call_outcome | campaign:<name>
     kind VARCHAR NOT NULL,              -- full | add | delete (files or removals) | manual (numbers typed in)
     file_name VARCHAR,

@@ -6,6 +6,5 @@ CREATE TABLE IF NOT EXISTS segment_filters (
     field VARCHAR NOT NULL,           -- allowlisted: a contacts column or custom.<declared field>
     operator VARCHAR NOT NULL,        -- allowlisted: = != in "not in" contains starts_with >= <= is_null not_null
     value_json JSON,                  -- a string, a list of strings, or null
-    created_at TIMESTAMP,
-    PRIMARY KEY (segment, position)
+    created_at TIMESTAMP              -- (segment, position) is unique: a segment is replaced whole
 );

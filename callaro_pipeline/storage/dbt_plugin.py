@@ -1,0 +1,19 @@
+"""dbt-duckdb plugin: load the DuckLake extension (and the catalog's scanner) before dbt attaches the lake.
+
+profiles.yml names this module; dbt-duckdb calls `configure_connection` before its `attach:` list, so the
+extension comes from the installed wheel and dbt works offline like the pipeline (see storage/lake.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+from dbt.adapters.duckdb.plugins import BasePlugin
+
+from callaro_pipeline.storage.lake import load_extensions
+
+
+class Plugin(BasePlugin):
+    def configure_connection(self, conn) -> None:
+        catalog = os.environ.get("CALLARO_DBT_CATALOG", "")
+        load_extensions(conn, catalog.split(":", 1)[0] if ":" in catalog else "duckdb")

@@ -1,0 +1,174 @@
+"""The engine: DuckDB with the DuckLake extension — where the catalog and the data files are, and how to attach.
+
+Catalog `CALLARO_CATALOG`: `sqlite:PATH` (default `CALLARO_HOME/lake/catalog.sqlite`), `postgres:<libpq
+connection string>` for a shared catalog, or a DuckDB catalog file path. Data files `CALLARO_DATA_PATH`
+(default `CALLARO_HOME/lake/data/`; a shared folder or `s3://bucket/prefix/`). Several processes may read and
+write at once; readers see committed snapshots and never wait.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from callaro_pipeline.errors import CallaroError
+
+LAKE = "lake"
+# The wheels' import names: DuckDB's extension repository is unreachable offline (these machines, many users'
+# CI), and `LOAD ducklake` would try to download. The `duckdb-extension-*` wheels carry the loadable files for
+# exactly the pinned DuckDB (1.5.5); `-sqlite` has the wrong entry point, hence `sqlite_scanner`.
+_WHEELS = {
+    "ducklake": "duckdb_extension_ducklake",
+    "sqlite_scanner": "duckdb_extension_sqlite_scanner",
+    "postgres_scanner": "duckdb_extension_postgres_scanner",
+}
+# DuckLake retries a commit that conflicts with another writer's this many times (its default 10 is exceeded
+# under concurrent imports: duckdb/ducklake#1283, #233).
+MAX_COMMIT_RETRIES = 100
+
+
+class LakeUnavailable(CallaroError):
+    """The catalog or the data path cannot be opened (one clear line, nothing written)."""
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    catalog: str  # the DuckLake catalog part after `ducklake:` (e.g. `sqlite:/home/lake/catalog.sqlite`)
+    data_path: str  # absolute folder path or URL, always ending in `/` (DuckLake stores it as given)
+
+    @classmethod
+    def for_home(cls, home: Path, catalog: str | None = None, data_path: str | None = None) -> LakeLocation:
+        catalog = catalog or os.environ.get("CALLARO_CATALOG") or f"sqlite:{home / 'lake' / 'catalog.sqlite'}"
+        data_path = data_path or os.environ.get("CALLARO_DATA_PATH") or str(home / "lake" / "data")
+        return cls(catalog=_absolute_catalog(catalog), data_path=_absolute_folder(data_path))
+
+    @property
+    def kind(self) -> str:
+        """sqlite | postgres | duckdb"""
+        prefix = self.catalog.split(":", 1)[0]
+        return prefix if prefix in ("sqlite", "postgres") else "duckdb"
+
+    @property
+    def local_catalog_file(self) -> Path | None:
+        if self.kind == "postgres":
+            return None
+        return Path(self.catalog.split(":", 1)[1] if self.kind == "sqlite" else self.catalog)
+
+    def exists(self) -> bool:
+        """A local catalog that was never created reads as an empty lake (a shared one is assumed to exist)."""
+        file = self.local_catalog_file
+        return file is None or file.is_file()
+
+    def local_folders(self) -> list[Path]:
+        """Folders the pipeline's connections may touch besides the home (DuckDB's allowed_directories)."""
+        folders = []
+        if not _is_url(self.data_path):
+            folders.append(Path(self.data_path))
+        if file := self.local_catalog_file:
+            folders.append(file.parent)
+        return folders
+
+    def attach_sql(self, *, read_only: bool) -> str:
+        options = [f"DATA_PATH {_quote(self.data_path)}"]
+        if read_only:
+            options.append("READ_ONLY")
+        return f"ATTACH {_quote('ducklake:' + self.catalog)} AS {LAKE} ({', '.join(options)})"
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, kind: str = "sqlite") -> None:
+    """Load DuckLake and the catalog's scanner: from the installed wheel, else by name (already installed)."""
+    names = ["ducklake"] + {"sqlite": ["sqlite_scanner"], "postgres": ["postgres_scanner"]}.get(kind, [])
+    for name in names:
+        path = extension_file(name)
+        con.execute(f"LOAD {_quote(str(path)) if path else name}")
+
+
+def extension_file(name: str) -> Path | None:
+    """The loadable file inside the `duckdb-extension-<name>` wheel for this DuckDB version, if installed."""
+    try:
+        folder = resources.files(_WHEELS[name]) / "extensions" / f"v{duckdb.__version__}"
+    except ModuleNotFoundError:
+        return None
+    candidate = Path(str(folder)) / f"{name}.duckdb_extension"
+    return candidate if candidate.is_file() else None
+
+
+def attach(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only: bool) -> None:
+    """Attach the lake as `lake` and make it the default database."""
+    load_extensions(con, location.kind)
+    if location.kind == "postgres":
+        # DuckLake recognises retryable conflicts by the server's English messages (duckdb/ducklake#1311)
+        os.environ.setdefault("PGOPTIONS", "-c lc_messages=C")
+    if not read_only:
+        for folder in location.local_folders():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LakeUnavailable(f"cannot create {folder}: {exc.strerror or exc}") from None
+    try:
+        con.execute(location.attach_sql(read_only=read_only))
+    except duckdb.Error as exc:
+        first_line = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise LakeUnavailable(f"cannot open the warehouse catalog {location.catalog}: {first_line}") from None
+    con.execute(f"USE {LAKE}")
+    if not read_only:
+        con.execute(f"SET ducklake_max_retry_count = {MAX_COMMIT_RETRIES}")
+
+
+def _absolute_catalog(catalog: str) -> str:
+    prefix, sep, rest = catalog.partition(":")
+    if sep and prefix == "sqlite":
+        return f"sqlite:{Path(rest).expanduser().resolve()}"
+    if sep and prefix == "postgres":
+        return catalog
+    return str(Path(catalog).expanduser().resolve())
+
+
+def _absolute_folder(path: str) -> str:
+    """DuckLake stores DATA_PATH as given and resolves a relative one against the working directory; a later
+    attach with another spelling fails, so the path is made absolute and always ends in one `/`."""
+    text = path if _is_url(path) else str(Path(path).expanduser().resolve())
+    return text.rstrip("/") + "/"
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_INSTANCES: OrderedDict[tuple, duckdb.DuckDBPyConnection] = OrderedDict()
+_KEPT_INSTANCES = 8  # tests open many homes in one process; an evicted instance closes with its last cursor
+
+
+def lake_instance(location: LakeLocation, home: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """This process's DuckDB instance with `location` attached and the pipeline's restrictions set."""
+    key = (location, home, read_only)
+    if key in _INSTANCES:
+        _INSTANCES.move_to_end(key)
+        return _INSTANCES[key]
+    instance = duckdb.connect(config={"custom_user_agent": "callaro"})
+    attach(instance, location, read_only=read_only)
+    restrict(instance, home, location)
+    _INSTANCES[key] = instance
+    while len(_INSTANCES) > _KEPT_INSTANCES:
+        _INSTANCES.popitem(last=False)
+    return instance
+
+
+def restrict(con: duckdb.DuckDBPyConnection, home: Path, location: LakeLocation) -> None:
+    """Pipeline SQL reads no file outside the home and the lake's folders (tables and registered frames only),
+    prints no progress bars, and cannot change these settings back."""
+    folders = [home, *location.local_folders()]
+    con.execute(f"SET allowed_directories=[{', '.join(_quote(str(folder) + '/') for folder in folders)}]")
+    con.execute("SET enable_external_access=false")
+    con.execute("SET enable_progress_bar=false")  # long statements would draw bars on stderr
+    con.execute(f"SET VARIABLE callaro_home = {_quote(str(home))}")
+    con.execute("SET lock_configuration=true")
