@@ -21,7 +21,14 @@ from filelock import FileLock, Timeout
 
 from callaro_pipeline.config import Paths, callaro_home
 from callaro_pipeline.storage import migrations
-from callaro_pipeline.storage.lake import LAKE, LakeLocation, LakeUnavailable, lake_instance, restrict
+from callaro_pipeline.storage.lake import (
+    LAKE,
+    LakeLocation,
+    LakeUnavailable,
+    lake_instance,
+    restrict,
+    set_home_variable,
+)
 
 __all__ = ["LakeUnavailable", "Warehouse", "WarehouseBusy"]
 
@@ -78,6 +85,7 @@ class Warehouse(DuckDBResource):
         con = instance.cursor()
         try:
             con.execute(f"USE {LAKE}")
+            set_home_variable(con, self.paths.home)  # variables belong to a session, not the instance
             yield con
         finally:
             con.close()

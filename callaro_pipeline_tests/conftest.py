@@ -65,3 +65,9 @@ def write_csv(
     writer.writerows(rows)
     path.write_bytes(buffer.getvalue().encode(encoding))
     return path
+
+
+def query(store, sql: str, params: list | None = None):
+    """A polars frame read from `store` (a Warehouse) through a lock-free read session."""
+    with store.read() as con:
+        return con.execute(sql, params or []).pl()

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from callaro_pipeline.errors import CallaroError, NothingToImport, UnusableInput
 from callaro_pipeline.ingest import RawTable, ReadLimits, read_table
 from callaro_pipeline.warehouse import Warehouse, read_raw_rows, replace_raw_rows
+from callaro_pipeline_tests.conftest import query
 
 SPECTRUM = Path(__file__).parent / "data" / "csv_spectrum"
 SECRET = "Zelda-Secretname-4155550199"  # a cell value that must never appear in an error message
@@ -407,7 +408,7 @@ def stored_as_raw_rows(table: RawTable, home: Path) -> Warehouse:
 def test_raw_rows_roundtrip(tmp_path: Path) -> None:
     table = read_table(b"name,phone,zip\nAnn,,02134\n,4155550134,\n", "c.csv")
     warehouse = stored_as_raw_rows(table, tmp_path)
-    cells = warehouse.query("SELECT row_number, cells FROM raw_rows WHERE upload_id = 'u1' ORDER BY row_number")
+    cells = query(warehouse, "SELECT row_number, cells FROM raw_rows WHERE upload_id = 'u1' ORDER BY row_number")
     assert cells.schema == pl.Schema({"row_number": pl.Int64, "cells": pl.List(pl.Utf8)})
     assert cells["cells"].to_list() == [["Ann", None, "02134"], [None, "4155550134", None]]
     with warehouse.connect() as con:
@@ -419,7 +420,7 @@ def test_raw_rows_roundtrip_with_headers_polars_would_read_as_patterns(tmp_path:
     table = read_table(b"*,^.*$,row_number\na,b,c\n", "c.csv")
     assert table.columns == ["*", "^.*$", "row_number (2)"]
     warehouse = stored_as_raw_rows(table, tmp_path)
-    assert warehouse.query("SELECT cells FROM raw_rows")["cells"].to_list() == [["a", "b", "c"]]
+    assert query(warehouse, "SELECT cells FROM raw_rows")["cells"].to_list() == [["a", "b", "c"]]
     with warehouse.connect() as con:
         assert read_raw_rows(con, "u1", table.columns).equals(table.rows)
 

@@ -277,8 +277,8 @@ def test_problems_missing_stale_and_fresh(warehouse, tmp_path):
 def test_problem_when_the_latest_load_is_empty(warehouse):
     with warehouse.connect() as con:
         con.execute(
-            "INSERT INTO dnc_loads (load_id, source, kind, rows_loaded, rows_rejected, loaded_at)"
-            " VALUES ('legacy', 'internal', 'full', 0, 0, now())"
+            "INSERT INTO dnc_loads (load_id, load_seq, source, kind, rows_loaded, rows_rejected, loaded_at)"
+            " SELECT 'legacy', coalesce(max(load_seq), 0) + 1, 'internal', 'full', 0, 0, now() FROM dnc_loads"
         )
         assert dnc_problems(con, sources=["internal"], require_national=False, now=NOW) == [
             "the latest load of the internal DNC list (legacy) has zero rows"

@@ -1,5 +1,5 @@
 """The storage layer: partition writes are one transaction, by column name; files outside CALLARO_HOME are off
-limits; a locked live file gives a bounded wait, never a hang.
+limits; readers never wait for a writer; writers queue on the writer lock with a bounded wait.
 
 Why not the stock dagster-duckdb IO managers is written in warehouse.py; these tests hold our own layer to the
 rules they break (atomic replace, insert by name, no silent wipe by an empty frame).
@@ -17,7 +17,9 @@ import polars as pl
 import pytest
 
 from callaro_pipeline import warehouse as warehouse_module
-from callaro_pipeline.warehouse import Warehouse, WarehouseBusy, open_readonly, replace_partition
+from callaro_pipeline.storage.lake import LakeUnavailable
+from callaro_pipeline.warehouse import Warehouse, WarehouseBusy, replace_partition
+from callaro_pipeline_tests.conftest import query
 
 PROBLEMS = pl.DataFrame(
     {
@@ -43,11 +45,12 @@ def warehouse(tmp_path: Path) -> Warehouse:
 
 
 def rows(store: Warehouse, upload_id: str = "u1") -> list[tuple]:
-    return store.query(
-        'SELECT row_number, "column", field, code, message, value FROM rejected_rows WHERE upload_id = ? '
-        "ORDER BY row_number",
-        [upload_id],
-    ).rows()
+    with store.read() as con:
+        return con.execute(
+            'SELECT row_number, "column", field, code, message, value FROM rejected_rows WHERE upload_id = ? '
+            "ORDER BY row_number",
+            [upload_id],
+        ).fetchall()
 
 
 def test_failure_between_delete_and_insert_keeps_the_previous_rows(
@@ -108,7 +111,7 @@ def test_raw_rows_are_replaced_atomically_too(warehouse: Warehouse, monkeypatch:
     monkeypatch.setattr(warehouse_module, "stage", crash)
     with pytest.raises(RuntimeError, match="injected"), warehouse.transaction() as con:
         warehouse_module.replace_raw_rows(con, "u1", cells.head(1), ["Phone", "Name"])
-    assert warehouse.query("SELECT row_number, cells FROM raw_rows ORDER BY 1").rows() == [
+    assert query(warehouse, "SELECT row_number, cells FROM raw_rows ORDER BY 1").rows() == [
         (2, ["1", "a"]),
         (3, ["2", "b"]),
     ]
@@ -141,50 +144,65 @@ def test_pipeline_connections_cannot_reach_files_outside_home(warehouse: Warehou
     assert not (home.parent / "exfiltrated.csv").exists()
 
 
-HOLD_OPEN = """
-import sys, time, duckdb
-con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == "ro")
-print("open", flush=True)
-time.sleep(float(sys.argv[3]))
+READ_IN_A_LOOP = """
+import sys, time
+from callaro_pipeline.warehouse import Warehouse
+store = Warehouse(home=sys.argv[1])
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    started = time.monotonic()
+    with store.read() as con:
+        count = con.execute("SELECT count(*) FROM rejected_rows").fetchone()[0]
+    print(count, round(time.monotonic() - started, 3), flush=True)
+    time.sleep(0.05)
 """
 
 
-def _hold(path: Path, mode: str, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD_OPEN, str(path), mode, str(seconds)], stdout=subprocess.PIPE, text=True
+def test_a_reader_in_another_process_never_waits_for_a_writer(warehouse: Warehouse) -> None:
+    """While this process holds the writer lock with an uncommitted replace, another process reads the last
+    committed snapshot at once, and sees the new rows once they are committed."""
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READ_IN_A_LOOP, warehouse.home, "8"], stdout=subprocess.PIPE, text=True
     )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
+    assert reader.stdout is not None
+    assert reader.stdout.readline().split()[0] == "4"
+    with warehouse.transaction() as con:
+        replace_partition(con, "rejected_rows", "u3", PROBLEMS)
+        time.sleep(2)  # the reader keeps answering meanwhile, with the committed count
+    output, _ = reader.communicate(timeout=60)
+    answers = [line.split() for line in output.splitlines()]
+    assert {count for count, _ in answers} <= {"4", "7"} and answers[-1][0] == "7"
+    # (the first answer also paid for loading the extensions in a fresh process)
+    assert max(float(seconds) for _, seconds in answers[1:]) < 1.0
+
+
+HOLD_LOCK = """
+import sys, time
+from callaro_pipeline.warehouse import Warehouse
+with Warehouse(home=sys.argv[1]).lock():
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold_lock(home: str, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, home, str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
     return proc
 
 
-def test_a_reader_of_the_live_file_gets_a_bounded_wait_while_a_writer_holds_it(warehouse: Warehouse) -> None:
-    writer = _hold(warehouse.paths.warehouse, "rw", 30)
-    try:
-        started = time.monotonic()
-        with pytest.raises(WarehouseBusy, match="locked by a writer"):
-            open_readonly(warehouse.paths.warehouse, wait_seconds=1)
-        assert time.monotonic() - started < 5
-    finally:
-        writer.kill()
-        writer.wait()
-    con = open_readonly(warehouse.paths.warehouse, wait_seconds=5)
-    assert con.execute("SELECT count(*) FROM rejected_rows").fetchone() == (4,)
-    con.close()
-
-
-def test_the_pipeline_waits_for_an_analyst_holding_the_live_file(warehouse: Warehouse) -> None:
-    """An analyst who opened warehouse.duckdb itself (not the read-only copy) delays a write, never breaks it."""
-    reader = _hold(warehouse.paths.warehouse, "ro", 1.5)
+def test_a_writer_waits_for_another_writer_then_writes(warehouse: Warehouse) -> None:
+    other = _hold_lock(warehouse.home, 1.5)
     try:
         with warehouse.transaction() as con:
             replace_partition(con, "rejected_rows", "u3", PROBLEMS)
     finally:
-        reader.wait(timeout=30)
+        other.wait(timeout=30)
     assert len(rows(warehouse, "u3")) == 3
 
 
 def test_a_writer_gives_up_with_warehouse_busy_after_its_timeout(warehouse: Warehouse) -> None:
-    reader = _hold(warehouse.paths.warehouse, "ro", 30)
+    other = _hold_lock(warehouse.home, 30)
     try:
         impatient = Warehouse(home=warehouse.home, lock_timeout_seconds=1)
         started = time.monotonic()
@@ -192,18 +210,31 @@ def test_a_writer_gives_up_with_warehouse_busy_after_its_timeout(warehouse: Ware
             pass
         assert time.monotonic() - started < 10
     finally:
-        reader.kill()
-        reader.wait()
+        other.kill()
+        other.wait()
 
 
-def test_dbt_waits_for_an_analyst_holding_the_live_file_too() -> None:
-    """dbt opens the file itself: its profile retries DuckDB's lock error (IOException) with backoff."""
+def test_a_catalog_that_cannot_be_opened_is_one_clear_error_and_writes_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    not_a_catalog = tmp_path / "catalog.sqlite"
+    not_a_catalog.write_text("this is not a SQLite file", encoding="utf-8")
+    store = Warehouse(home=str(home), catalog=f"sqlite:{not_a_catalog}", data_path=str(tmp_path / "data"))
+    with pytest.raises(LakeUnavailable, match="cannot open the warehouse catalog") as raised, store.connect():
+        pass
+    assert "\n" not in str(raised.value)
+    assert not_a_catalog.read_text(encoding="utf-8") == "this is not a SQLite file"
+
+
+def test_dbt_attaches_the_same_lake_offline() -> None:
+    """dbt's profile attaches the lake named by the pipeline, with the extension loaded by our plugin."""
     import yaml
 
     from callaro_pipeline.config import PROJECT_ROOT
 
     profile = yaml.safe_load((PROJECT_ROOT / "dbt_contacts" / "profiles.yml").read_text(encoding="utf-8"))
-    target = profile["callaro_contacts"]["outputs"]["warehouse"]
-    assert target["keep_open"] is False
-    assert target["retries"]["connect_attempts"] >= 5
-    assert target["retries"].get("retryable_exceptions", ["IOException"]) == ["IOException"]
+    target = profile["callaro_contacts"]["outputs"]["lake"]
+    assert target["database"] == "lake"
+    assert [plugin["module"] for plugin in target["plugins"]] == ["callaro_pipeline.storage.dbt_plugin"]
+    (attachment,) = target["attach"]
+    assert attachment["alias"] == "lake" and attachment["path"].startswith("ducklake:")

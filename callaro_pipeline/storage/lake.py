@@ -170,5 +170,10 @@ def restrict(con: duckdb.DuckDBPyConnection, home: Path, location: LakeLocation)
     con.execute(f"SET allowed_directories=[{', '.join(_quote(str(folder) + '/') for folder in folders)}]")
     con.execute("SET enable_external_access=false")
     con.execute("SET enable_progress_bar=false")  # long statements would draw bars on stderr
-    con.execute(f"SET VARIABLE callaro_home = {_quote(str(home))}")
+    set_home_variable(con, home)
     con.execute("SET lock_configuration=true")
+
+
+def set_home_variable(con: duckdb.DuckDBPyConnection, home: Path) -> None:
+    """`getvariable('callaro_home')`: where the pipeline keeps stored copies (warehouse.home_of)."""
+    con.execute(f"SET VARIABLE callaro_home = {_quote(str(home))}")
