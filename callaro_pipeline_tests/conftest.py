@@ -71,3 +71,14 @@ def query(store, sql: str, params: list | None = None):
     """A polars frame read from `store` (a Warehouse) through a lock-free read session."""
     with store.read() as con:
         return con.execute(sql, params or []).pl()
+
+
+def open_lake(home, *, read_only: bool = True):
+    """A plain DuckDB connection with the home's lake attached as `lake`, as an analyst's ATTACH line gives."""
+    import duckdb
+
+    from callaro_pipeline.storage.lake import LakeLocation, attach
+
+    con = duckdb.connect()
+    attach(con, LakeLocation.for_home(Path(home).resolve()), read_only=read_only)
+    return con

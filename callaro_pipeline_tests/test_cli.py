@@ -21,14 +21,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 import yaml
 
 from callaro_pipeline.cli import main
 from callaro_pipeline.config import PROJECT_ROOT
-from callaro_pipeline_tests.conftest import write_csv
+from callaro_pipeline_tests.conftest import open_lake, write_csv
 
 
 @dataclass
@@ -58,7 +57,7 @@ def imported(*args: object) -> dict:
 
 
 def query(home: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    con = open_lake(home)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
@@ -846,7 +845,7 @@ def test_demo_runs_end_to_end_in_an_empty_home(segmented) -> None:
     demo = segmented.results["demo"]
     assert demo["code"] == 0, demo["err"]
     assert "Where to look next" in demo["out"]
-    assert str(segmented.home / "warehouse_read.duckdb") in demo["out"]
+    assert str(segmented.home / "lake" / "catalog.sqlite") in demo["out"] and "callaro sql" in demo["out"]
     assert "callaro audience demo" in demo["out"]
     assert "Traceback" not in demo["out"] + demo["err"]
     assert scalar(segmented.home, "SELECT count(*) FROM campaign_audiences WHERE campaign = 'demo'") > 0

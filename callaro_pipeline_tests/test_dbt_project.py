@@ -15,9 +15,9 @@ import dagster as dg
 import pytest
 
 from callaro_pipeline.assets.segments import (
+    CATALOG_ENV,
     CONTACTS_KEY,
     SEGMENTS_GROUP,
-    WAREHOUSE_ENV,
     build_segment_assets,
     dbt_env,
     dbt_resource,
@@ -37,7 +37,9 @@ from callaro_pipeline.segments import (
     preview_segment_size,
     segment_contacts_sql,
 )
-from callaro_pipeline.warehouse import Warehouse, open_readonly
+from callaro_pipeline.storage.lake import LakeLocation
+from callaro_pipeline.warehouse import Warehouse
+from callaro_pipeline_tests.conftest import open_lake
 
 REGISTRY = {"plan_tier": CustomField("plan_tier", "string", "sales-ops", "Plan the account is on")}
 HAND_WRITTEN = {"seg_eastern_time", "seg_lead_source_webinar", "seg_plan_tier_enterprise", "seg_fresh_30d"}
@@ -127,7 +129,7 @@ def test_build_succeeds_and_tests_are_checks(built):
 
 
 def test_segment_views_return_expected_contacts(built):
-    con = open_readonly(built.warehouse.paths.warehouse)
+    con = open_lake(built.warehouse.paths.home)
     try:
         for name, expected in EXPECTED.items():
             got = {r[0] for r in con.execute(segment_contacts_sql(name)).fetchall()}
@@ -172,7 +174,7 @@ def test_filter_models_are_read_from_the_home(built):
 
 
 def test_injection_left_the_warehouse_intact(built):
-    con = open_readonly(built.warehouse.paths.warehouse)
+    con = open_lake(built.warehouse.paths.home)
     try:
         assert con.execute("SELECT count(*) FROM contacts").fetchone()[0] == 4
         stored = con.execute(
@@ -183,11 +185,9 @@ def test_injection_left_the_warehouse_intact(built):
         con.close()
 
 
-def test_analyst_snapshot_can_read_segments(built):
-    """Views name schema.table only, so they work in the read-only copy (another file name = catalog name)."""
-    snapshot = built.warehouse.paths.warehouse_snapshot
-    assert snapshot.exists()
-    con = open_readonly(snapshot)
+def test_an_analyst_attaching_the_lake_reads_segments(built):
+    """Views name schema.table only, so they work wherever the lake is attached (the ATTACH line of the README)."""
+    con = open_lake(built.warehouse.paths.home)
     try:
         assert {r[0] for r in con.execute(segment_contacts_sql("seg_eastern_time")).fetchall()} == {"c1", "c3"}
         assert {r[0] for r in con.execute(segment_contacts_sql("warm_west")).fetchall()} == {"c3"}
@@ -204,7 +204,7 @@ def test_cli_build_of_a_new_segment(built):
     assert manifest_is_stale(built.project, home=home)
     build_models(built.warehouse, ["late_addition"], dbt_dir=built.project.project_dir)
     assert "model.callaro_contacts.late_addition" in json.loads(built.project.manifest_path.read_text())["nodes"]
-    con = open_readonly(built.warehouse.paths.warehouse_snapshot)
+    con = open_lake(built.warehouse.paths.home)
     try:
         assert {r[0] for r in con.execute(segment_contacts_sql("late_addition")).fetchall()} == {"c1"}
     finally:
@@ -241,7 +241,8 @@ def test_definitions_load():
 
 
 def test_dbt_env_restores(monkeypatch, tmp_path):
-    monkeypatch.delenv(WAREHOUSE_ENV, raising=False)
-    with dbt_env(tmp_path / "w.duckdb"):
-        assert os.environ[WAREHOUSE_ENV] == str(tmp_path / "w.duckdb")
-    assert WAREHOUSE_ENV not in os.environ
+    monkeypatch.delenv(CATALOG_ENV, raising=False)
+    lake = LakeLocation.for_home(tmp_path)
+    with dbt_env(lake):
+        assert os.environ[CATALOG_ENV] == lake.catalog == f"sqlite:{tmp_path / 'lake' / 'catalog.sqlite'}"
+    assert CATALOG_ENV not in os.environ

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from callaro_pipeline.cli import main
 from callaro_pipeline.config import PROJECT_ROOT
-from callaro_pipeline_tests.conftest import write_csv
+from callaro_pipeline_tests.conftest import open_lake, write_csv
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "demo_contacts.csv"
 HEADER = ["First Name", "Last Name", "Phone Number", "E-mail", "Time Zone", "State"]
@@ -29,7 +28,7 @@ def import_json(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, dict]:
 
 
 def query(home: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(home / "warehouse_read.duckdb"), read_only=True)
+    con = open_lake(home)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:

@@ -25,7 +25,7 @@ import polars as pl
 import pytest
 
 from callaro_pipeline.cli import main
-from callaro_pipeline_tests.conftest import write_csv
+from callaro_pipeline_tests.conftest import open_lake, write_csv
 
 HEADER = ["first_name", "last_name", "phone", "email", "state"]
 
@@ -64,7 +64,7 @@ def home_state(home: Path) -> dict[str, tuple[int, int]]:
 
 
 def query(home: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    con = open_lake(home)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
@@ -114,7 +114,7 @@ def test_a_read_command_on_a_warehouse_with_an_older_schema_brings_it_up_to_date
     populated_home: tuple[Path, str],
 ) -> None:
     home, _ = populated_home
-    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con = open_lake(home, read_only=False)
     con.execute("DROP VIEW campaign_audiences")  # as a warehouse written before the view existed
     con.close()
     ran = cli("audience", "ro")
@@ -205,7 +205,7 @@ def test_full_disk_while_landing_is_one_line_and_registers_nothing(
     assert "No space left on device" in ran.err
     assert source.read_bytes() == original
     assert not list((callaro_env / "uploads").glob(".incoming-*"))
-    if (callaro_env / "warehouse.duckdb").exists():
+    if (callaro_env / "lake" / "catalog.sqlite").exists():
         assert query(callaro_env, "SELECT count(*) FROM uploads WHERE status = 'imported'")[0][0] == 0
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from callaro_pipeline.cli import main
 from callaro_pipeline.config import PROJECT_ROOT
 from callaro_pipeline.errors import ConfigError
 from callaro_pipeline.ingest import ReadLimits
+from callaro_pipeline_tests.conftest import open_lake
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "demo_contacts.csv"  # 62 data rows, 12 columns, ~5 KB
 
@@ -60,7 +60,7 @@ def test_import_over_a_limit_exits_2_with_one_line(
     assert line.startswith("callaro: ") and message in line
     # over the byte limit, the file is refused from its size alone, before it is read
     assert len(read) == (0 if variable == "CALLARO_MAX_UPLOAD_BYTES" else 1)
-    con = duckdb.connect(str(callaro_env / "warehouse_read.duckdb"), read_only=True)
+    con = open_lake(callaro_env)
     try:
         assert con.execute("SELECT count(*) FROM contacts").fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM raw_rows").fetchone()[0] == 0

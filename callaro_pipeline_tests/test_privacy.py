@@ -18,6 +18,7 @@ from callaro_pipeline import gates
 from callaro_pipeline.assets import suppression as suppression_assets
 from callaro_pipeline.cli import main
 from callaro_pipeline.privacy import withheld_error_text
+from callaro_pipeline_tests.conftest import open_lake
 
 NAME, SURNAME, EMAIL = "Zyxwvut", "Canary", "canary.zyx@example.com"
 CANARY_LINE = f"{NAME} {SURNAME}, (415) 867-5309, {EMAIL}"
@@ -126,7 +127,7 @@ def test_personal_data_never_reaches_logs_events_or_metadata(
 
     # the canary did go through: it is in the error report and the book, where it belongs
     assert leaks(Path(imported["error_report"]).read_bytes())
-    con = duckdb.connect(str(callaro_env / "warehouse_read.duckdb"), read_only=True)
+    con = open_lake(callaro_env)
     assert con.execute("SELECT count(*) FROM contacts WHERE phone_e164 = '+14158675309'").fetchone() == (1,)
     con.close()
 

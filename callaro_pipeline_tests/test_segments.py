@@ -23,8 +23,8 @@ from callaro_pipeline.segments import (
     segment_contacts_sql,
     views_missing,
 )
-from callaro_pipeline.warehouse import Warehouse, open_readonly
-from callaro_pipeline_tests.conftest import write_csv
+from callaro_pipeline.warehouse import Warehouse
+from callaro_pipeline_tests.conftest import open_lake, write_csv
 
 REGISTRY = {
     "plan_tier": CustomField("plan_tier", "string", "sales-ops", "Plan the account is on"),
@@ -395,7 +395,7 @@ def test_segment_commands_in_a_fresh_home(callaro_env, capsys, compiled_manifest
     assert "seg_eastern_time" in out
     code, _, err = run(capsys, "segment", "create", "webinar_leads", "--where", "state = CA")
     assert code == 2 and err.count("\n") == 1 and "already exists" in err
-    con = open_readonly(callaro_env / "warehouse_read.duckdb")
+    con = open_lake(callaro_env)
     try:
         assert con.execute(segment_contacts_sql("webinar_leads")).fetchall() == []
     finally:
@@ -427,7 +427,7 @@ def test_segments_queryable_after_the_first_import(callaro_env, tmp_path, capsys
     )
     code, _, _ = run(capsys, "import", str(upload), "--campaign", "spring")
     assert code == 0
-    con = open_readonly(callaro_env / "warehouse_read.duckdb")
+    con = open_lake(callaro_env)
     try:
         assert len(con.execute(segment_contacts_sql("seg_lead_source_webinar")).fetchall()) == 2
         assert con.execute("SELECT count(*) FROM staging.stg_contacts").fetchone()[0] == 3

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 import yaml
 
@@ -15,7 +14,7 @@ from callaro_pipeline.config import load_custom_fields
 from callaro_pipeline.errors import CallaroError
 from callaro_pipeline.mapping import load_mapping_file
 from callaro_pipeline.segments import parse_where
-from callaro_pipeline_tests.conftest import write_csv
+from callaro_pipeline_tests.conftest import open_lake, write_csv
 
 DOUBLE = 'x"; DROP TABLE contacts; --'
 SINGLE = "x'; DROP TABLE contacts; --"
@@ -36,7 +35,7 @@ def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
 
 def book(home: Path, sql: str = "SELECT count(*) FROM contacts") -> object:
     """Read the live warehouse (the command has finished: no writer holds it)."""
-    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    con = open_lake(home)
     try:
         return con.execute(sql).fetchall()
     finally:
