@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from callaro_pipeline.assets import audiences, contact_book, dnc, ingest, segments, suppression, validation
+from callaro_pipeline.assets import audiences, contact_book, dnc, ingest, maintenance, segments, suppression, validation
 from callaro_pipeline.sensors import build_inbox_sensor, build_vendor_schedule
 from callaro_pipeline.warehouse import Warehouse
 
@@ -52,8 +52,8 @@ defs = dg.Definitions(
         validation.great_expectations_upload,
         suppression.dnc_lists_usable,
     ],
-    jobs=[import_upload_job, rebuild_segments_job, refresh_dnc_job],
+    jobs=[import_upload_job, rebuild_segments_job, refresh_dnc_job, maintenance.lake_maintenance],
     sensors=[build_inbox_sensor(import_upload_job)],
-    schedules=[build_vendor_schedule(import_upload_job)],
+    schedules=[build_vendor_schedule(import_upload_job), maintenance.lake_maintenance_schedule],
     resources={"warehouse": Warehouse(), "dbt": segments.dbt_resource()},
 )
