@@ -6,10 +6,10 @@ is requested in one run for the partition, with the blocking gates (Pandera, Gre
 same run, where a failed gate skips what follows. `campaign_audiences` (not partitioned) follows in its own run
 once the contacts are merged, so it never races the merge.
 
-Nothing runs twice: a parent's update counts only when the run that made it did not also target the child
-(`executed_with_root_target`), so after an `import_upload` run (the CLI, the drop-folder sensor, the job in the
-UI) nothing is requested. Across runs, `all_deps_blocking_checks_passed` keeps a child back while a parent's
-gate failed, and `contacts` itself refuses an upload whose gates did not all pass.
+Nothing runs twice: a parent's update counts only when the run that made it did not also target the child, so
+after an `import_upload` run nothing is requested, not even when it failed or was blocked part-way (`callaro
+rerun` is the way on). Across runs, `all_deps_blocking_checks_passed` keeps a child back while a parent's gate
+failed, and `contacts` itself refuses an upload whose gates did not all pass.
 """
 
 from __future__ import annotations
@@ -18,14 +18,25 @@ import dagster as dg
 
 AC = dg.AutomationCondition
 AUTOMATION_SENSOR = "upload_chain_automation_sensor"
+# The tag of the runs callaro starts itself (`callaro import` / `rerun`, the drop-folder sensor and schedule):
+# whole `import_upload` runs, launched without an asset selection, which `executed_with_root_target` needs.
+WHOLE_CHAIN_RUN_TAG = "callaro/via"
+
+
+def updated_by_another_run() -> dg.AutomationCondition:
+    """A parent updated since the last tick by a run that did not itself target the asset evaluated."""
+    return (
+        AC.newly_updated() & ~AC.executed_with_root_target() & ~AC.executed_with_tags(tag_keys={WHOLE_CHAIN_RUN_TAG})
+    ).with_label("updated_by_another_run")
 
 
 def follows_its_upload() -> dg.AutomationCondition:
     """A per-upload asset after `raw_upload`: requested for a partition whose parent was updated by a run that
     did not target this asset, or will be requested on this tick (so the chain joins one run); never while a
     parent is missing or running, and only when every blocking gate of its parents passed or runs with it."""
+    parent_updated = AC.any_deps_match(updated_by_another_run() | AC.will_be_requested())
     return (
-        AC.any_deps_updated().since_last_handled()
+        parent_updated.since_last_handled()
         & ~AC.any_deps_missing()
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
@@ -42,9 +53,7 @@ def follows_merged_contacts() -> dg.AutomationCondition:
     """`campaign_audiences`: rebuilt after a `contacts` partition was merged by a run that did not build the
     audiences as well (an `import_upload` run builds its campaign's), once nothing it reads is running. Not
     requested in the same tick as `contacts`: a separate run then could build before the merge."""
-    contacts_merged = AC.any_deps_match(AC.newly_updated() & ~AC.executed_with_root_target()).allow(
-        dg.AssetSelection.assets("contacts")
-    )
+    contacts_merged = AC.any_deps_match(updated_by_another_run()).allow(dg.AssetSelection.assets("contacts"))
     return (contacts_merged.since_last_handled() & ~AC.any_deps_in_progress() & ~AC.in_progress()).with_label(
         "follows_merged_contacts"
     )

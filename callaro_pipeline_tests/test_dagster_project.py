@@ -256,3 +256,16 @@ def test_a_gate_that_fails_in_the_automated_run_blocks_the_rest_and_nothing_retr
     blocked = run_import(ImportRequest(file=SAMPLE, campaign="autumn", expected_count=1000))
     assert blocked["status"] == "blocked"
     assert ticks.tick() == {}
+
+
+@pytest.mark.slow
+def test_an_import_that_failed_part_way_is_not_run_again_by_automation(callaro_env: Path, tmp_path: Path) -> None:
+    """Its stages after the failure stay undone: `callaro rerun` is the way on, not a second run from automation."""
+    from callaro_pipeline.runner import ImportRequest, dagster_instance, run_import
+
+    ticks = Ticks(dagster_instance())
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("columns:\n  not_in_the_file: phone\n", encoding="utf-8")
+    failed = run_import(ImportRequest(file=SAMPLE, campaign="spring", mapping=mapping))
+    assert failed["status"] == "failed" and failed["failure"]["stage"] == "mapping columns"
+    assert ticks.tick() == {}
