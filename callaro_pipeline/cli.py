@@ -140,7 +140,18 @@ def cmd_uploads(args: argparse.Namespace) -> int:
     if not uploads:
         print("no uploads" + (f" in campaign {campaign}" if campaign else ""))
         return 0
-    header = ("upload", "campaign", "received (UTC)", "status", "read", "imported", "rejected", "dupl.", "suppr.")
+    header = (
+        "upload",
+        "campaign",
+        "received (UTC)",
+        "status",
+        "read",
+        "imported",
+        "rejected",
+        "dupl.",
+        "suppr.",
+        "blocked",
+    )
     rows = [
         (
             u["upload_id"],
@@ -149,7 +160,7 @@ def cmd_uploads(args: argparse.Namespace) -> int:
             u["status"] + (" [undone]" if u["undone"] else ""),
             *(
                 str(u[k]) if u[k] is not None else "-"
-                for k in ("rows_read", "imported", "rejected", "duplicates", "suppressed")
+                for k in ("rows_read", "imported", "rejected", "duplicates", "suppressed", "blocked")
             ),
         )
         for u in uploads

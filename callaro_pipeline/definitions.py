@@ -1,13 +1,15 @@
-"""The one place the Dagster code location is assembled: assets by stage, checks, jobs, sensor, schedule."""
+"""The one place the Dagster code location is assembled: assets by stage, checks, jobs, sensors, schedule."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from callaro_pipeline.assets import audiences, contact_book, dnc, ingest, maintenance, segments, suppression, validation
+from callaro_pipeline.automation import build_automation_sensor
 from callaro_pipeline.sensors import build_inbox_sensor, build_vendor_schedule
 from callaro_pipeline.warehouse import Warehouse
 
+FIRST_STAGE = dg.AssetSelection.assets(ingest.raw_upload)
 UPLOAD_CHAIN = dg.AssetSelection.assets(
     ingest.raw_upload,
     validation.mapped_contacts,
@@ -53,7 +55,7 @@ defs = dg.Definitions(
         suppression.dnc_lists_usable,
     ],
     jobs=[import_upload_job, rebuild_segments_job, refresh_dnc_job, maintenance.lake_maintenance],
-    sensors=[build_inbox_sensor(import_upload_job)],
+    sensors=[build_inbox_sensor(import_upload_job), build_automation_sensor(UPLOAD_CHAIN - FIRST_STAGE)],
     schedules=[build_vendor_schedule(import_upload_job), maintenance.lake_maintenance_schedule],
     resources={"warehouse": Warehouse(), "dbt": segments.dbt_resource()},
 )

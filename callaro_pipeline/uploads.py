@@ -162,19 +162,34 @@ def held_back(summary: dict[str, Any]) -> int:
     return max(int(summary.get("rows_read") or 0) - counted, 0)
 
 
+LISTED_COLUMNS = (
+    "upload_id",
+    "campaign",
+    "original_name",
+    "received_at",
+    "status",
+    "rows_read",
+    "imported",
+    "rejected",
+    "duplicates",
+    "suppressed",
+)
+
+
 def list_uploads(con: duckdb.DuckDBPyConnection, campaign: str | None = None) -> list[dict[str, Any]]:
-    """Every upload (of one campaign), newest first: id, campaign, file name, time, status and counts."""
+    """Every upload (of one campaign), newest first: id, campaign, file name, time, status and counts, with
+    `blocked` (the rows held back) as in the summary, so `rows_read = imported + ... + suppressed + blocked`."""
     rows = con.execute(
-        "SELECT upload_id, campaign, original_name, received_at, status, rows_read, imported, rejected, duplicates, "
-        "suppressed FROM uploads WHERE ? IS NULL OR campaign = ? ORDER BY received_at DESC, upload_id DESC",
+        f"SELECT {', '.join(LISTED_COLUMNS)} FROM uploads "  # noqa: S608 - columns from code
+        "WHERE ? IS NULL OR campaign = ? ORDER BY received_at DESC, upload_id DESC",
         [campaign, campaign],
     ).fetchall()
-    names = ("upload_id", "campaign", "original_name", "received_at", "status", "rows_read", "imported", "rejected")
     listed = []
     for row in rows:
-        entry = dict(zip((*names, "duplicates", "suppressed"), row, strict=True))
+        entry = dict(zip(LISTED_COLUMNS, row, strict=True))
         entry["undone"] = entry["status"] == "undone"
         entry["status"] = _public_status(entry["status"])
+        entry["blocked"] = held_back(entry)
         listed.append(entry)
     return listed
 

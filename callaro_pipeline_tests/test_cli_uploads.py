@@ -80,6 +80,33 @@ def test_uploads_lists_every_upload_newest_first_with_status_and_counts(callaro_
     assert second in lines[1] and "blocked" in lines[1]
 
 
+def test_uploads_shows_the_rows_a_blocked_upload_held_back(callaro_env: Path, tmp_path: Path) -> None:
+    """`rows_read = imported + rejected + duplicates + suppressed + blocked` is visible in the listing, as in
+    `callaro report`: a blocked upload counts the valid rows its gate kept from the book, an imported one 0."""
+    counts = {"rows_read": 10, "rejected": 2, "duplicates": 1, "suppressed": 0}
+    blocked = _register(tmp_path, "spring", "a.csv", datetime(2026, 3, 1, tzinfo=UTC), status="blocked", **counts)
+    imported = _register(
+        tmp_path, "spring", "b.csv", datetime(2026, 3, 2, tzinfo=UTC), status="imported", imported=7, **counts
+    )
+
+    ran = cli("uploads", "--json")
+    assert ran.code == 0, ran.err
+    by_id = {u["upload_id"]: u for u in json.loads(ran.out)}
+    assert by_id[blocked]["blocked"] == 7 and not by_id[blocked]["imported"]  # never set: listed as null / "-"
+    assert by_id[imported]["blocked"] == 0
+    for listed in by_id.values():
+        sorted_rows = sum(listed[k] or 0 for k in ("imported", "rejected", "duplicates", "suppressed", "blocked"))
+        assert sorted_rows == listed["rows_read"]
+    report = json.loads(cli("report", blocked, "--json").out)
+    assert report["blocked"] == by_id[blocked]["blocked"]
+
+    lines = cli("uploads").out.splitlines()
+    header = lines[0].split()
+    assert header[-1] == "blocked"
+    assert lines[1].split()[0] == imported and lines[1].split()[-1] == "0"
+    assert lines[2].split()[0] == blocked and lines[2].split()[-1] == "7"
+
+
 def test_uploads_of_an_empty_home_and_a_bad_campaign_name(callaro_env: Path) -> None:
     ran = cli("uploads")
     assert ran.code == 0 and ran.out.strip() == "no uploads"

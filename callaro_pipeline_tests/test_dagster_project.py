@@ -1,4 +1,5 @@
-"""The Dagster code location as the UI loads it, the drop-folder sensor, concurrency and the read-only copy."""
+"""The Dagster code location as the UI loads it, the drop-folder sensor, automation after a UI Materialize,
+concurrency and the read-only copy."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from callaro_pipeline.assets.contact_book import REQUIRED_GATES
 from callaro_pipeline.config import PROJECT_ROOT
+from callaro_pipeline.uploads import UploadOptions, register_upload, upload_summary
 from callaro_pipeline.warehouse import Warehouse
 from callaro_pipeline_tests.conftest import open_lake
 
@@ -145,3 +148,124 @@ def test_concurrent_imports_queue_on_the_warehouse_lock(callaro_env: Path) -> No
     assert con.execute("SELECT count(DISTINCT campaign) FROM campaign_contacts").fetchone()[0] == 3
     assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'segments'").fetchone()[0]
     con.close()
+
+
+AFTER_RAW_UPLOAD = ("mapped_contacts", "validated_contacts", "rejected_rows", "suppressed_contacts", "contacts")
+
+
+def test_the_automation_sensor_runs_by_default_and_continues_only_the_chain() -> None:
+    """It is not an import trigger (those stay off): it only continues a chain someone started."""
+    from callaro_pipeline.definitions import defs
+
+    sensor = defs.get_sensor_def("upload_chain_automation_sensor")
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    graph = defs.resolve_asset_graph()
+    targeted = {key.to_user_string() for key in sensor.asset_selection.resolve(graph)}
+    assert targeted == {*AFTER_RAW_UPLOAD, "campaign_audiences"}
+    assert graph.get(dg.AssetKey("raw_upload")).automation_condition is None
+
+
+class Ticks:
+    """The automation sensor's evaluations against a real instance, its cursor carried from tick to tick."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        from callaro_pipeline.definitions import defs
+
+        self.defs, self.instance, self.cursor = defs, instance, None
+        self.tick()  # the sensor's first tick: nothing counts as updated before it
+
+    def tick(self) -> dict[str, set[str | None]]:
+        """Each asset requested on this tick, with its partitions."""
+        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
+        self.cursor = result.cursor
+        keys = {r.key for r in result.results if isinstance(r.key, dg.AssetKey)}
+        requested = {key.to_user_string(): set(result.get_requested_partitions(key)) for key in keys}
+        return {name: partitions for name, partitions in requested.items() if partitions}
+
+    def launch(self, assets: list[str], partition_key: str | None = None) -> bool:
+        """A run of these assets (with their checks), as the daemon launches a request or the UI a Materialize."""
+        job = self.defs.resolve_implicit_global_asset_job_def()
+        return job.execute_in_process(
+            instance=self.instance,
+            partition_key=partition_key,
+            asset_selection=[dg.AssetKey(name) for name in assets],
+            raise_on_error=False,
+        ).success
+
+
+def _registered_partition(campaign: str, options: UploadOptions | None = None) -> str:
+    """The sample file landed, registered and added as an upload partition (what precedes a UI Materialize)."""
+    from callaro_pipeline.landing import land_upload
+    from callaro_pipeline.partitions import UPLOADS
+    from callaro_pipeline.runner import dagster_instance
+
+    warehouse = Warehouse()
+    landed = land_upload(SAMPLE, campaign=campaign, original_name=SAMPLE.name, uploads_dir=warehouse.paths.uploads)
+    with warehouse.transaction() as con:
+        register_upload(con, landed, options or UploadOptions())
+    dagster_instance().add_dynamic_partitions(UPLOADS, [landed.upload_id])
+    return landed.upload_id
+
+
+def _summary(upload_id: str) -> dict:
+    with Warehouse().connect() as con:
+        return upload_summary(con, upload_id)
+
+
+@pytest.mark.slow
+def test_materializing_a_raw_upload_partition_makes_its_chain_follow_through_the_gates(callaro_env: Path) -> None:
+    from callaro_pipeline.runner import ImportRequest, dagster_instance, run_import
+
+    ticks = Ticks(dagster_instance())
+    upload_id = _registered_partition("spring")
+    assert ticks.launch(["raw_upload"], upload_id)  # the UI: pick the partition, Materialize
+
+    # the rest of the upload's chain, in one run for its partition (its gates ride in it and block there)
+    assert ticks.tick() == {name: {upload_id} for name in AFTER_RAW_UPLOAD}
+    assert ticks.launch(list(AFTER_RAW_UPLOAD), upload_id)
+    summary = _summary(upload_id)
+    assert summary["status"] == "imported" and summary["imported"] > 0
+    assert {check["name"] for check in summary["checks"]} == set(REQUIRED_GATES)
+
+    # then the audiences, in their own run once the contacts are merged; then nothing more
+    assert ticks.tick() == {"campaign_audiences": {None}}
+    assert ticks.launch(["campaign_audiences"])
+    assert ticks.tick() == {}
+
+    # `callaro import` runs the whole chain in one import_upload run: automation requests nothing after it
+    assert run_import(ImportRequest(file=SAMPLE, campaign="autumn"))["status"] == "imported"
+    assert ticks.tick() == {}
+    assert ticks.tick() == {}
+
+
+@pytest.mark.slow
+def test_a_gate_that_fails_in_the_automated_run_blocks_the_rest_and_nothing_retries(callaro_env: Path) -> None:
+    from callaro_pipeline.runner import ImportRequest, dagster_instance, run_import
+
+    ticks = Ticks(dagster_instance())
+    upload_id = _registered_partition("spring", UploadOptions(expected_count=1000))  # Great Expectations fails
+    assert ticks.launch(["raw_upload"], upload_id)
+    assert ticks.tick() == {name: {upload_id} for name in AFTER_RAW_UPLOAD}
+    assert not ticks.launch(list(AFTER_RAW_UPLOAD), upload_id)
+    summary = _summary(upload_id)
+    assert summary["status"] == "blocked" and summary["imported"] == 0 and summary["blocked"] > 0
+    assert ticks.tick() == {}
+
+    # a CLI import blocked by the same gate: its skipped steps are not picked up by automation either
+    blocked = run_import(ImportRequest(file=SAMPLE, campaign="autumn", expected_count=1000))
+    assert blocked["status"] == "blocked"
+    assert ticks.tick() == {}
+
+
+@pytest.mark.slow
+def test_an_import_that_failed_part_way_is_not_run_again_by_automation(callaro_env: Path, tmp_path: Path) -> None:
+    """Its stages after the failure stay undone: `callaro rerun` is the way on, not a second run from automation."""
+    from callaro_pipeline.runner import ImportRequest, dagster_instance, run_import
+
+    ticks = Ticks(dagster_instance())
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("columns:\n  not_in_the_file: phone\n", encoding="utf-8")
+    failed = run_import(ImportRequest(file=SAMPLE, campaign="spring", mapping=mapping))
+    assert failed["status"] == "failed" and failed["failure"]["stage"] == "mapping columns"
+    assert ticks.tick() == {}

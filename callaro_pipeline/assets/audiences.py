@@ -8,6 +8,7 @@ import dagster as dg
 from callaro_pipeline.assets.contact_book import contacts
 from callaro_pipeline.assets.segments import segment_models
 from callaro_pipeline.audiences import audience_status, build_audience
+from callaro_pipeline.automation import follows_merged_contacts
 from callaro_pipeline.config import list_campaigns, load_campaign
 from callaro_pipeline.errors import CallaroError, DncUnavailable
 from callaro_pipeline.partitions import WAREHOUSE_POOL
@@ -24,6 +25,7 @@ FRESH_UPLOAD_RUNS = ("cli", "inbox")
     group_name="audiences",
     deps=[contacts, *segment_models.keys],
     pool=WAREHOUSE_POOL,
+    automation_condition=follows_merged_contacts(),
     kinds={"duckdb", "polars"},
     owners=["team:data"],
     description="One row per callable contact per campaign (view over the latest frozen build in "

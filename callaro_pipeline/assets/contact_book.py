@@ -7,6 +7,7 @@ import dagster as dg
 from callaro_pipeline import segments
 from callaro_pipeline.assets.metadata import upload_metadata
 from callaro_pipeline.assets.suppression import DNC_GATE, suppressed_contacts
+from callaro_pipeline.automation import follows_its_upload
 from callaro_pipeline.config import Campaign
 from callaro_pipeline.contact_book import merge_upload_into_book
 from callaro_pipeline.gates import GE_GATE, PANDERA_GATE
@@ -32,6 +33,7 @@ ORDER BY v.row_number
     group_name="contact_book",
     deps=[suppressed_contacts],
     pool=WAREHOUSE_POOL,
+    automation_condition=follows_its_upload(),
     kinds={"duckdb", "polars"},
     owners=["team:data"],
     description="The contact book: one row per person (stable contact_id from the E.164 key) with standard "

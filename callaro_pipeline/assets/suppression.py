@@ -8,6 +8,7 @@ import polars as pl
 
 from callaro_pipeline.assets.metadata import upload_metadata
 from callaro_pipeline.assets.validation import VALIDATED_COLUMNS_SQL
+from callaro_pipeline.automation import follows_its_upload, runs_with_its_asset
 from callaro_pipeline.config import load_campaign
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
 from callaro_pipeline.privacy import withhold_error_details
@@ -23,6 +24,7 @@ DNC_GATE = "dnc_lists_usable"
     group_name="suppress",
     deps=["validated_contacts"],
     pool=WAREHOUSE_POOL,
+    automation_condition=follows_its_upload(),
     kinds={"duckdb", "polars"},
     owners=["team:compliance"],
     description="Validated contacts that may not be called: on a DNC list that applies to the campaign (matched "
@@ -78,6 +80,7 @@ def suppressed_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse)
     asset=suppressed_contacts,
     blocking=True,
     partitions_def=upload_partitions,
+    automation_condition=runs_with_its_asset(),
     description="Fail closed: the latest load of every DNC list that applies to the campaign is not empty. A missing "
     "or stale national registry does not block the import: the campaign's audience is not built, and says why.",
 )

@@ -7,6 +7,7 @@ import polars as pl
 
 from callaro_pipeline.assets.ingest import fail_upload, raw_upload
 from callaro_pipeline.assets.metadata import frame_markdown, in_progress, upload_metadata
+from callaro_pipeline.automation import follows_its_upload, runs_with_its_asset
 from callaro_pipeline.config import load_campaign, load_custom_fields
 from callaro_pipeline.errors import CallaroError
 from callaro_pipeline.flow import check_upload, conflict_report, map_upload
@@ -26,6 +27,7 @@ VALIDATED_COLUMNS_SQL = "SELECT * EXCLUDE (upload_id) FROM validated_contacts WH
     group_name="validate",
     deps=[raw_upload],
     pool=WAREHOUSE_POOL,
+    automation_condition=follows_its_upload(),
     kinds={"duckdb", "polars"},
     owners=["team:data"],
     description=(
@@ -96,6 +98,7 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
             "validated_contacts",
             deps=[mapped_contacts],
             group_name="validate",
+            automation_condition=follows_its_upload(),
             kinds={"duckdb", "polars"},
             owners=["team:data"],
             description="Contacts that passed validation and the duplicate policy: E.164 phones, IANA time zones "
@@ -105,6 +108,7 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
             "rejected_rows",
             deps=[mapped_contacts],
             group_name="validate",
+            automation_condition=follows_its_upload(),
             kinds={"duckdb", "polars"},
             owners=["team:data"],
             description="One line per problem (row_number, column, field, code, message, value); also written as "
@@ -257,6 +261,7 @@ def _gate_result(warehouse: Warehouse, upload_id: str, result: GateResult) -> dg
     asset="validated_contacts",
     blocking=True,
     partitions_def=upload_partitions,
+    automation_condition=runs_with_its_asset(),
     description="Pandera (polars) schema of validated contacts: types, E.164 pattern, IANA zones, unique key, "
     "non-null rules. Blocks the upload from the contact book and audiences when it fails.",
 )
@@ -272,6 +277,7 @@ def pandera_validated_contacts(context: dg.AssetCheckExecutionContext, warehouse
     asset="validated_contacts",
     blocking=True,
     partitions_def=upload_partitions,
+    automation_condition=runs_with_its_asset(),
     description="Great Expectations suite on the upload: row count equals --expected-count when given, rejected "
     "share under the campaign's limit, required fields mapped. Writes HTML Data Docs per upload.",
 )
