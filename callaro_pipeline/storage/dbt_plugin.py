@@ -1,7 +1,10 @@
-"""dbt-duckdb plugin: load the DuckLake extension (and the catalog's scanner) before dbt attaches the lake.
+"""dbt-duckdb plugin: load the DuckLake extension (and the catalog's scanner) before dbt attaches the lake,
+and make the lake every cursor's default database.
 
 profiles.yml names this module; dbt-duckdb calls `configure_connection` before its `attach:` list, so the
-extension comes from the installed wheel and dbt works offline like the pipeline (see storage/lake.py).
+extension comes from the installed wheel and dbt works offline like the pipeline (see storage/lake.py). The
+project renders relations as `schema.table` (no database: analysts may attach the lake under any name), so
+tests and models must resolve them in the lake.
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ import os
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 
-from callaro_pipeline.storage.lake import load_extensions
+from callaro_pipeline.storage.lake import LAKE, load_extensions
 
 
 class Plugin(BasePlugin):
     def configure_connection(self, conn) -> None:
         catalog = os.environ.get("CALLARO_DBT_CATALOG", "")
         load_extensions(conn, catalog.split(":", 1)[0] if ":" in catalog else "duckdb")
+
+    def configure_cursor(self, cursor) -> None:
+        cursor.execute(f"USE {LAKE}")
