@@ -92,26 +92,27 @@ def _number_type(metadata: PhoneMetadata, national: pl.Expr) -> pl.Expr:
 
 
 def _types_and_regions(numbers: pl.DataFrame) -> pl.DataFrame:
-    """`numbers` (a `national` column of 10 digits) with `type` and `region` as phonenumbers gives them (region
-    null: no region matches), in another row order.
+    """`numbers` (a `national` column of 10 digits) with `type` and `region` as phonenumbers gives them, the
+    region as its position in the +1 regions (their count: no region matches), in another row order.
 
     Regions are tried in phonenumbers' order; each is asked only about the numbers no earlier region took."""
     national = pl.col("national")
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1]
     remaining, parts = numbers, []
-    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1]:
+    for position, region in enumerate(regions):
         metadata = PhoneMetadata.metadata_for_region(region)
         if metadata is None:  # as phonenumbers: a region without metadata takes nothing
             continue
         if metadata.leading_digits is not None:
-            taken = remaining.with_columns(taken=national.str.contains(f"^(?:{metadata.leading_digits})"))
-            typed = taken.filter("taken").with_columns(type=_number_type(metadata, national))
+            flagged = remaining.with_columns(taken=national.str.contains(f"^(?:{metadata.leading_digits})"))
+            taken = flagged.filter("taken").drop("taken").with_columns(type=_number_type(metadata, national))
+            remaining = flagged.filter(~pl.col("taken")).drop("taken")
         else:
             typed = remaining.with_columns(type=_number_type(metadata, national))
-            taken = typed.select(pl.exclude("type"), taken=pl.col("type") != _UNKNOWN)
-            typed = typed.filter(pl.col("type") != _UNKNOWN)
-        parts.append(typed.drop("taken", strict=False).with_columns(region=pl.lit(region)))
-        remaining = taken.filter(~pl.col("taken")).drop("taken")
-    parts.append(remaining.with_columns(type=pl.lit(_UNKNOWN), region=pl.lit(None, dtype=pl.Utf8)))
+            taken = typed.filter(pl.col("type") != _UNKNOWN)
+            remaining = typed.filter(pl.col("type") == _UNKNOWN).drop("type")
+        parts.append(taken.with_columns(region=pl.lit(position, dtype=pl.Int64)))
+    parts.append(remaining.with_columns(type=pl.lit(_UNKNOWN), region=pl.lit(len(regions), dtype=pl.Int64)))
     return pl.concat(parts, how="vertical_relaxed")
 
 
@@ -155,7 +156,7 @@ def nanp_answers(nationals: pl.Series) -> tuple[pl.Series, pl.DataFrame]:
 
     numbers = nationals.rename("national").to_frame().with_row_index("row").drop_nulls("national")
     typed = _types_and_regions(numbers)
-    prefix_zone = zone_index.gather(typed["national"].str.slice(0, PREFIX_DIGITS).cast(pl.Int64))
+    prefix_zone = zone_index.gather(typed["national"].cast(pl.Int64) // 10 ** (NATIONAL_DIGITS - PREFIX_DIGITS))
     valid = pl.col("type") != _UNKNOWN
     zone = (
         pl.when(~valid)
@@ -164,10 +165,10 @@ def nanp_answers(nationals: pl.Series) -> tuple[pl.Series, pl.DataFrame]:
         .then(pl.col("prefix_zone").fill_null(unknown_zone))
         .otherwise(country_zone)
     )
-    region = pl.when(valid).then(pl.col("region").replace_strict(regions, range(len(regions)))).otherwise(len(regions))
+    region = pl.when(valid).then(pl.col("region")).otherwise(len(regions))
     # region, type and time-zone key in one number
     keys = typed.with_columns(prefix_zone.alias("prefix_zone")).select(
-        "row", key=(region.cast(pl.Int64) * types + pl.col("type")) * len(zone_lists) + zone.cast(pl.Int64)
+        "row", key=(region * types + pl.col("type")) * len(zone_lists) + zone.cast(pl.Int64)
     )
     distinct = keys["key"].unique().sort()
     positions = pl.Series("answer", [None] * nationals.len(), dtype=pl.UInt32).scatter(

@@ -240,8 +240,8 @@ def normalize_phones(raw: pl.Series, default_region: str = "US") -> pl.DataFrame
     """One row per value of `raw`, in order, with PHONE_COLUMNS.
 
     Values with a leading "+" are read in their own country, others in `default_region`. North American
-    values in the usual shapes are answered row by row from the NPA-NXX blocks; the rest once per distinct
-    value by phonenumbers.
+    values in the usual shapes are answered row by row from phonenumbers' metadata (`phone_metadata`); the rest
+    once per distinct value by phonenumbers.
     """
     region = default_region.strip().upper()
     rows = _with_nanp_shape(raw.cast(pl.Utf8).rename("raw").to_frame(), region)
