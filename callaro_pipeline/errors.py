@@ -25,12 +25,6 @@ class NothingToImport(CallaroError):
     exit_code = 1
 
 
-class GateBlocked(CallaroError):
-    """A blocking check failed: nothing from the upload was released."""
-
-    exit_code = 1
-
-
 class DncUnavailable(CallaroError):
     """A DNC source cannot be trusted (unreadable, stale, empty, shrunk): fail closed."""
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import errno
-import functools
-import inspect
 import os
 import traceback
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
+
+from callaro_pipeline.errors import CallaroError
 
 
 def mask_phone(value: str | None) -> str:
@@ -21,21 +21,6 @@ def mask_phone(value: str | None) -> str:
     if len(text) <= 6:
         return "*" * len(text)
     return text[:5] + "*" * (len(text) - 7) + text[-2:]
-
-
-def mask_email(value: str | None) -> str:
-    if not value:
-        return ""
-    local, _, domain = str(value).partition("@")
-    return (local[:1] + "***@" + domain) if domain else mask_text(value)
-
-
-def mask_text(value: str | None) -> str:
-    """Names and free text: first character, then stars."""
-    if not value:
-        return ""
-    text = str(value)
-    return text[:1] + "*" * min(len(text) - 1, 6)
 
 
 def mask_phone_expr(column: str) -> pl.Expr:
@@ -82,42 +67,11 @@ def mask_frame(df: pl.DataFrame) -> pl.DataFrame:
 
 
 # --- errors that may quote personal data ---------------------------------------------------------------------
+# Pure wording: the Dagster layer (`callaro_pipeline.assets.failures.withhold_error_details`) turns it into a
+# `dagster.Failure`; this module imports no Dagster.
 
 DEBUG_VARIABLE = "CALLARO_DEBUG"
 _PROJECT_PACKAGE = "callaro_pipeline"
-
-
-def withhold_error_details(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate an asset or asset-check body: an unexpected error becomes a `dagster.Failure` that names the
-    error type and the code lines it passed through, but not its message.
-
-    DuckDB, polars and Python messages quote the offending value or line (`Could not convert string '(415)
-    867-5309' ...`), and Dagster stores failure messages in the run's event log, so they never get there.
-    Failures worded without values (`dagster.Failure`, CallaroError, WarehouseBusy) and Dagster's own errors
-    pass unchanged. With CALLARO_DEBUG=1
-    the original error is raised instead, for a developer on a private copy of the data.
-    """
-
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def generator_wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                yield from fn(*args, **kwargs)
-            except Exception as error:
-                _reraise_without_details(error, fn.__name__)
-
-        return generator_wrapper
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as error:
-            _reraise_without_details(error, fn.__name__)
-
-    return wrapper
-
 
 # File-system failures worded in the run's failure (their text holds a path and the system's reason only).
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
@@ -125,37 +79,40 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
 WRITE_REASONS = ("No space left on device", "Read-only file system", "Permission denied", "Disk quota exceeded")
 
 
-def _reraise_without_details(error: Exception, where: str) -> None:
-    import dagster as dg
-    from dagster._core.errors import DagsterError
+@dataclass(frozen=True)
+class WithheldFailure:
+    """What a step failure may say about an error: a description without cell values, and its metadata."""
 
-    from callaro_pipeline.errors import CallaroError
-    from callaro_pipeline.warehouse import WarehouseBusy
+    description: str
+    metadata: dict[str, Any]
 
-    worded_by_us = (dg.Failure, dg.RetryRequested, DagsterError, CallaroError, WarehouseBusy)
-    if isinstance(error, worded_by_us) or os.environ.get(DEBUG_VARIABLE) == "1":
-        raise error
+
+def withheld_failure(
+    error: Exception, where: str, worded: tuple[type[BaseException], ...] = ()
+) -> WithheldFailure | None:
+    """The failure to report instead of `error` raised in `where`, or None when `error` may pass unchanged:
+    errors worded without values (CallaroError, and the `worded` types the caller adds: Dagster's own,
+    WarehouseBusy), or any error with CALLARO_DEBUG=1 (a developer on a private copy of the data).
+
+    DuckDB, polars and Python messages quote the offending value or line (`Could not convert string '(415)
+    867-5309' ...`), and Dagster stores failure messages in the run's event log, so they never get there.
+    """
+    if isinstance(error, (CallaroError, *worded)) or os.environ.get(DEBUG_VARIABLE) == "1":
+        return None
     if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
         # a full disk or a read-only home: the system's reason and the file's name, never a cell value
         name = f" {os.path.basename(str(error.filename))!r}" if error.filename else ""
-        raise dg.Failure(
-            description=f"{where} could not write{name}: {error.strerror or 'write failed'}",
-            metadata={"error_type": type(error).__name__, "errno": int(error.errno or 0)},
-            allow_retries=False,
-        ) from None
+        return WithheldFailure(
+            f"{where} could not write{name}: {error.strerror or 'write failed'}",
+            {"error_type": type(error).__name__, "errno": int(error.errno or 0)},
+        )
     reason = next((text for text in WRITE_REASONS if text in str(error)), None)
     if reason and type(error).__module__.startswith(("duckdb", "_duckdb")):
         # DuckDB's own write failure: the system's reason in fixed words, the message itself not echoed
-        raise dg.Failure(
-            description=f"{where} could not write the warehouse: {reason}",
-            metadata={"error_type": type(error).__name__},
-            allow_retries=False,
-        ) from None
-    raise dg.Failure(
-        description=withheld_error_text(error, where),
-        metadata={"error_type": type(error).__name__, "message_withheld": True},
-        allow_retries=False,
-    ) from None
+        return WithheldFailure(f"{where} could not write the warehouse: {reason}", {"error_type": type(error).__name__})
+    return WithheldFailure(
+        withheld_error_text(error, where), {"error_type": type(error).__name__, "message_withheld": True}
+    )
 
 
 def withheld_error_text(error: BaseException, where: str) -> str:

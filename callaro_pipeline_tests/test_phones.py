@@ -5,32 +5,25 @@ from pathlib import Path
 import phonenumbers
 import polars as pl
 import pytest
-from phonenumbers import timezone as pn_timezone
 
 from callaro_pipeline import phones
 from callaro_pipeline.phones import PHONE_COLUMNS, PHONE_SCHEMA, SPREADSHEET_DAMAGE_MESSAGE, normalize_phones
 
-BENCH_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "phones_bench.py"
+ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("phones_bench", BENCH_PATH)
+def load_script(relative: str):
+    """A script of benchmarks/ or tools/ (not part of the package) as a module."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-@pytest.fixture(autouse=True, scope="module")
-def isolated_cache(tmp_path_factory):
-    """The NPA-NXX blocks are cached under CALLARO_HOME: build them once here, in a throwaway home."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CALLARO_HOME", str(tmp_path_factory.mktemp("home")))
-        phones.nanp_blocks.cache_clear()
-        phones._block_index.cache_clear()
-        yield
-    phones.nanp_blocks.cache_clear()
-    phones._block_index.cache_clear()
+@pytest.fixture(scope="module")
+def bench():
+    return load_script("benchmarks/phones_bench.py")
 
 
 def one(value: str | None, region: str = "US") -> dict:
@@ -172,39 +165,18 @@ def test_agrees_with_plain_phonenumbers_on_every_example_number(bench):
         assert_agrees(bench, values, region)
 
 
-def block_answer(number: phonenumbers.PhoneNumber) -> tuple:
-    if not phonenumbers.is_valid_number(number):
-        return (False,)
-    zones = pn_timezone.time_zones_for_number(number)
-    return (phonenumbers.number_type(number), phonenumbers.region_code_for_number(number), zones)
-
-
-def answers_for_prefix(prefix: str) -> set[tuple]:
-    base = int(prefix) * 10_000
-    return {
-        block_answer(phonenumbers.PhoneNumber(country_code=1, national_number=base + line)) for line in range(10_000)
-    }
-
-
-def test_prefixes_found_non_uniform_really_are():
-    blocks = phones.nanp_blocks()
-    mixed = blocks.filter(~pl.col("uniform"))["block"].to_list()
-    assert 0 < len(mixed) < 20
-    for prefix in mixed:
-        assert len(answers_for_prefix(prefix)) > 1, prefix
-
-
-def test_prefixes_found_uniform_have_one_answer_for_all_ten_thousand_lines():
-    uniform = set(phones.nanp_blocks().filter(pl.col("uniform"))["block"])
-    sample = ["415555", "605673", "208589", "907834", "876605", "246520", "800555", "555123"]
-    rng = random.Random(3)
-    sample += [f"{rng.randrange(200, 1000)}{rng.randrange(200, 1000)}" for _ in range(4)]
-    for prefix in sample:
-        assert any(prefix.startswith(block) for block in uniform), prefix
-        assert len(answers_for_prefix(prefix)) == 1, prefix
+def test_agrees_with_plain_phonenumbers_on_random_north_american_numbers(bench):
+    """Every area code and exchange digit, in national and international form, against phonenumbers'
+    metadata regexes as polars runs them (phone_metadata: the Rust regex engine)."""
+    rng = random.Random(5)
+    digits = [f"{rng.randrange(2, 10)}{rng.randrange(10**9):09d}" for _ in range(30_000)]
+    digits += [f"{area}{rng.randrange(10**7):07d}" for area in range(200, 1000) for _ in range(8)]
+    values = [number if i % 2 else f"+1 {number}" for i, number in enumerate(digits)]
+    assert_agrees(bench, values, "US")
+    assert_agrees(bench, values[:5000], "JM")
 
 
 @pytest.mark.slow
 def test_committed_state_table_matches_the_installed_geocoder():
     committed = phones.read_reference("nanp_prefix_states.csv").rows()
-    assert committed == phones.geocoder_state_rows()
+    assert committed == load_script("tools/build_nanp_prefix_states.py").geocoder_state_rows()

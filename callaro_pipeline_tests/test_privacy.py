@@ -5,8 +5,11 @@ the error report and the warehouse, where it belongs."""
 
 from __future__ import annotations
 
+import errno
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +20,7 @@ from dagster._serdes import serialize_value
 from callaro_pipeline import gates
 from callaro_pipeline.assets import suppression as suppression_assets
 from callaro_pipeline.cli import main
-from callaro_pipeline.privacy import withheld_error_text
+from callaro_pipeline.privacy import withheld_error_text, withheld_failure
 from callaro_pipeline_tests.conftest import open_lake
 
 NAME, SURNAME, EMAIL = "Zyxwvut", "Canary", "canary.zyx@example.com"
@@ -143,3 +146,24 @@ def test_withheld_error_text_keeps_the_code_path_and_drops_the_message() -> None
     assert not leaks(text)
     assert text.startswith("validated_contacts failed with builtins.ValueError")
     assert "test_privacy.py" not in text  # only the pipeline's own frames are listed
+
+
+def test_the_privacy_module_imports_no_dagster() -> None:
+    """A pure module: the masking and the failure wording load and run without Dagster."""
+    code = (
+        "import sys; from callaro_pipeline import privacy; "
+        "failure = privacy.withheld_failure(ValueError('x'), 'step'); "
+        "assert failure is not None and failure.metadata['message_withheld']; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dagster', 'dagster_shared')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout[:500]
+
+
+def test_withheld_failure_passes_errors_worded_without_values() -> None:
+    from callaro_pipeline.errors import ConfigError
+
+    assert withheld_failure(ConfigError("campaign spring: no such file"), "step") is None
+    assert withheld_failure(KeyError("x"), "step", worded=(KeyError,)) is None
+    full = withheld_failure(OSError(errno.ENOSPC, "No space left on device", "/home/x/warehouse.duckdb"), "step")
+    assert full is not None and full.description == "step could not write 'warehouse.duckdb': No space left on device"

@@ -16,15 +16,8 @@ from hypothesis import strategies as st
 from callaro_pipeline.config import WEEKDAYS, CallingWindow
 from callaro_pipeline.errors import ConfigError
 from callaro_pipeline.warehouse import Warehouse, stage
-from callaro_pipeline.windows import (
-    call_windows,
-    call_windows_for_keys,
-    callable_at,
-    calling_rules,
-    next_call_start,
-    rules_path,
-    window_keys,
-)
+from callaro_pipeline.window_rules import calling_rules, rules_path
+from callaro_pipeline.windows import HORIZON_DAYS, call_windows_for_keys, window_keys
 
 ALWAYS = CallingWindow(start="00:00", end="24:00", days=WEEKDAYS)
 NEW_YORK, CHICAGO = "America/New_York", "America/Chicago"
@@ -57,6 +50,32 @@ def people(*rows: tuple) -> pl.DataFrame:
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+# The pipeline stores each build member's window key (`window_keys`) and the open intervals of every key
+# (`call_windows_for_keys`); the helpers below read a contact's windows through exactly those two functions.
+
+
+def call_windows(
+    frame: pl.DataFrame, window: CallingWindow, now: datetime, days: int = HORIZON_DAYS, *, not_after=None
+) -> pl.DataFrame:
+    """contact_id, opens_utc, closes_utc: each contact's open intervals as an audience build stores them."""
+    keyed = frame.select("contact_id", window_keys(frame).alias("window_key"))
+    by_key = call_windows_for_keys(keyed["window_key"].unique().to_list(), window, now, days, not_after=not_after)
+    return keyed.join(by_key, on="window_key").select("contact_id", "opens_utc", "closes_utc").sort(pl.all())
+
+
+def callable_at(frame: pl.DataFrame, window: CallingWindow, instant: datetime) -> pl.Series:
+    """Per row: does `instant` lie in one of the contact's intervals [opens_utc, closes_utc) from that instant?"""
+    at = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+    inside = call_windows(frame, window, at, days=1).filter((pl.col("opens_utc") <= at) & (at < pl.col("closes_utc")))
+    return frame["contact_id"].is_in(inside["contact_id"].implode()).alias("callable")
+
+
+def next_call_start(frame: pl.DataFrame, window: CallingWindow, now: datetime) -> pl.Series:
+    """Per row: the first opening at or after `now` within the 14 days a build stores (null if none)."""
+    firsts = call_windows(frame, window, now).group_by("contact_id").agg(pl.col("opens_utc").min())
+    return frame.select("contact_id").join(firsts, on="contact_id", how="left", maintain_order="left")["opens_utc"]
 
 
 def open_at(frame: pl.DataFrame, text: str, window: CallingWindow = ALWAYS) -> list[bool]:
@@ -161,11 +180,15 @@ def test_next_call_start_is_now_when_open_and_null_beyond_fourteen_days():
 
 def test_naive_instants_are_utc():
     frame = people(([NEW_YORK], None, None))
-    assert callable_at(frame, ALWAYS, datetime(2026, 6, 10, 12, 0)).to_list() == [True]
+    naive = call_windows_for_keys(window_keys(frame).to_list(), ALWAYS, datetime(2026, 6, 10, 12, 0), 1)
+    assert naive.equals(call_windows_for_keys(window_keys(frame).to_list(), ALWAYS, utc("2026-06-10 12:00"), 1))
+    assert naive["opens_utc"][0] == utc("2026-06-10 12:00")  # 08:00 EDT
 
 
 def test_rows_keep_their_order_across_combinations():
     rows = [([NEW_YORK], "FL", None), ([CHICAGO], None, None), ([NEW_YORK], None, None)] * 1000
+    keys = window_keys(people(*rows)).to_list()
+    assert keys == keys[:3] * 1000 and len(set(keys)) == 3
     result = callable_at(people(*rows), ALWAYS, utc("2026-06-11 00:30")).to_list()  # NY 20:30, Chicago 19:30
     assert result == [False, True, True] * 1000
 
@@ -176,7 +199,8 @@ def test_rows_keep_their_order_across_combinations():
     zones=st.sampled_from([[NEW_YORK], [CHICAGO], [NEW_YORK, CHICAGO], ["America/Los_Angeles"], ["Europe/London"]]),
     state=st.sampled_from([None, "FL", "TX", "UT", "RI"]),
 )
-def test_the_three_views_of_a_window_agree(minutes, zones, state):
+def test_windows_computed_from_any_start_agree(minutes, zones, state):
+    """The intervals from a start, the instant's own legality and the next opening from it say the same."""
     now = utc("2026-10-25 00:00")  # spans the US and EU DST ends
     instant = now + timedelta(minutes=minutes)
     frame = people((zones, state, None))
@@ -196,13 +220,6 @@ def test_sql_macro_answers_who_may_be_called_at_an_instant(tmp_path: Path):
     with Warehouse(home=str(tmp_path)).connect() as con:
         keyed = members.with_columns(window_keys(members).alias("window_key"))
         by_key = call_windows_for_keys(keyed["window_key"].unique().to_list(), ALWAYS, now)
-        # the windows stored per key are each member's own windows
-        assert (
-            keyed.join(by_key, on="window_key")
-            .select(call_windows(members, ALWAYS, now).columns)
-            .sort("contact_id", "opens_utc")
-            .equals(call_windows(members, ALWAYS, now).sort("contact_id", "opens_utc"))
-        )
         for number, (build_id, built_at) in enumerate(
             (("spring-000001", now - timedelta(days=1)), ("spring-000002", now)), start=1
         ):
@@ -423,8 +440,6 @@ def test_a_broken_rule_file_fails_closed_with_file_and_line(tmp_path, monkeypatc
     assert abs(reported - expected_line) <= 1, (message, expected_line)
     with pytest.raises(ConfigError):
         call_windows_for_keys([], ALWAYS, utc("2026-06-10 00:00"))
-    with pytest.raises(ConfigError):
-        callable_at(frame, ALWAYS, utc("2026-06-10 16:00"))
 
 
 def test_a_missing_rule_file_fails_closed(tmp_path, monkeypatch):

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from callaro_pipeline.assets.contact_book import contacts
+from callaro_pipeline.assets.failures import withhold_error_details
 from callaro_pipeline.assets.segments import segment_models
 from callaro_pipeline.audiences import audience_status, build_audience
 from callaro_pipeline.automation import follows_merged_contacts
 from callaro_pipeline.config import list_campaigns, load_campaign
 from callaro_pipeline.errors import CallaroError, DncUnavailable
 from callaro_pipeline.partitions import WAREHOUSE_POOL
-from callaro_pipeline.privacy import mask_phone, withhold_error_details
+from callaro_pipeline.privacy import mask_phone
 from callaro_pipeline.uploads import update_upload
 from callaro_pipeline.warehouse import Warehouse
 

@@ -5,6 +5,7 @@ import time
 import dagster as dg
 
 from callaro_pipeline import segments
+from callaro_pipeline.assets.failures import withhold_error_details
 from callaro_pipeline.assets.metadata import upload_metadata
 from callaro_pipeline.assets.suppression import DNC_GATE, suppressed_contacts
 from callaro_pipeline.automation import follows_its_upload
@@ -12,7 +13,6 @@ from callaro_pipeline.config import Campaign
 from callaro_pipeline.contact_book import merge_upload_into_book
 from callaro_pipeline.gates import GE_GATE, PANDERA_GATE
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
-from callaro_pipeline.privacy import withhold_error_details
 from callaro_pipeline.suppression import drop_listed_other_phones
 from callaro_pipeline.uploads import failed_checks, load_upload, update_upload, upload_summary, utcnow
 from callaro_pipeline.warehouse import Warehouse

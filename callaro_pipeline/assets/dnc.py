@@ -4,9 +4,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from callaro_pipeline.assets.failures import withhold_error_details
 from callaro_pipeline.errors import CallaroError
 from callaro_pipeline.partitions import WAREHOUSE_POOL
-from callaro_pipeline.privacy import withhold_error_details
 from callaro_pipeline.suppression import import_dnc_file
 from callaro_pipeline.warehouse import Warehouse
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from callaro_pipeline.assets.failures import withhold_error_details
 from callaro_pipeline.errors import CallaroError
 from callaro_pipeline.ingest import ReadLimits, check_size, read_table
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
-from callaro_pipeline.privacy import withhold_error_details
 from callaro_pipeline.uploads import load_upload, update_upload
 from callaro_pipeline.warehouse import Warehouse, replace_partition, replace_raw_rows
 

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
+from callaro_pipeline.assets.failures import withhold_error_details
 from callaro_pipeline.assets.metadata import upload_metadata
 from callaro_pipeline.assets.validation import VALIDATED_COLUMNS_SQL
 from callaro_pipeline.automation import follows_its_upload, runs_with_its_asset
 from callaro_pipeline.config import load_campaign
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
-from callaro_pipeline.privacy import withhold_error_details
 from callaro_pipeline.suppression import dnc_problems, scrub
 from callaro_pipeline.uploads import load_upload, record_check, update_upload, upload_summary
 from callaro_pipeline.warehouse import Warehouse, replace_partition

@@ -5,6 +5,7 @@ import time
 import dagster as dg
 import polars as pl
 
+from callaro_pipeline.assets.failures import withhold_error_details
 from callaro_pipeline.assets.ingest import fail_upload, raw_upload
 from callaro_pipeline.assets.metadata import frame_markdown, in_progress, upload_metadata
 from callaro_pipeline.automation import follows_its_upload, runs_with_its_asset
@@ -14,7 +15,7 @@ from callaro_pipeline.flow import check_upload, conflict_report, map_upload
 from callaro_pipeline.gates import GateResult, great_expectations_gate, pandera_gate
 from callaro_pipeline.mapping import Mapping
 from callaro_pipeline.partitions import WAREHOUSE_POOL, upload_partitions
-from callaro_pipeline.privacy import mask_frame, withhold_error_details
+from callaro_pipeline.privacy import mask_frame
 from callaro_pipeline.report import write_csv_safely, write_error_report
 from callaro_pipeline.uploads import load_upload, record_check, update_upload, upload_summary
 from callaro_pipeline.warehouse import Warehouse, read_raw_rows, replace_partition, stage
