@@ -22,28 +22,12 @@ from typing import Any, Literal
 import yaml
 
 from callaro_pipeline.errors import ConfigError
+from callaro_pipeline.schema import STANDARD_FIELDS  # noqa: F401 - the mapping's targets, re-exported
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DUPLICATE_POLICIES = ("suppress", "merge", "split")
 DuplicatePolicy = Literal["suppress", "merge", "split"]
 CUSTOM_FIELD_TYPES = ("string", "integer", "number", "boolean", "date")
-STANDARD_FIELDS = (
-    "external_id",
-    "first_name",
-    "last_name",
-    "full_name",
-    "company",
-    "phone",
-    "email",
-    "timezone",
-    "country",
-    "state",
-    "postal_code",
-    "lead_source",
-    "consent",
-    "consent_date",
-    "consent_source",
-)
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
