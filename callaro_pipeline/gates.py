@@ -213,6 +213,8 @@ def validate_upload_summary(
 # Importing GX and building its context is ~5 s of single-threaded Python, paid by every `callaro import` (a new
 # process). Started in a second process when the command starts, it is paid on the other core while this one
 # imports Dagster and reads the upload. Anything going wrong there falls back to GX in this process.
+# Measured 2026-12-02 (`callaro import`, 2 and 100k rows, fresh process): the gate waited 0.3-1.0 s for GX with
+# the side process, 6-13 s with GX imported here on first use; `import great_expectations` alone is ~7.3 s.
 
 _side_process: GxSideProcess | None = None
 
