@@ -38,7 +38,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from callaro_pipeline import segments, suppression, windows
+from callaro_pipeline import schema, segments, suppression, windows
 from callaro_pipeline.config import AgentVariable, Campaign
 from callaro_pipeline.contact_book import as_utc_naive
 from callaro_pipeline.errors import ConfigError, DncUnavailable
@@ -50,6 +50,7 @@ MISSING_SAMPLE_SIZE = 5
 _JSON_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 # Standard field names that the book stores under another column.
 _FIELD_COLUMNS = {"phone": "phone_e164"}
+CONSENT_UNIT = schema.merge_units()["consent"]  # consent, consent_date, consent_source: the consent evidence
 # One row of audience_member_versions as a build computes it (campaign and build numbers are added on write).
 VERSION_SCHEMA = pl.Schema(
     {
@@ -238,7 +239,7 @@ def _outcomes(scrubbed: pl.DataFrame, campaign: Campaign) -> pl.DataFrame:
     a member carries (VERSION_COLUMNS)."""
     is_suppressed = pl.col("reasons").list.len() > 0
     complete, missing = resolve_agent_variables(scrubbed.filter(~is_suppressed), campaign.agent_variables)
-    evidence = pl.struct("consent", "consent_date", "consent_source").struct.json_encode().alias("consent_evidence")
+    evidence = pl.struct(*CONSENT_UNIT).struct.json_encode().alias("consent_evidence")
     members = complete.with_columns(
         evidence,
         pl.lit("member").alias("outcome"),

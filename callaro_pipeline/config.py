@@ -17,33 +17,19 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import Field as PydanticField
 
 from callaro_pipeline.errors import ConfigError
+from callaro_pipeline.schema import STANDARD_FIELDS  # noqa: F401 - the mapping's targets, re-exported
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DUPLICATE_POLICIES = ("suppress", "merge", "split")
 DuplicatePolicy = Literal["suppress", "merge", "split"]
 CUSTOM_FIELD_TYPES = ("string", "integer", "number", "boolean", "date")
-STANDARD_FIELDS = (
-    "external_id",
-    "first_name",
-    "last_name",
-    "full_name",
-    "company",
-    "phone",
-    "email",
-    "timezone",
-    "country",
-    "state",
-    "postal_code",
-    "lead_source",
-    "consent",
-    "consent_date",
-    "consent_source",
-)
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -159,38 +145,132 @@ class CallingWindow:
 
 
 _WINDOW_TIME = re.compile(r"^([01]?\d|2[0-4]):[0-5]\d$")
+# Whatever YAML gives, read as yes/no the way Python does (fail safe: any non-empty value of a require_* is yes).
+Truthy = Annotated[bool, BeforeValidator(bool)]
+
+
+def _window_time(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(  # noqa: TRY004 - pydantic reports ValueError as the value's problem
+            f'not a time: quote it ("{value // 60:02d}:{value % 60:02d}"); YAML reads an unquoted HH:MM as a number'
+        )
+    if not isinstance(value, str) or not _WINDOW_TIME.match(value.strip()) or value.strip().zfill(5) > "24:00":
+        raise ValueError('expected a quoted time "HH:MM", 00:00-24:00')
+    return value.strip().zfill(5)
+
+
+def _weekdays(days: list[str]) -> tuple[str, ...]:
+    read = tuple(day.strip().lower()[:3] for day in days)
+    if not set(read) <= set(WEEKDAYS):
+        raise ValueError(f"expected days among {', '.join(WEEKDAYS)}")
+    return read
+
+
+WindowTime = Annotated[str, BeforeValidator(_window_time)]
+
+
+class _WindowSettings(BaseModel):
+    """A campaign's `window` as written in its file (see CallingWindow)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    start: WindowTime = "09:00"
+    end: WindowTime = "20:00"
+    days: Annotated[list[str], AfterValidator(_weekdays)] = list(WEEKDAYS[:5])
+    last_call_minutes: Annotated[int, PydanticField(ge=0)] = 0
+
+
+class _AgentVariableSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    source: Literal["field", "custom", "static"]
+    field: str | None = None
+    value: Any = None
+    type: str = "string"
+    required: Truthy = False
+
+
+class _AudienceSettings(BaseModel):
+    uploads: list[str] | Literal["all"] = "all"
+    segments: list[str] | None = None
+
+
+def _or_default(default: Any) -> BeforeValidator:
+    """An empty value (null, "", [], {}) in the file means the default, as a missing key does."""
+    return BeforeValidator(lambda value: value or default)
+
+
+class _CampaignSettings(BaseModel):
+    """A campaign file (or `_defaults.yaml`) as written; unknown top-level keys are ignored."""
+
+    # before-validators run last-listed first: the default replaces an empty value, then it is read as text
+    description: Annotated[str, BeforeValidator(str), _or_default("")] = ""
+    default_region: Annotated[str, BeforeValidator(lambda value: str(value).upper()), _or_default("US")] = "US"
+    duplicates: DuplicatePolicy = "suppress"
+    mapping: str | None = None
+    require_consent: Truthy = False
+    require_national_dnc: Truthy = False
+    ai_voice: Truthy = False
+    max_rejected_share: float = 0.10
+    audience: Annotated[_AudienceSettings, _or_default({})] = _AudienceSettings()
+    window: Annotated[_WindowSettings, _or_default({})] = _WindowSettings()
+    agent_variables: Annotated[list[_AgentVariableSettings], _or_default([])] = []
+
+
+# What a wrong value was expected to be, where pydantic's own words would say less (keys without list indices).
+_EXPECTED = {
+    "window": "a mapping of start, end, days, last_call_minutes",
+    "window.days": "a list of weekdays",
+    "window.last_call_minutes": "a whole number >= 0",
+    "duplicates": f"one of {', '.join(DUPLICATE_POLICIES)}",
+    "max_rejected_share": "a number",
+    "mapping": "the file name of a mapping",
+    "audience": "a mapping of uploads, segments",
+    "audience.uploads": "all, or a list of upload ids",
+    "audience.segments": "a list of segment names",
+    "agent_variables": "a list of variables (name, source, field/value, type, required)",
+    "agent_variables.source": "one of field, custom, static",
+}
+
+
+def _config_problem(source: str, error: Any) -> str:
+    """One pydantic error as `<source>: <key> is <value> (<what was expected>)`."""
+    # without pydantic's names of union members and validators (`list[str]`, `function-before[...]`)
+    loc = [
+        part for part in error["loc"] if not (isinstance(part, str) and ("[" in part or part.startswith("function")))
+    ]
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    if error["type"] == "extra_forbidden":
+        parent = key.rpartition(".")[0] or "the file"
+        return f"{source}: {parent} has unknown key(s) {loc[-1]}"
+    if error["type"] == "missing":
+        return f"{source}: {key} is missing"
+    if error["type"] == "value_error":
+        reason = str(error["ctx"]["error"])
+    else:
+        plain = re.sub(r"\[\d+\]", "", key)
+        reason = f"expected {_EXPECTED[plain]}" if plain in _EXPECTED else error["msg"][0].lower() + error["msg"][1:]
+    return f"{source}: {key} is {error['input']!r} ({reason})"
+
+
+def _config_error(source: str, errors: ValidationError) -> ConfigError:
+    """Every problem of a configuration file on one line (the CLI prints one line)."""
+    problems = dict.fromkeys(_config_problem(source, error) for error in errors.errors())
+    return ConfigError("; ".join(problems))
 
 
 def parse_window(raw: Any, source: str) -> CallingWindow:
     """A campaign's `window` setting; a wrong type or value is refused with the file (`source`), key and value.
     Times must be quoted: YAML reads an unquoted 10:00 as the integer 600."""
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: window must be a mapping of start, end, days, last_call_minutes, not {raw!r}")
-    unknown = set(raw) - {"start", "end", "days", "last_call_minutes"}
-    if unknown:
-        raise ConfigError(f"{source}: window has unknown key(s) {', '.join(sorted(map(str, unknown)))}")
-    times = {}
-    for key, default in (("start", "09:00"), ("end", "20:00")):
-        value = raw.get(key, default)
-        if isinstance(value, int) and not isinstance(value, bool):
-            raise ConfigError(
-                f'{source}: window.{key} is {value!r}, not a time: quote it ("{value // 60:02d}:{value % 60:02d}"); '
-                "YAML reads an unquoted HH:MM as a number"
-            )
-        if not isinstance(value, str) or not _WINDOW_TIME.match(value.strip()) or value.strip().zfill(5) > "24:00":
-            raise ConfigError(f'{source}: window.{key} must be a quoted time "HH:MM" (00:00-24:00), not {value!r}')
-        times[key] = value.strip().zfill(5)
-    days = raw.get("days", WEEKDAYS[:5])
-    if not isinstance(days, list | tuple) or not all(isinstance(day, str) for day in days):
-        raise ConfigError(f"{source}: window.days must be a list of weekdays, not {days!r}")
-    days = tuple(day.strip().lower()[:3] for day in days)
-    if not set(days) <= set(WEEKDAYS):
-        raise ConfigError(f"{source}: window.days must be among {', '.join(WEEKDAYS)}, not {list(days)!r}")
-    last_call = raw.get("last_call_minutes", 0)
-    if isinstance(last_call, bool) or not isinstance(last_call, int) or last_call < 0:
-        raise ConfigError(f"{source}: window.last_call_minutes must be a whole number >= 0, not {last_call!r}")
-    return CallingWindow(start=times["start"], end=times["end"], days=days, last_call_minutes=last_call)
+    try:
+        return _calling_window(_CampaignSettings.model_validate({"window": raw}).window)
+    except ValidationError as errors:
+        raise _config_error(source, errors) from None
+
+
+def _calling_window(window: _WindowSettings) -> CallingWindow:
+    return CallingWindow(
+        start=window.start, end=window.end, days=tuple(window.days), last_call_minutes=window.last_call_minutes
+    )
 
 
 @dataclass
@@ -279,36 +359,27 @@ def default_campaign(name: str) -> Campaign:
 
 
 def _parse_campaign(name: str, raw: dict[str, Any], source: str | None = None) -> Campaign:
+    """A campaign from its settings; a wrong type or value is refused with the file (`source`), key and value."""
     try:
-        audience = raw.get("audience") or {}
-        window = raw.get("window") or {}
-        policy = raw.get("duplicates", "suppress")
-        if policy not in DUPLICATE_POLICIES:
-            raise ConfigError(f"campaign {name}: duplicates must be one of {', '.join(DUPLICATE_POLICIES)}")
-        variables = []
-        for item in raw.get("agent_variables") or []:
-            var = AgentVariable(**item)
-            if var.source not in ("field", "custom", "static"):
-                raise ConfigError(f"campaign {name}: agent variable {var.name} has unknown source {var.source!r}")
-            variables.append(var)
-        return Campaign(
-            name=name,
-            description=str(raw.get("description") or ""),
-            default_region=str(raw.get("default_region") or "US").upper(),
-            duplicates=policy,
-            mapping=raw.get("mapping"),
-            # an AI (artificial or prerecorded) voice needs prior express consent, whatever else is set
-            require_consent=bool(raw.get("require_consent", False)) or bool(raw.get("ai_voice", False)),
-            require_national_dnc=bool(raw.get("require_national_dnc", False)),
-            ai_voice=bool(raw.get("ai_voice", False)),
-            max_rejected_share=float(raw.get("max_rejected_share", 0.10)),
-            audience_uploads=audience.get("uploads", "all"),
-            audience_segments=list(audience.get("segments") or []),
-            window=parse_window(window, source or f"campaign {name}"),
-            agent_variables=variables,
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"campaign {name}: {exc}") from None
+        settings = _CampaignSettings.model_validate(raw)
+    except ValidationError as errors:
+        raise _config_error(source or f"campaign {name}", errors) from None
+    return Campaign(
+        name=name,
+        description=settings.description,
+        default_region=settings.default_region,
+        duplicates=settings.duplicates,
+        mapping=settings.mapping,
+        # an AI (artificial or prerecorded) voice needs prior express consent, whatever else is set
+        require_consent=settings.require_consent or settings.ai_voice,
+        require_national_dnc=settings.require_national_dnc,
+        ai_voice=settings.ai_voice,
+        max_rejected_share=settings.max_rejected_share,
+        audience_uploads=settings.audience.uploads,
+        audience_segments=list(settings.audience.segments or []),
+        window=_calling_window(settings.window),
+        agent_variables=[AgentVariable(**variable.model_dump()) for variable in settings.agent_variables],
+    )
 
 
 def load_campaign(name: str, *, create: bool = False) -> Campaign:

@@ -43,6 +43,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from callaro_pipeline import schema
 from callaro_pipeline.errors import ConfigError
 from callaro_pipeline.uploads import load_upload
 from callaro_pipeline.warehouse import stage
@@ -50,61 +51,24 @@ from callaro_pipeline.warehouse import stage
 PIPELINE_USER = "pipeline"
 MANUAL_TIMEZONE_SOURCE = "manual"
 
+# From the field registry. Values that only make sense together (the duplicate merge units but the phone's,
+# whose lead is the key): the group is taken from the upload that has its key field.
+_FIELD_GROUPS = {lead: members for lead, members in schema.merge_units().items() if lead not in schema.CONTACT_KEY}
+_GROUPED = {name for members in _FIELD_GROUPS.values() for name in members}
 # Values that each stand on their own: the latest non-empty one wins.
-_SINGLE_FIELDS = (
-    "phone_extension",
-    "phone_type",
-    "phone_region",
-    "phone_state",
-    "first_name",
-    "last_name",
-    "full_name",
-    "company",
-    "email",
-    "country",
-    "state",
-    "postal_code",
-    "external_id",
-    "lead_source",
+_SINGLE_FIELDS = tuple(
+    f.name
+    for f in schema.fields(table="validated_contacts", type="text")
+    if f.in_book and f.name not in _GROUPED and f.name != schema.CONTACT_KEY[0]  # the phone: the key itself
 )
-# Values that only make sense together: the group is taken from the upload that has its key field.
-_FIELD_GROUPS = {
-    "timezone": ("timezone", "timezone_candidates", "timezone_source"),
-    "consent": ("consent", "consent_date", "consent_source"),
-}
 _INCOMING_SCHEMA: dict[str, pl.DataType] = {
-    "row_number": pl.Int64(),
-    "phone_e164": pl.Utf8(),
-    "other_phones_e164": pl.List(pl.Utf8()),
-    **{name: pl.Utf8() for name in _SINGLE_FIELDS},
-    "timezone": pl.Utf8(),
-    "timezone_candidates": pl.List(pl.Utf8()),
-    "timezone_source": pl.Utf8(),
-    "consent": pl.Utf8(),
-    "consent_date": pl.Utf8(),
-    "consent_source": pl.Utf8(),
-    "custom_fields": pl.Utf8(),
+    f.name: schema.polars_dtype(f) for f in schema.fields(table="validated_contacts")
 }
-_TEXT_FIELDS = tuple(name for name, dtype in _INCOMING_SCHEMA.items() if dtype == pl.Utf8() and name != "custom_fields")
+_TEXT_FIELDS = schema.names(schema.fields(table="validated_contacts", type="text"))
 
-FILTERABLE_FIELDS = ("contact_id", *_TEXT_FIELDS, "first_upload_id", "last_upload_id")
+FILTERABLE_FIELDS = schema.names(schema.fields(table="contacts", type="text"))
 # Not the phone nor the id: a new phone is a new contact and goes through the import gates.
-EDITABLE_FIELDS = (
-    "first_name",
-    "last_name",
-    "full_name",
-    "company",
-    "email",
-    "country",
-    "state",
-    "postal_code",
-    "timezone",
-    "external_id",
-    "lead_source",
-    "consent",
-    "consent_date",
-    "consent_source",
-)
+EDITABLE_FIELDS = schema.EDITABLE_FIELDS
 CUSTOM_PREFIX = "custom."
 _CUSTOM_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 _OPERATORS = {

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from callaro_pipeline import schema
 from callaro_pipeline.config import DUPLICATE_POLICIES
 from callaro_pipeline.errors import ConfigError
 from callaro_pipeline.mapping import CUSTOM_PREFIX
@@ -39,11 +40,10 @@ CONFLICT_SCHEMA = pl.Schema(
 )
 # Values that only make sense together are merged as a unit, taken from the first row whose lead value is set:
 # a phone with its extension and type, a resolved zone with its candidates and source, consent with its evidence.
-MERGE_UNITS = {
-    "phone_e164": ("phone_e164", "phone_extension", "phone_type", "phone_region", "phone_state"),
-    "timezone": ("timezone", "timezone_candidates", "timezone_source"),
-    "consent": ("consent", "consent_date", "consent_source"),
-}
+# From the field registry (schema.Field.merge / unit).
+MERGE_UNITS = schema.merge_units()
+# The row's own number (the group's) and the custom fields (merged key by key, as `custom.<name>` columns).
+_NOT_MERGED_AS_VALUES = schema.names(schema.fields(merge="never") + schema.fields(merge="per_key"))
 
 
 @dataclass
@@ -203,7 +203,7 @@ def _merge(grouped: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     independent = [
         c
         for c in [*grouped.columns, *custom_columns]
-        if c not in member_of and c not in (GROUP, "row_number", "custom_fields")
+        if c not in member_of and c != GROUP and c not in _NOT_MERGED_AS_VALUES
     ]
     units = {**MERGE_UNITS, **{name: (name,) for name in independent}}
     winner = {lead: f"winner:{lead}" for lead in units}

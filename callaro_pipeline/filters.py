@@ -21,41 +21,23 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from callaro_pipeline import schema
 from callaro_pipeline.config import CustomField, load_custom_fields
 from callaro_pipeline.errors import ConfigError
 
 # --- allowlists -------------------------------------------------------------------------------------------
 
 # field name -> (SQL expression over the contacts alias `c`, value type). Expressions are code, never input.
-# Every column here exists in both `main.contacts` and dbt's `staging.stg_contacts` (which a segment reads).
-STANDARD_FIELDS: dict[str, tuple[str, str]] = {
-    "timezone": ("c.timezone", "text"),
-    "timezone_source": ("c.timezone_source", "text"),
-    "state": ("c.state", "text"),
-    "country": ("c.country", "text"),
-    "postal_code": ("c.postal_code", "text"),
-    "lead_source": ("c.lead_source", "text"),
-    "company": ("c.company", "text"),
-    "consent": ("c.consent", "text"),
-    "consent_source": ("c.consent_source", "text"),
-    "consent_date": ("try_cast(c.consent_date AS DATE)", "date"),
-    "phone_type": ("c.phone_type", "text"),
-    "phone_region": ("c.phone_region", "text"),
-    "phone_state": ("c.phone_state", "text"),
-    "external_id": ("c.external_id", "text"),
+# Every column here exists in both `main.contacts` and dbt's `staging.stg_contacts` (which a segment reads): the
+# registry's contact-book fields that are filterable (schema.Field.filter_as), and `email_domain`.
+_FILTER_SQL = {"text": "c.{name}", "timestamp": "c.{name}", "date": "try_cast(c.{name} AS DATE)"}
+CONTACT_FIELDS: dict[str, tuple[str, str]] = {
+    **{
+        f.name: (_FILTER_SQL[f.filter_as].format(name=f.name), f.filter_as)
+        for f in schema.fields(table="contacts")
+        if f.filter_as is not None
+    },
     "email_domain": ("nullif(lower(split_part(c.email, '@', 2)), '')", "text"),
-    # the contact book's own columns, so a single person can be picked (`contacts remove --where email = ...`)
-    "contact_id": ("c.contact_id", "text"),
-    "phone_e164": ("c.phone_e164", "text"),
-    "phone_extension": ("c.phone_extension", "text"),
-    "first_name": ("c.first_name", "text"),
-    "last_name": ("c.last_name", "text"),
-    "full_name": ("c.full_name", "text"),
-    "email": ("c.email", "text"),
-    "first_upload_id": ("c.first_upload_id", "text"),
-    "last_upload_id": ("c.last_upload_id", "text"),
-    "created_at": ("c.created_at", "timestamp"),
-    "updated_at": ("c.updated_at", "timestamp"),
 }
 CUSTOM_PREFIX = "custom."
 # custom-field type (config.CUSTOM_FIELD_TYPES) -> value type used here
@@ -92,7 +74,7 @@ class Condition:
 def field_types(registry: Mapping[str, CustomField] | None = None) -> dict[str, str]:
     """Every field a filter may use, with its value type."""
     registry = load_custom_fields() if registry is None else registry
-    fields = {name: kind for name, (_, kind) in STANDARD_FIELDS.items()}
+    fields = {name: kind for name, (_, kind) in CONTACT_FIELDS.items()}
     for name, spec in registry.items():
         fields[f"{CUSTOM_PREFIX}{name}"] = _CUSTOM_TYPES.get(getattr(spec, "type", "string"), "text")
     return fields
@@ -100,8 +82,8 @@ def field_types(registry: Mapping[str, CustomField] | None = None) -> dict[str, 
 
 def _field_expr(field: str) -> str:
     """The SQL expression for an allowlisted field (defence in depth: re-checked whenever SQL is made)."""
-    if field in STANDARD_FIELDS:
-        return STANDARD_FIELDS[field][0]
+    if field in CONTACT_FIELDS:
+        return CONTACT_FIELDS[field][0]
     if field.startswith(CUSTOM_PREFIX) and _CUSTOM_NAME.match(field[len(CUSTOM_PREFIX) :]):
         return f"json_extract_string(c.custom_fields, '$.{field[len(CUSTOM_PREFIX) :]}')"
     raise ConfigError(f"unknown segment field {field[:60]!r}")
@@ -357,7 +339,7 @@ def _condition_sql(cond: Condition, position: int) -> str:
     if cond.operator not in OPERATORS:
         raise ConfigError(f"unknown operator {str(cond.operator)[:30]!r}")
     # standard fields have a fixed type; custom fields carry theirs from the registry (parse_where sets it)
-    kind = STANDARD_FIELDS[cond.field][1] if cond.field in STANDARD_FIELDS else cond.type
+    kind = CONTACT_FIELDS[cond.field][1] if cond.field in CONTACT_FIELDS else cond.type
     kind = kind if kind in _OPERATORS_BY_TYPE else "text"
     if cond.operator not in _OPERATORS_BY_TYPE[kind]:
         raise ConfigError(f"operator '{cond.operator}' does not apply to {cond.field} ({kind})")

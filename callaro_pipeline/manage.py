@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from callaro_pipeline.config import STANDARD_FIELDS, check_name, dbt_project_dir, load_custom_fields
+from callaro_pipeline.config import check_name, dbt_project_dir, load_custom_fields
 from callaro_pipeline.errors import ConfigError
+from callaro_pipeline.schema import STANDARD_FIELDS
 from callaro_pipeline.warehouse import Warehouse
 
 

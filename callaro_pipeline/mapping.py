@@ -17,8 +17,9 @@ import polars as pl
 import yaml
 from rapidfuzz import fuzz, process
 
-from callaro_pipeline.config import DUPLICATE_POLICIES, STANDARD_FIELDS, CustomField
+from callaro_pipeline.config import DUPLICATE_POLICIES, CustomField
 from callaro_pipeline.errors import MappingError
+from callaro_pipeline.schema import STANDARD_FIELDS
 
 CUSTOM_PREFIX = "custom."
 EXACT_SCORE = 100.0

@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from callaro_pipeline import schema
 from callaro_pipeline.errors import CallaroError
 
 
@@ -48,9 +49,10 @@ def mask_email_expr(column: str) -> pl.Expr:
     )
 
 
-PII_FIELDS_PHONE = ("phone", "phone_e164", "phone_raw")
-PII_FIELDS_EMAIL = ("email",)
-PII_FIELDS_TEXT = ("first_name", "last_name", "full_name")
+# The registry's PII text fields by kind, and the reader's raw phone column.
+PII_FIELDS_PHONE = (*schema.pii_fields("phone"), "phone_raw")
+PII_FIELDS_EMAIL = schema.pii_fields("email")
+PII_FIELDS_TEXT = schema.pii_fields("name")
 
 
 def mask_frame(df: pl.DataFrame) -> pl.DataFrame:

@@ -37,10 +37,10 @@ import yaml
 from callaro_pipeline.config import CustomField, callaro_home, check_name, dbt_project_dir, load_custom_fields
 from callaro_pipeline.errors import ConfigError
 from callaro_pipeline.filters import (  # noqa: F401 - the filter language, re-exported for callers of segments
+    CONTACT_FIELDS,
     CUSTOM_PREFIX,
     NOW_UTC,
     OPERATORS,
-    STANDARD_FIELDS,
     Condition,
     bound_select_sql,
     field_types,

@@ -13,6 +13,7 @@ import polars as pl
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, EMAIL_MAX_LENGTH
 
+from callaro_pipeline import schema
 from callaro_pipeline.config import CustomField, load_custom_fields
 from callaro_pipeline.mapping import CUSTOM_PREFIX, FALSE_WORDS, TRUE_WORDS, typed_custom_value
 from callaro_pipeline.phones import PHONE_COLUMNS, normalize_phones
@@ -36,56 +37,16 @@ PROBLEM_CODES = {
     "garbled_text": 'the text looks double-encoded (UTF-8 read as Windows-1252, e.g. "J\u00c3\u00bcrgen" for '
     '"J\u00fcrgen"): re-export the file as UTF-8',
 }
-VALIDATED_COLUMNS = (
-    "row_number",
-    "phone_e164",
-    "phone_extension",
-    "phone_type",
-    "phone_region",
-    "phone_state",
-    "external_id",
-    "first_name",
-    "last_name",
-    "full_name",
-    "company",
-    "email",
-    "country",
-    "state",
-    "postal_code",
-    "lead_source",
-    "consent",
-    "consent_date",
-    "consent_source",
-    "timezone",
-    "timezone_candidates",
-    "timezone_source",
-    "custom_fields",
-    "other_phones_e164",
-)
-# Longest value accepted per field, in characters (a longer one is rejected as `value_too_long`).
-FIELD_MAX_LENGTHS = {
-    "first_name": 200,
-    "last_name": 200,
-    "full_name": 200,
-    "external_id": 200,
-    "company": 300,
-    "email": 254,
-    "phone": 100,
-    "timezone": 64,
-    "country": 100,
-    "state": 100,
-    "postal_code": 20,
-    "lead_source": 200,
-    "consent": 50,
-    "consent_date": 50,
-    "consent_source": 300,
-}
+# The validated_contacts columns (without upload_id), the longest value accepted per field in characters (a
+# longer one is rejected as `value_too_long`): from the field registry.
+VALIDATED_COLUMNS = schema.VALIDATED_COLUMNS
+FIELD_MAX_LENGTHS = schema.FIELD_MAX_LENGTHS
 CUSTOM_FIELD_MAX_LENGTH = 1000
 SHOWN_VALUE_CHARS = 80  # a too-long value appears in the report cut to this, with an ellipsis
 MAX_REPORT_VALUE_CHARS = 1000
 MAX_MESSAGE_CHARS = 300
 # Fields whose text is checked for mojibake (UTF-8 bytes decoded as Windows-1252 somewhere upstream).
-TEXT_FIELDS = ("first_name", "last_name", "full_name", "company", "state", "lead_source", "consent_source")
+TEXT_FIELDS = schema.FREE_TEXT_FIELDS
 # A UTF-8 lead byte (Â Ã Ä Å) followed by a continuation byte as Windows-1252 shows it: "Ã¼" is "ü".
 _MOJIBAKE = (
     "[\u00c2-\u00c5][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
@@ -101,7 +62,7 @@ PROBLEM_SCHEMA = pl.Schema(
         "value": pl.Utf8,
     }
 )
-NAME_FIELDS = ("first_name", "last_name", "full_name", "external_id")
+NAME_FIELDS = schema.IDENTITY_FIELDS
 CONSENT_YES = (*TRUE_WORDS, "opt-in", "opt in", "optin", "opted in", "opted-in", "granted", "consented")
 CONSENT_NO = (*FALSE_WORDS, "opt-out", "opt out", "optout", "opted out", "opted-out", "declined", "withdrawn")
 # email-validator's DOT_ATOM_TEXT local part, one "@", then ASCII hostname characters (see _email_verdicts).

@@ -491,6 +491,37 @@ def test_a_wrong_campaign_window_is_refused_with_file_key_and_value(tmp_path, mo
     assert "spring.yaml" in str(raised.value) and fragment in str(raised.value), str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"duplicates": "keep"}, "duplicates is 'keep' (expected one of suppress, merge, split)"),
+        ({"max_rejected_share": "lots"}, "max_rejected_share is 'lots' (expected a number)"),
+        ({"audience": {"segments": "vip"}}, "audience.segments is 'vip' (expected a list of segment names)"),
+        ({"audience": "all"}, "audience is 'all' (expected a mapping of uploads, segments)"),
+        (
+            {"agent_variables": [{"name": "first", "source": "crm"}]},
+            "agent_variables[0].source is 'crm' (expected one of field, custom, static)",
+        ),
+        ({"agent_variables": [{"name": "first", "source": "field", "colour": 1}]}, "has unknown key(s) colour"),
+        (
+            {"duplicates": "keep", "window": {"days": ["mon", "someday"]}},
+            "duplicates is 'keep' (expected one of suppress, merge, split); campaign file spring.yaml: window.days is",
+        ),
+    ],
+)
+def test_every_problem_of_a_campaign_file_is_named_with_file_key_and_value(tmp_path, monkeypatch, settings, message):
+    from callaro_pipeline.config import load_campaign
+
+    monkeypatch.setenv("CALLARO_CONFIG", str(tmp_path))
+    monkeypatch.setenv("CALLARO_HOME", str(tmp_path / "home"))
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "campaigns" / "spring.yaml").write_text(yaml.safe_dump({"name": "spring", **settings}), "utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_campaign("spring")
+    assert str(raised.value).startswith("campaign file spring.yaml: "), str(raised.value)
+    assert message in str(raised.value) and "\n" not in str(raised.value), str(raised.value)
+
+
 def test_an_unquoted_time_in_a_campaign_file_is_refused(tmp_path, monkeypatch):
     from callaro_pipeline.config import load_campaign
 
