@@ -269,3 +269,11 @@ def test_an_import_that_failed_part_way_is_not_run_again_by_automation(callaro_e
     failed = run_import(ImportRequest(file=SAMPLE, campaign="spring", mapping=mapping))
     assert failed["status"] == "failed" and failed["failure"]["stage"] == "mapping columns"
     assert ticks.tick() == {}
+
+
+def test_ui_and_sensor_runs_execute_their_steps_in_the_run_process() -> None:
+    """No fresh Python per step (the multiprocess default costs ~10 s a step): every job runs in process."""
+    from callaro_pipeline.definitions import defs
+
+    for name in ("import_upload", "rebuild_segments_and_audiences", "refresh_dnc", "lake_maintenance"):
+        assert defs.resolve_job_def(name).executor_def.name == dg.in_process_executor.name, name
