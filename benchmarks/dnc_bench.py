@@ -95,8 +95,8 @@ def main() -> None:
             )
             suppressed = scrubbed.filter(pl.col("reasons").list.len() > 0).height
             print(f"{'  suppressed (expected ~' + f'{LISTED_SHARE:.0%})':<44} {suppressed:,}")
-            con.execute("CHECKPOINT")
-        print(f"{'warehouse size':<44} {warehouse.paths.warehouse.stat().st_size / 1e6:8.1f} MB")
+        size = sum(f.stat().st_size for f in (warehouse.paths.home / "lake").rglob("*") if f.is_file())
+        print(f"{'lake size (catalog + data files)':<44} {size / 1e6:8.1f} MB")
 
 
 if __name__ == "__main__":

@@ -169,8 +169,8 @@ def bench_dnc(numbers: int, contacts_path: Path, root: Path) -> None:
         seconds = time.perf_counter() - started
     hits = scrubbed.filter(pl.col("reasons").list.len() > 0).height
     line(f"DNC scrub {contacts.height:,} contacts ({hits:,} listed) (s)", f"{seconds:.2f}", "< 2 s", seconds < 2)
-    size = warehouse.paths.warehouse.stat().st_size / 1e9
-    line("  warehouse file with the list (GB)", f"{size:.2f}", "", None)
+    size = sum(f.stat().st_size for f in (warehouse.paths.home / "lake").rglob("*") if f.is_file()) / 1e9
+    line("  lake (catalog + data files) with the list (GB)", f"{size:.2f}", "", None)
 
 
 def bench_imports(path: Path, uploads: int, naive_seconds: float, rows: int, root: Path) -> None:
