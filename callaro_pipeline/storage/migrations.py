@@ -49,13 +49,15 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             f"CREATE TABLE IF NOT EXISTS {_LEDGER} (name VARCHAR NOT NULL, sha256 VARCHAR NOT NULL, "
             "applied_at TIMESTAMP NOT NULL)"
         )
+        applied_at = datetime.now(UTC).replace(tzinfo=None)
+        rows = []
         for path in todo:
             text = path.read_text(encoding="utf-8")
-            con.execute(text)
-            con.execute(
-                f"INSERT INTO {_LEDGER} VALUES (?, ?, ?)",  # noqa: S608 - constant identifier
-                [path.name, hashlib.sha256(text.encode()).hexdigest(), datetime.now(UTC).replace(tzinfo=None)],
-            )
+            # statement by statement: a multi-statement string costs DuckLake ~0.5 s per file
+            for statement in duckdb.extract_statements(text):
+                con.execute(statement)
+            rows.append((path.name, hashlib.sha256(text.encode()).hexdigest(), applied_at))
+        con.executemany(f"INSERT INTO {_LEDGER} VALUES (?, ?, ?)", rows)  # noqa: S608 - constant identifier
     except BaseException:
         con.execute("ROLLBACK")
         raise
