@@ -55,15 +55,6 @@ class Paths:
     home: Path
 
     @property
-    def warehouse(self) -> Path:
-        return self.home / "warehouse.duckdb"
-
-    @property
-    def warehouse_snapshot(self) -> Path:
-        """Read-only copy published after each write session, for analysts (never locked by the pipeline)."""
-        return self.home / "warehouse_read.duckdb"
-
-    @property
     def write_lock(self) -> Path:
         return self.home / "warehouse.lock"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +49,24 @@ def _flatten(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(nested) if nested else df
 
 
-def write_csv_safely(df: pl.DataFrame, path: Path) -> Path:
-    """Write a formula-inert CSV atomically: readers see the old file or the whole new one, never a part."""
+def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+    """`write(partial_path)`, then the partial file replaces `path`: readers see the old file or the whole new
+    one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    make_inert(_flatten(df)).write_csv(partial)
-    os.replace(partial, path)
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except BaseException:  # a write cut short (full disk, a value the format cannot hold) leaves nothing behind
+        partial.unlink(missing_ok=True)
+        raise
     return path
+
+
+def write_csv_safely(df: pl.DataFrame, path: Path) -> Path:
+    """Write a formula-inert CSV atomically."""
+    return write_atomically(path, make_inert(_flatten(df)).write_csv)
 
 
 def write_error_report(problems: pl.DataFrame, path: Path) -> Path:

@@ -5,7 +5,6 @@ ruff and mypy are configured in pyproject.toml ([tool.ruff], [tool.mypy]).
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import sys
 import pytest
 
 from callaro_pipeline.cli import build_parser, main
+from callaro_pipeline.cli.arguments import Parser
 from callaro_pipeline.config import PROJECT_ROOT
 
 
@@ -32,13 +32,11 @@ def test_code_quality(command: tuple[str, ...]) -> None:
     assert done.returncode == 0, f"`{' '.join(command)}` failed:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
 
 
-def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def _commands(parser: Parser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     """Every command path of the CLI: (), ("import",), ("dnc",), ("dnc", "add"), ..."""
     paths = [prefix]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, subparser in action.choices.items():
-                paths += _commands(subparser, (*prefix, name))
+    for name, subparser in parser.commands.items():
+        paths += _commands(subparser, (*prefix, name))
     return paths
 
 
@@ -63,13 +61,11 @@ def test_help_is_clear(command: tuple[str, ...], capsys: pytest.CaptureFixture) 
     # a sentence saying what the command does, and a help text for every argument
     parser = build_parser()
     for name in command:
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        parser = sub.choices[name]
+        parser = parser.commands[name]
     assert parser.description, f"`callaro {' '.join(command)}` has no description"
     assert parser.description.split("\n")[0] in " ".join(out.split())
-    for action in parser._actions:
-        if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction):  # sub-commands: help each
-            assert action.help, f"`callaro {' '.join(command)}`: argument {action.dest!r} has no help text"
+    for action in parser.arguments:  # sub-commands are not arguments: each has its own help
+        assert action.help, f"`callaro {' '.join(command)}`: argument {action.dest!r} has no help text"
 
 
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not on PATH (the README's commands need it)")

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from callaro_pipeline.config import PROJECT_ROOT, CustomField
 from callaro_pipeline.contact_book import remove_contacts, update_contacts
 from callaro_pipeline.filters import bound_select_sql, parse_where
-from callaro_pipeline.manage import _by_id, matching_contact_ids
+from callaro_pipeline.manage import matching_contact_ids, selection_by_ids
 from callaro_pipeline.segments import create_filter_segment, create_missing_views, segment_contacts_sql
 from callaro_pipeline.warehouse import Warehouse
 
@@ -45,7 +45,7 @@ def test_segments_and_contacts_commands_share_the_parser():
     from callaro_pipeline import manage, segments
 
     assert segments.parse_where is parse_where
-    assert [(c.field, c.operator, c.value) for c in manage._conditions("email = Ann@Example.com")] == [
+    assert [(c.field, c.operator, c.value) for c in manage.where_conditions("email = Ann@Example.com")] == [
         ("email", "=", "Ann@Example.com")
     ]
     # the contact book's own columns are fields of segments too: one field list
@@ -106,7 +106,7 @@ def _segment_members(con, home: Path, name: str, where: str) -> set[str]:
 def _command_targets(con, where: str) -> set[str]:
     """What `contacts remove --where` would remove (its dry run), and the ids it hands the contact book."""
     ids = matching_contact_ids(con, parse_where(where, REGISTRY))
-    change = remove_contacts(con, _by_id(ids), now=NOW, changed_by="test", dry_run=True)
+    change = remove_contacts(con, selection_by_ids(ids), now=NOW, changed_by="test", dry_run=True)
     assert change.contacts == len(ids)
     return set(ids)
 
@@ -131,7 +131,7 @@ def test_case_and_spaces_mean_the_same_in_a_segment_and_in_remove(book):
     ids = matching_contact_ids(con, parse_where(where, REGISTRY))
     con.execute("BEGIN TRANSACTION")
     try:
-        change = update_contacts(con, _by_id(ids), {"company": "Acme"}, now=NOW, changed_by="test")
+        change = update_contacts(con, selection_by_ids(ids), {"company": "Acme"}, now=NOW, changed_by="test")
         assert change.contacts == 3
         assert con.execute("SELECT count(*) FROM contacts WHERE company = 'Acme'").fetchone()[0] == 3
     finally:

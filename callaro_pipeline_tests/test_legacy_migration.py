@@ -55,3 +55,17 @@ def test_a_lake_with_rows_is_never_overwritten(tmp_path: Path) -> None:
             legacy.copy_legacy_tables(con, old)
     with store.read() as con:
         assert con.execute("SELECT count(*) FROM uploads").fetchone() == (3,)  # the failed second copy rolled back
+
+
+def test_callaro_migrate_moves_the_file_once_and_says_so(callaro_env: Path, capsys) -> None:
+    from callaro_pipeline.cli import main
+
+    _old_warehouse(callaro_env)
+    assert main(["migrate"]) == 0
+    out = capsys.readouterr().out
+    assert "uploads" in out and "kept as warehouse.duckdb.migrated" in out and "rebuilt" in out
+    with Warehouse().read() as con:
+        assert con.execute("SELECT count(*) FROM uploads").fetchone() == (3,)
+    assert main(["migrate"]) == 2  # nothing left to migrate: one line, exit 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing to migrate" in err
