@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,15 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_code_quality(command: tuple[str, ...]) -> None:
     done = _run(*command)
     assert done.returncode == 0, f"`{' '.join(command)}` failed:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
+
+
+def test_the_architecture_contracts_hold() -> None:
+    """import-linter (pyproject [tool.importlinter]): the pure core imports neither Dagster nor a database, storage
+    knows nothing of the wiring above it, nothing below the command line imports it."""
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    done = subprocess.run([str(lint_imports)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
 
 
 def _commands(parser: Parser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
