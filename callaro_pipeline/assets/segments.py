@@ -34,6 +34,7 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from filelock import FileLock
 
 from callaro_pipeline import segments
 from callaro_pipeline.config import dbt_project_dir
@@ -139,8 +140,13 @@ def ensure_manifest(project: DbtProject | None = None, *, force: bool = False, h
     """Make sure the manifest exists, is compiled and current (`dbt compile`, a few seconds); returns its path."""
     project = project or segments_project
     if force or manifest_is_stale(project, home=home):
-        with dbt_env(None, home=home, project=project):
-            project.preparer.prepare(project)
+        target = Path(project.manifest_path).parent
+        target.mkdir(parents=True, exist_ok=True)
+        # two processes starting at once (the UI and a command, parallel test workers) compile one after the other
+        with FileLock(str(target / ".compile.lock")):
+            if force or manifest_is_stale(project, home=home):
+                with dbt_env(None, home=home, project=project):
+                    project.preparer.prepare(project)
     return Path(project.manifest_path)
 
 
