@@ -780,7 +780,8 @@ def _atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """One transaction: ours, or the caller's if one is open (DuckDB has no nested transactions, and a
     BEGIN inside one aborts it; inside a transaction current_transaction_id() is stable across statements)."""
     in_transaction = (
-        con.execute("SELECT current_transaction_id()").fetchone()[0] == con.execute("SELECT current_transaction_id()").fetchone()[0]
+        con.execute("SELECT current_transaction_id()").fetchone()[0]
+        == con.execute("SELECT current_transaction_id()").fetchone()[0]
     )
     if in_transaction:
         yield

@@ -8,7 +8,9 @@ from callaro_pipeline.storage.maintenance import lake_settings, maintain
 from callaro_pipeline.warehouse import Warehouse
 
 
-@dg.op(pool=WAREHOUSE_POOL, description="Merge small files, expire snapshots beyond the retention, delete unused files.")
+@dg.op(
+    pool=WAREHOUSE_POOL, description="Merge small files, expire snapshots beyond the retention, delete unused files."
+)
 def maintain_lake(context: dg.OpExecutionContext, warehouse: Warehouse) -> dg.Output[dict]:
     settings = lake_settings(config_dir())
     with warehouse.connect() as con:
@@ -17,7 +19,9 @@ def maintain_lake(context: dg.OpExecutionContext, warehouse: Warehouse) -> dg.Ou
     return dg.Output(done, metadata={name: dg.MetadataValue.int(value) for name, value in done.items()})
 
 
-@dg.job(description="DuckLake maintenance; time travel reaches back `snapshot_retention_days` (CALLARO_CONFIG/lake.yaml).")
+@dg.job(
+    description="DuckLake maintenance; time travel reaches back `snapshot_retention_days` (CALLARO_CONFIG/lake.yaml)."
+)
 def lake_maintenance() -> None:
     maintain_lake()
 

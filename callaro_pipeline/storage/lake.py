@@ -37,7 +37,10 @@ MAX_COMMIT_RETRIES = 100
 # DuckDB verifies an extension's signature on every LOAD, ~0.7 s per instance for these ~35 MB files (a new
 # instance per home, and per process). The files come from wheels whose hashes uv.lock pins and uv checks at
 # install, so the instance skips the check; its SQL still cannot load anything (external access is off).
-INSTANCE_CONFIG = {"custom_user_agent": "callaro", "allow_unsigned_extensions": True}
+INSTANCE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "custom_user_agent": "callaro",
+    "allow_unsigned_extensions": True,
+}
 
 
 class LakeUnavailable(CallaroError):
@@ -118,8 +121,9 @@ def attach(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise LakeUnavailable(f"cannot create {folder}: {exc.strerror or exc}") from None
-        if location.kind == "sqlite" and not location.exists():
-            _new_sqlite_catalog(location.local_catalog_file)
+        catalog_file = location.local_catalog_file
+        if location.kind == "sqlite" and catalog_file and not catalog_file.exists():
+            _new_sqlite_catalog(catalog_file)
     try:
         con.execute(location.attach_sql(read_only=read_only))
     except duckdb.Error as exc:

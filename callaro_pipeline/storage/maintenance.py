@@ -24,7 +24,7 @@ FILE_GRACE_HOURS = 24
 
 class LakeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    snapshot_retention_days: int = Field(DEFAULT_RETENTION_DAYS, ge=1, strict=True)
+    snapshot_retention_days: int = Field(default=DEFAULT_RETENTION_DAYS, ge=1, strict=True)
 
 
 def lake_settings(config_dir: Path) -> LakeSettings:
