@@ -8,9 +8,7 @@ write at once; readers see committed snapshots and never wait.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
@@ -121,9 +119,6 @@ def attach(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise LakeUnavailable(f"cannot create {folder}: {exc.strerror or exc}") from None
-        catalog_file = location.local_catalog_file
-        if location.kind == "sqlite" and catalog_file and not catalog_file.exists():
-            _new_sqlite_catalog(catalog_file)
     try:
         con.execute(location.attach_sql(read_only=read_only))
     except duckdb.Error as exc:
@@ -132,13 +127,6 @@ def attach(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only:
     con.execute(f"USE {LAKE}")
     if not read_only:
         con.execute(f"SET ducklake_max_retry_count = {MAX_COMMIT_RETRIES}")
-
-
-def _new_sqlite_catalog(path: Path) -> None:
-    """An empty SQLite file in WAL mode (kept by the file): readers then never wait for a committing writer
-    (in SQLite's default journal mode a reader meeting a commit fails with "database is locked")."""
-    with contextlib.closing(sqlite3.connect(path)) as catalog:
-        catalog.execute("PRAGMA journal_mode=WAL")
 
 
 def _absolute_catalog(catalog: str) -> str:
