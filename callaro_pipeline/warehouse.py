@@ -24,6 +24,7 @@ from callaro_pipeline.storage import migrations
 from callaro_pipeline.storage.lake import (
     LAKE,
     LakeLocation,
+    LakeNotCreated,
     LakeUnavailable,
     lake_instance,
     restrict,
@@ -108,9 +109,10 @@ class Warehouse(DuckDBResource):
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only session (`report`, `uploads`, `audience`, `sql`, ...): no lock, nothing in the home is
         created or touched, so it works on a read-only home and never waits for a writer. A home with no lake
-        yet reads as an empty one (an in-memory warehouse with the schema)."""
+        yet reads as an empty one (an in-memory warehouse with the schema), and so does a shared catalog that no
+        writer has initialised yet."""
         location = self.location
-        if not location.exists():
+        if not self._lake_exists(location):
             with contextlib.closing(duckdb.connect()) as con:
                 con.execute(migrations.schema_sql())
                 restrict(con, self.paths.home, location)
@@ -124,6 +126,17 @@ class Warehouse(DuckDBResource):
         # a lake last written by an older version: one write session brings its schema up to date
         with self.connect() as writer:
             yield writer
+
+    def _lake_exists(self, location: LakeLocation) -> bool:
+        """A local catalog exists as a file; a shared one when a read-only attach finds a DuckLake in it (the
+        instance is kept for the reads that follow)."""
+        if location.kind != "postgres" or location in _CURRENT_SCHEMA:
+            return location.exists()
+        try:
+            lake_instance(location, self.paths.home, read_only=True)
+        except LakeNotCreated:
+            return False
+        return True
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -82,3 +82,20 @@ def open_lake(home, *, read_only: bool = True):
     con = duckdb.connect()
     attach(con, LakeLocation.for_home(Path(home).resolve()), read_only=read_only)
     return con
+
+
+@pytest.fixture(scope="session")
+def postgres_conninfo() -> Iterator[str]:
+    """A libpq conninfo for an empty database on a throwaway Postgres cluster (stopped and deleted at the end of
+    the session); tests using it are skipped, with the reason, where Postgres is missing or cannot start."""
+    from callaro_pipeline_tests.postgres import PostgresUnavailable, throwaway_cluster
+
+    try:
+        cluster = throwaway_cluster()
+        conninfo = cluster.__enter__()
+    except PostgresUnavailable as why:
+        pytest.skip(f"no throwaway Postgres for the shared-catalog tests: {why}")
+    try:
+        yield conninfo
+    finally:
+        cluster.__exit__(None, None, None)

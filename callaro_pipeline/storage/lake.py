@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ class LakeUnavailable(CallaroError):
     """The catalog or the data path cannot be opened (one clear line, nothing written)."""
 
 
+class LakeNotCreated(LakeUnavailable):
+    """A read-only attach found no DuckLake in the catalog (a shared catalog no writer has initialised yet)."""
+
+
 @dataclass(frozen=True)
 class LakeLocation:
     catalog: str  # the DuckLake catalog part after `ducklake:` (e.g. `sqlite:/home/lake/catalog.sqlite`)
@@ -71,6 +76,11 @@ class LakeLocation:
         """A local catalog that was never created reads as an empty lake (a shared one is assumed to exist)."""
         file = self.local_catalog_file
         return file is None or file.is_file()
+
+    @property
+    def display(self) -> str:
+        """The catalog for messages: a conninfo's password never reaches a log or a terminal."""
+        return _PASSWORD.sub(r"\1***", self.catalog) if self.kind == "postgres" else self.catalog
 
     def local_folders(self) -> list[Path]:
         """Folders the pipeline's connections may touch besides the home (DuckDB's allowed_directories)."""
@@ -110,8 +120,7 @@ def attach(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only:
     """Attach the lake as `lake` and make it the default database."""
     load_extensions(con, location.kind)
     if location.kind == "postgres":
-        # DuckLake recognises retryable conflicts by the server's English messages (duckdb/ducklake#1311)
-        os.environ.setdefault("PGOPTIONS", "-c lc_messages=C")
+        english_server_messages()
     if not read_only:
         for folder in location.local_folders():
             try:
@@ -123,11 +132,28 @@ def attach(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only:
     try:
         con.execute(location.attach_sql(read_only=read_only))
     except duckdb.Error as exc:
-        first_line = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise LakeUnavailable(f"cannot open the warehouse catalog {location.catalog}: {first_line}") from None
+        text = str(exc).strip()
+        if read_only and "creating a new DuckLake is explicitly disabled" in text:
+            raise LakeNotCreated(f"no lake in the warehouse catalog {location.display} yet") from None
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        first_line = _PASSWORD.sub(r"\1***", first_line)[:300]
+        raise LakeUnavailable(f"cannot open the warehouse catalog {location.display}: {first_line}") from None
     con.execute(f"USE {LAKE}")
     if not read_only:
         con.execute(f"SET ducklake_max_retry_count = {MAX_COMMIT_RETRIES}")
+
+
+def english_server_messages() -> None:
+    """Postgres sessions opened by this process (libpq reads PGOPTIONS at connect) get `lc_messages=C`:
+    DuckLake recognises a retryable commit conflict by the server's English message (duckdb/ducklake#1311).
+    Appended to any PGOPTIONS the user set (the last `-c` of a setting wins)."""
+    current = os.environ.get("PGOPTIONS", "")
+    if not current.rstrip().endswith(_ENGLISH):
+        os.environ["PGOPTIONS"] = f"{current} {_ENGLISH}".strip()
+
+
+_ENGLISH = "-c lc_messages=C"
+_PASSWORD = re.compile(r"(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|\S+)")
 
 
 def _new_sqlite_catalog(path: Path) -> None:
