@@ -23,9 +23,11 @@ from callaro_pipeline.config import Paths, callaro_home
 from callaro_pipeline.storage import migrations
 from callaro_pipeline.storage.lake import (
     LAKE,
+    CatalogBusy,
     LakeLocation,
     LakeNotCreated,
     LakeUnavailable,
+    catalog_write_lock,
     lake_instance,
     restrict,
     set_home_variable,
@@ -77,7 +79,15 @@ class Warehouse(DuckDBResource):
                 f"the warehouse stayed busy for {self.lock_timeout_seconds:.0f}s; try again later"
             ) from None
         try:
-            yield self.location
+            location = self.location
+            # machines sharing a Postgres catalog have no file lock in common: they take turns in the catalog
+            with catalog_write_lock(location, self.lock_timeout_seconds):
+                yield location
+        except CatalogBusy:
+            raise WarehouseBusy(
+                f"the shared catalog stayed locked by another machine for {self.lock_timeout_seconds:.0f}s; "
+                "try again later"
+            ) from None
         finally:
             file_lock.release()
 

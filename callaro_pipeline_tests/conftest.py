@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,12 +91,9 @@ def postgres_conninfo() -> Iterator[str]:
     the session); tests using it are skipped, with the reason, where Postgres is missing or cannot start."""
     from callaro_pipeline_tests.postgres import PostgresUnavailable, throwaway_cluster
 
-    try:
-        cluster = throwaway_cluster()
-        conninfo = cluster.__enter__()
-    except PostgresUnavailable as why:
-        pytest.skip(f"no throwaway Postgres for the shared-catalog tests: {why}")
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            conninfo = stack.enter_context(throwaway_cluster())
+        except PostgresUnavailable as why:
+            pytest.skip(f"no throwaway Postgres for the shared-catalog tests: {why}")
         yield conninfo
-    finally:
-        cluster.__exit__(None, None, None)
