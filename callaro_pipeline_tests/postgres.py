@@ -29,7 +29,9 @@ def bin_dir() -> Path:
     for folder in [*BIN_DIRS, *([Path(on_path).resolve().parent] if on_path else [])]:
         if all((folder / tool).is_file() for tool in ("initdb", "pg_ctl", "createdb")):
             return folder
-    raise PostgresUnavailable("Postgres is not installed (no initdb/pg_ctl/createdb; Debian: apt-get install postgresql)")
+    raise PostgresUnavailable(
+        "Postgres is not installed (no initdb/pg_ctl/createdb; Debian: apt-get install postgresql)"
+    )
 
 
 def free_port() -> int:
@@ -80,7 +82,10 @@ def throwaway_cluster() -> Iterator[str]:
             "pg_ctl start",
         )
         try:
-            _run(_as_postgres(binaries / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE), "createdb")
+            _run(
+                _as_postgres(binaries / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE),
+                "createdb",
+            )
             yield f"dbname={DATABASE} host=127.0.0.1 port={port} user={USER}"
         finally:
             subprocess.run(
