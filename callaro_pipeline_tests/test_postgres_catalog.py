@@ -18,7 +18,7 @@ import pytest
 
 from callaro_pipeline.storage import migrations
 from callaro_pipeline.storage.lake import INSTANCE_CONFIG, LakeUnavailable, attach
-from callaro_pipeline.warehouse import Warehouse, replace_partition
+from callaro_pipeline.warehouse import Warehouse, WarehouseBusy, replace_partition
 from callaro_pipeline_tests.conftest import install_callaro_env, query, write_csv
 from callaro_pipeline_tests.postgres import create_database, free_port
 
@@ -49,7 +49,7 @@ def rejected(rows: int) -> pl.DataFrame:
 WRITER = """
 import sys, time
 from pathlib import Path
-from callaro_pipeline.warehouse import Warehouse, replace_partition
+from callaro_pipeline.warehouse import Warehouse, WarehouseBusy, replace_partition
 from callaro_pipeline_tests.test_postgres_catalog import ROUNDS, rejected
 home, catalog, data_path, name, go = sys.argv[1:]
 store = Warehouse(home=home, catalog=catalog, data_path=data_path)
@@ -230,3 +230,17 @@ def test_a_whole_import_through_the_command_line(tmp_path: Path, catalog: str, m
     assert not (tmp_path / "home" / "lake" / "catalog.sqlite").exists()
     store = Warehouse(catalog=catalog, data_path=str(tmp_path / "shared"))
     assert query(store, "SELECT count(*) AS n FROM contacts")["n"].item() == 20
+
+
+def test_a_machine_waits_for_another_machines_write_then_gives_up(tmp_path: Path, catalog: str) -> None:
+    """The shared catalog's writer lock (a Postgres advisory lock): another home's write session waits for it."""
+    first = Warehouse(home=str(tmp_path / "machine0"), catalog=catalog, data_path=str(tmp_path / "data"))
+    second = Warehouse(
+        home=str(tmp_path / "machine1"), catalog=catalog, data_path=str(tmp_path / "data"), lock_timeout_seconds=0.3
+    )
+    with first.connect():
+        with pytest.raises(WarehouseBusy, match="shared catalog stayed locked by another machine"):
+            with second.connect():
+                pass
+    with second.transaction() as con:  # free again
+        replace_partition(con, "rejected_rows", "u1", rejected(1))
