@@ -86,7 +86,7 @@ class LakeLocation:
     @property
     def display(self) -> str:
         """The catalog for messages: a conninfo's password never reaches a log or a terminal."""
-        return _PASSWORD.sub(r"\1***", self.catalog) if self.kind == "postgres" else self.catalog
+        return mask_passwords(self.catalog) if self.kind == "postgres" else self.catalog
 
     def local_folders(self) -> list[Path]:
         """Folders the pipeline's connections may touch besides the home (DuckDB's allowed_directories)."""
@@ -200,7 +200,7 @@ def _lock_instance(location: LakeLocation) -> duckdb.DuckDBPyConnection:
 def _first_line(exc: Exception) -> str:
     """An error's first line, at most 300 characters, with any password masked."""
     text = str(exc).strip()
-    return _PASSWORD.sub(r"\1***", text.splitlines()[0] if text else type(exc).__name__)[:300]
+    return mask_passwords(text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def _attach_statement(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only: bool) -> None:
@@ -231,7 +231,14 @@ def english_server_messages() -> None:
 
 
 _ENGLISH = "-c lc_messages=C"
-_PASSWORD = re.compile(r"(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|\S+)")
+# `password=...` of a key/value conninfo (quoted or not), `user:...@` of a URI one
+_PASSWORDS = (re.compile(r"(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|\S+)"), re.compile(r"(://[^:/@\s]*:)[^@\s]*(?=@)"))
+
+
+def mask_passwords(text: str) -> str:
+    for pattern in _PASSWORDS:
+        text = pattern.sub(r"\1***", text)
+    return text
 
 
 def _new_sqlite_catalog(path: Path) -> None:
