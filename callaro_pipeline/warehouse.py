@@ -23,8 +23,11 @@ from callaro_pipeline.config import Paths, callaro_home
 from callaro_pipeline.storage import migrations
 from callaro_pipeline.storage.lake import (
     LAKE,
+    CatalogBusy,
     LakeLocation,
+    LakeNotCreated,
     LakeUnavailable,
+    catalog_write_lock,
     lake_instance,
     restrict,
     set_home_variable,
@@ -76,7 +79,15 @@ class Warehouse(DuckDBResource):
                 f"the warehouse stayed busy for {self.lock_timeout_seconds:.0f}s; try again later"
             ) from None
         try:
-            yield self.location
+            location = self.location
+            # machines sharing a Postgres catalog have no file lock in common: they take turns in the catalog
+            with catalog_write_lock(location, self.lock_timeout_seconds):
+                yield location
+        except CatalogBusy:
+            raise WarehouseBusy(
+                f"the shared catalog stayed locked by another machine for {self.lock_timeout_seconds:.0f}s; "
+                "try again later"
+            ) from None
         finally:
             file_lock.release()
 
@@ -108,9 +119,10 @@ class Warehouse(DuckDBResource):
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only session (`report`, `uploads`, `audience`, `sql`, ...): no lock, nothing in the home is
         created or touched, so it works on a read-only home and never waits for a writer. A home with no lake
-        yet reads as an empty one (an in-memory warehouse with the schema)."""
+        yet reads as an empty one (an in-memory warehouse with the schema), and so does a shared catalog that no
+        writer has initialised yet."""
         location = self.location
-        if not location.exists():
+        if not self._lake_exists(location):
             with contextlib.closing(duckdb.connect()) as con:
                 con.execute(migrations.schema_sql())
                 restrict(con, self.paths.home, location)
@@ -124,6 +136,17 @@ class Warehouse(DuckDBResource):
         # a lake last written by an older version: one write session brings its schema up to date
         with self.connect() as writer:
             yield writer
+
+    def _lake_exists(self, location: LakeLocation) -> bool:
+        """A local catalog exists as a file; a shared one when a read-only attach finds a DuckLake in it (the
+        instance is kept for the reads that follow)."""
+        if location.kind != "postgres" or location in _CURRENT_SCHEMA:
+            return location.exists()
+        try:
+            lake_instance(location, self.paths.home, read_only=True)
+        except LakeNotCreated:
+            return False
+        return True
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

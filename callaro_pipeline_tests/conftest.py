@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,17 @@ def open_lake(home, *, read_only: bool = True):
     con = duckdb.connect()
     attach(con, LakeLocation.for_home(Path(home).resolve()), read_only=read_only)
     return con
+
+
+@pytest.fixture(scope="session")
+def postgres_conninfo() -> Iterator[str]:
+    """A libpq conninfo for an empty database on a throwaway Postgres cluster (stopped and deleted at the end of
+    the session); tests using it are skipped, with the reason, where Postgres is missing or cannot start."""
+    from callaro_pipeline_tests.postgres import PostgresUnavailable, throwaway_cluster
+
+    with contextlib.ExitStack() as stack:
+        try:
+            conninfo = stack.enter_context(throwaway_cluster())
+        except PostgresUnavailable as why:
+            pytest.skip(f"no throwaway Postgres for the shared-catalog tests: {why}")
+        yield conninfo

@@ -8,8 +8,12 @@ write at once; readers see committed snapshots and never wait.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -45,6 +49,14 @@ class LakeUnavailable(CallaroError):
     """The catalog or the data path cannot be opened (one clear line, nothing written)."""
 
 
+class CatalogBusy(TimeoutError):
+    """Another machine held the shared catalog's writer lock for longer than the wait."""
+
+
+class LakeNotCreated(LakeUnavailable):
+    """A read-only attach found no DuckLake in the catalog (a shared catalog no writer has initialised yet)."""
+
+
 @dataclass(frozen=True)
 class LakeLocation:
     catalog: str  # the DuckLake catalog part after `ducklake:` (e.g. `sqlite:/home/lake/catalog.sqlite`)
@@ -73,6 +85,11 @@ class LakeLocation:
         file = self.local_catalog_file
         return file is None or file.is_file()
 
+    @property
+    def display(self) -> str:
+        """The catalog for messages: a conninfo's password never reaches a log or a terminal."""
+        return mask_passwords(self.catalog) if self.kind == "postgres" else self.catalog
+
     def local_folders(self) -> list[Path]:
         """Folders the pipeline's connections may touch besides the home (DuckDB's allowed_directories)."""
         folders = []
@@ -93,8 +110,12 @@ def load_extensions(con: duckdb.DuckDBPyConnection, kind: str = "sqlite") -> Non
     """Load DuckLake and the catalog's scanner: from the installed wheel, else by name (already installed)."""
     names = ["ducklake"] + {"sqlite": ["sqlite_scanner"], "postgres": ["postgres_scanner"]}.get(kind, [])
     for name in names:
-        path = extension_file(name)
-        con.execute(f"LOAD {_quote(str(path)) if path else name}")
+        _load(con, name)
+
+
+def _load(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    path = extension_file(name)
+    con.execute(f"LOAD {_quote(str(path)) if path else name}")
 
 
 def extension_file(name: str) -> Path | None:
@@ -111,8 +132,7 @@ def attach(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only:
     """Attach the lake as `lake` and make it the default database."""
     load_extensions(con, location.kind)
     if location.kind == "postgres":
-        # DuckLake recognises retryable conflicts by the server's English messages (duckdb/ducklake#1311)
-        os.environ.setdefault("PGOPTIONS", "-c lc_messages=C")
+        english_server_messages()
     if not read_only:
         for folder in location.local_folders():
             try:
@@ -120,13 +140,105 @@ def attach(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only:
             except OSError as exc:
                 raise LakeUnavailable(f"cannot create {folder}: {exc.strerror or exc}") from None
     try:
-        con.execute(location.attach_sql(read_only=read_only))
+        _attach_statement(con, location, read_only=read_only)
     except duckdb.Error as exc:
-        first_line = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise LakeUnavailable(f"cannot open the warehouse catalog {location.catalog}: {first_line}") from None
+        text = str(exc).strip()
+        if read_only and "creating a new DuckLake is explicitly disabled" in text:
+            raise LakeNotCreated(f"no lake in the warehouse catalog {location.display} yet") from None
+        raise LakeUnavailable(f"cannot open the warehouse catalog {location.display}: {_first_line(exc)}") from None
     con.execute(f"USE {LAKE}")
     if not read_only:
         con.execute(f"SET ducklake_max_retry_count = {MAX_COMMIT_RETRIES}")
+
+
+# Writers of one home take turns through a file lock (warehouse.py); machines sharing a Postgres catalog also take
+# this Postgres advisory lock (per database). DuckLake cannot run two machines' writes at once: a commit that
+# inserts into a table another commit deleted from fails for good ("Transaction conflict - attempting to insert
+# into table with index ... but another transaction has deleted from it"), and a replace is a delete + insert.
+CATALOG_LOCK_KEY = 0x43414C4C41524F  # "CALLARO"
+_LOCK_INSTANCES: dict[LakeLocation, duckdb.DuckDBPyConnection] = {}
+
+
+@contextlib.contextmanager
+def catalog_write_lock(location: LakeLocation, timeout_seconds: float) -> Iterator[None]:
+    """Hold the shared catalog's writer lock: a transaction-scoped advisory lock in a session of its own, released
+    at the end or when this process dies (the server ends the session). CatalogBusy when it stays taken."""
+    if location.kind != "postgres":
+        yield
+        return
+    con = _lock_instance(location).cursor()
+    try:
+        con.execute("BEGIN TRANSACTION")
+        deadline = time.monotonic() + timeout_seconds
+        while not con.execute(
+            f"SELECT * FROM postgres_query('catalog_lock', 'SELECT pg_try_advisory_xact_lock({CATALOG_LOCK_KEY})')"  # noqa: S608 - constant
+        ).fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise CatalogBusy
+            time.sleep(0.05)
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        con.close()
+
+
+def _lock_instance(location: LakeLocation) -> duckdb.DuckDBPyConnection:
+    if location not in _LOCK_INSTANCES:
+        english_server_messages()
+        instance = duckdb.connect(config=INSTANCE_CONFIG)
+        _load(instance, "postgres_scanner")
+        conninfo = location.catalog.split(":", 1)[1]
+        try:
+            instance.execute(f"ATTACH {_quote(conninfo)} AS catalog_lock (TYPE postgres)")
+        except duckdb.Error as exc:
+            raise LakeUnavailable(f"cannot open the warehouse catalog {location.display}: {_first_line(exc)}") from None
+        _LOCK_INSTANCES[location] = instance
+    return _LOCK_INSTANCES[location]
+
+
+def _first_line(exc: Exception) -> str:
+    """An error's first line, at most 300 characters, with any password masked."""
+    text = str(exc).strip()
+    return mask_passwords(text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def _attach_statement(con: duckdb.DuckDBPyConnection, location: LakeLocation, *, read_only: bool) -> None:
+    """ATTACH; on a shared catalog, two machines' first writable attaches may both try to create DuckLake's
+    metadata tables, and the second fails ("Failed to initialize DuckLake: ... duplicate key value"): once the
+    first has committed, attaching again finds the lake it created."""
+    for attempt in range(_INIT_ATTEMPTS):
+        try:
+            con.execute(location.attach_sql(read_only=read_only))
+            return
+        except duckdb.Error as exc:
+            racing = not read_only and location.kind == "postgres" and "Failed to initialize DuckLake" in str(exc)
+            if not racing or attempt + 1 == _INIT_ATTEMPTS:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+_INIT_ATTEMPTS = 5
+
+
+def english_server_messages() -> None:
+    """Postgres sessions opened by this process (libpq reads PGOPTIONS at connect) get `lc_messages=C`:
+    DuckLake recognises a retryable commit conflict by the server's English message (duckdb/ducklake#1311).
+    Appended to any PGOPTIONS the user set (the last `-c` of a setting wins)."""
+    current = os.environ.get("PGOPTIONS", "")
+    if not current.rstrip().endswith(_ENGLISH):
+        os.environ["PGOPTIONS"] = f"{current} {_ENGLISH}".strip()
+
+
+_ENGLISH = "-c lc_messages=C"
+# `password=...` of a key/value conninfo (quoted or not), `user:...@` of a URI one
+_PASSWORDS = (re.compile(r"(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|\S+)"), re.compile(r"(://[^:/@\s]*:)[^@\s]*(?=@)"))
+
+
+def mask_passwords(text: str) -> str:
+    for pattern in _PASSWORDS:
+        text = pattern.sub(r"\1***", text)
+    return text
 
 
 def _absolute_catalog(catalog: str) -> str:
