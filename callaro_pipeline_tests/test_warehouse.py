@@ -162,18 +162,18 @@ def test_a_reader_in_another_process_never_waits_for_a_writer(warehouse: Warehou
     """While this process holds the writer lock with an uncommitted replace, another process reads the last
     committed snapshot at once, and sees the new rows once they are committed."""
     reader = subprocess.Popen(
-        [sys.executable, "-c", READ_IN_A_LOOP, warehouse.home, "8"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", READ_IN_A_LOOP, warehouse.home, "10"], stdout=subprocess.PIPE, text=True
     )
     assert reader.stdout is not None
     assert reader.stdout.readline().split()[0] == "4"
     with warehouse.transaction() as con:
         replace_partition(con, "rejected_rows", "u3", PROBLEMS)
-        time.sleep(2)  # the reader keeps answering meanwhile, with the committed count
+        time.sleep(5)  # the reader keeps answering meanwhile, with the committed count
     output, _ = reader.communicate(timeout=60)
     answers = [line.split() for line in output.splitlines()]
     assert {count for count, _ in answers} <= {"4", "7"} and answers[-1][0] == "7"
-    # (the first answer also paid for loading the extensions in a fresh process)
-    assert max(float(seconds) for _, seconds in answers[1:]) < 1.0
+    # never held for the writer's 5 s (the first answer also paid for loading the extensions in a fresh process)
+    assert max(float(seconds) for _, seconds in answers[1:]) < 2.5
 
 
 HOLD_LOCK = """
