@@ -280,8 +280,8 @@ def bench_imports(path: Path, uploads: int, naive_seconds: float, rows: int, roo
             line(
                 f"  peak RSS over all {uploads} imports (MiB)", f"{peak_kib / 1024:,.0f}", "< 2048", peak_kib < 2 << 20
             )
-            size = (home / "state" / "warehouse.duckdb").stat().st_size / 1e9
-            line("  warehouse file after the imports (GB)", f"{size:.2f}", "", None)
+            size = sum(f.stat().st_size for f in (home / "state" / "lake").rglob("*") if f.is_file()) / 1e9
+            line("  lake (catalog + data files) after the imports (GB)", f"{size:.2f}", "", None)
 
 
 def main() -> None:
