@@ -247,7 +247,12 @@ def _combination_keys(contacts: pl.DataFrame) -> pl.DataFrame:
         )
         .with_columns(
             pl.col("zones").list.join("|").alias("zones_key"),
-            pl.col("states").list.join("|").alias("states_key"),
+            # only states with a rule of their own shape the windows (`_layers` skips the others): keyed without
+            # them, contacts of a campaign share a few hundred combinations instead of one per state triple
+            pl.col("states")
+            .list.eval(pl.element().filter(pl.element().is_in(sorted(rules.states))))
+            .list.join("|")
+            .alias("states_key"),
             pl.col("countries").list.join("|").alias("countries_key"),
         )
         .drop("_country", "_region")
