@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic import Field as PydanticField
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from callaro_pipeline.errors import ConfigError
 from callaro_pipeline.schema import STANDARD_FIELDS  # noqa: F401 - the mapping's targets, re-exported
@@ -114,14 +115,20 @@ class CustomField:
     description: str
 
 
-@dataclass(frozen=True)
+# Whatever YAML gives, read as yes/no the way Python does (fail safe: any non-empty value of a require_* is yes).
+Truthy = Annotated[bool, BeforeValidator(bool)]
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class AgentVariable:
+    """One variable the voice agent needs: validated as written in a campaign file (pydantic)."""
+
     name: str
     source: Literal["field", "custom", "static"]
     field: str | None = None
     value: Any = None
     type: str = "string"
-    required: bool = False
+    required: Truthy = False
 
 
 @dataclass(frozen=True)
@@ -136,8 +143,6 @@ class CallingWindow:
 
 
 _WINDOW_TIME = re.compile(r"^([01]?\d|2[0-4]):[0-5]\d$")
-# Whatever YAML gives, read as yes/no the way Python does (fail safe: any non-empty value of a require_* is yes).
-Truthy = Annotated[bool, BeforeValidator(bool)]
 
 
 def _window_time(value: Any) -> str:
@@ -170,16 +175,6 @@ class _WindowSettings(BaseModel):
     last_call_minutes: Annotated[int, PydanticField(ge=0)] = 0
 
 
-class _AgentVariableSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    source: Literal["field", "custom", "static"]
-    field: str | None = None
-    value: Any = None
-    type: str = "string"
-    required: Truthy = False
-
-
 class _AudienceSettings(BaseModel):
     uploads: list[str] | Literal["all"] = "all"
     segments: list[str] | None = None
@@ -204,7 +199,7 @@ class _CampaignSettings(BaseModel):
     max_rejected_share: float = 0.10
     audience: Annotated[_AudienceSettings, _or_default({})] = _AudienceSettings()
     window: Annotated[_WindowSettings, _or_default({})] = _WindowSettings()
-    agent_variables: Annotated[list[_AgentVariableSettings], _or_default([])] = []
+    agent_variables: Annotated[list[AgentVariable], _or_default([])] = []
 
 
 # What a wrong value was expected to be, where pydantic's own words would say less (keys without list indices).
@@ -230,7 +225,7 @@ def _config_problem(source: str, error: Any) -> str:
         part for part in error["loc"] if not (isinstance(part, str) and ("[" in part or part.startswith("function")))
     ]
     key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
-    if error["type"] == "extra_forbidden":
+    if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's key / a dataclass's
         parent = key.rpartition(".")[0] or "the file"
         return f"{source}: {parent} has unknown key(s) {loc[-1]}"
     if error["type"] == "missing":
@@ -369,7 +364,7 @@ def _parse_campaign(name: str, raw: dict[str, Any], source: str | None = None) -
         audience_uploads=settings.audience.uploads,
         audience_segments=list(settings.audience.segments or []),
         window=_calling_window(settings.window),
-        agent_variables=[AgentVariable(**variable.model_dump()) for variable in settings.agent_variables],
+        agent_variables=list(settings.agent_variables),
     )
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,26 @@ def postgres_conninfo() -> Iterator[str]:
         except PostgresUnavailable as why:
             pytest.skip(f"no throwaway Postgres for the shared-catalog tests: {why}")
         yield conninfo
+
+
+@dataclass
+class Ran:
+    """What one in-process `callaro` command returned and printed."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict:
+        assert self.out.strip(), self.err
+        return json.loads(self.out.strip().splitlines()[-1])
+
+
+def cli(*args: object) -> Ran:
+    """Run `callaro ARGS...` in this process, capturing stdout and stderr."""
+    from callaro_pipeline.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return Ran(code, out.getvalue(), err.getvalue())

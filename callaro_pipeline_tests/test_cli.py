@@ -9,13 +9,11 @@ assets read it at import time), so generated filter models never touch the repos
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,27 +23,8 @@ import polars as pl
 import pytest
 import yaml
 
-from callaro_pipeline.cli import main
 from callaro_pipeline.config import PROJECT_ROOT
-from callaro_pipeline_tests.conftest import open_lake, write_csv
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> dict:
-        assert self.out.strip(), self.err
-        return json.loads(self.out.strip().splitlines()[-1])
-
-
-def cli(*args: object) -> Ran:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return Ran(code, out.getvalue(), err.getvalue())
+from callaro_pipeline_tests.conftest import cli, open_lake, write_csv
 
 
 def imported(*args: object) -> dict:

@@ -6,39 +6,21 @@ reads it, and the refusal tests check that the contact book is exactly as it was
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import polars as pl
 import pytest
 
-from callaro_pipeline.cli import main
 from callaro_pipeline.cli.output import FRAME_ROW_LIMIT
 from callaro_pipeline.cli.sql import check_read_only
 from callaro_pipeline.errors import CallaroError
-from callaro_pipeline_tests.conftest import install_callaro_env, write_csv
+from callaro_pipeline_tests.conftest import cli, install_callaro_env, write_csv
 
 PEOPLE = [["Ann", "Lee", "(415) 555-0134"], ["Bob", "Ray", "(415) 555-0135"], ["Cy", "Orr", "(303) 555-0136"]]
 NAMES_QUERY = "SELECT first_name, last_name, phone_e164 FROM contacts ORDER BY first_name"
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-def cli(*args: object) -> Ran:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return Ran(code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")

@@ -5,32 +5,14 @@ Uploads are landed and registered directly (no Dagster run): listing reads only 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from callaro_pipeline.cli import main
 from callaro_pipeline.landing import land_upload
 from callaro_pipeline.uploads import UploadOptions, register_upload, update_upload
 from callaro_pipeline.warehouse import Warehouse
-from callaro_pipeline_tests.conftest import write_csv
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-def cli(*args: object) -> Ran:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return Ran(code, out.getvalue(), err.getvalue())
+from callaro_pipeline_tests.conftest import cli, write_csv
 
 
 def _register(tmp_path: Path, campaign: str, name: str, when: datetime, **fields: object) -> str:

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
-import json
 import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -24,32 +21,13 @@ import duckdb
 import polars as pl
 import pytest
 
-from callaro_pipeline.cli import main
-from callaro_pipeline_tests.conftest import open_lake, write_csv
+from callaro_pipeline_tests.conftest import Ran, cli, open_lake, write_csv
 
 HEADER = ["first_name", "last_name", "phone", "email", "state"]
 
 
 def people(n: int, start: int = 0) -> list[list[str]]:
     return [[f"Ann{i}", f"Lee{i}", f"(415) 555-{1000 + i:04d}", f"a{i}@example.com", "CA"] for i in range(start, n)]
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> dict:
-        assert self.out.strip(), self.err
-        return json.loads(self.out.strip().splitlines()[-1])
-
-
-def cli(*args: object) -> Ran:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return Ran(code, out.getvalue(), err.getvalue())
 
 
 def one_clean_line(ran: Ran) -> None:

@@ -29,11 +29,16 @@ def _old_warehouse(home: Path) -> Path:
     return path
 
 
-def test_an_old_warehouse_file_moves_into_the_lake_with_equal_counts(tmp_path: Path) -> None:
+@pytest.fixture
+def old_home(tmp_path: Path) -> tuple[Path, Path, Warehouse]:
+    """A home holding an old warehouse file: (home, the file, the home's lake)."""
     home = tmp_path / "home"
     home.mkdir()
-    old = _old_warehouse(home)
-    store = Warehouse(home=str(home))
+    return home, _old_warehouse(home), Warehouse(home=str(home))
+
+
+def test_an_old_warehouse_file_moves_into_the_lake_with_equal_counts(old_home: tuple[Path, Path, Warehouse]) -> None:
+    home, old, store = old_home
     with store.connect() as con:
         copied = legacy.copy_legacy_tables(con, old)
     assert copied["uploads"] == 3 and copied["rejected_rows"] == 5 and copied["contacts"] == 0
@@ -44,11 +49,8 @@ def test_an_old_warehouse_file_moves_into_the_lake_with_equal_counts(tmp_path: P
         assert con.execute("SELECT count(*) FROM rejected_rows WHERE upload_id = 'u0'").fetchone() == (5,)
 
 
-def test_a_lake_with_rows_is_never_overwritten(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    old = _old_warehouse(home)
-    store = Warehouse(home=str(home))
+def test_a_lake_with_rows_is_never_overwritten(old_home: tuple[Path, Path, Warehouse]) -> None:
+    _, old, store = old_home
     with store.connect() as con:
         legacy.copy_legacy_tables(con, old)
         with pytest.raises(legacy.MigrationFailed, match="not empty"):
