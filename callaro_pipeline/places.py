@@ -12,6 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
+from callaro_pipeline.lists import distinct_sorted
+
 REFERENCE_DIR = Path(__file__).parent / "reference"
 US_COUNTRY_NAMES = ["US", "USA", "U.S.", "U.S.A.", "UNITED STATES", "UNITED STATES OF AMERICA", "AMERICA"]
 CA_COUNTRY_NAMES = ["CA", "CAN", "CANADA"]
@@ -199,6 +201,4 @@ def rule_states(frame: pl.DataFrame) -> pl.Series:
             "postal": postal_state(_column(frame, "postal_code"), country),
         }
     )
-    return parts.select(
-        rule_states=pl.concat_list("phone", "address", "postal").list.drop_nulls().list.unique().list.sort()
-    )["rule_states"]
+    return parts.select(rule_states=distinct_sorted(pl.concat_list("phone", "address", "postal")))["rule_states"]

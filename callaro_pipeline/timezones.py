@@ -39,6 +39,7 @@ from pathlib import Path
 import polars as pl
 
 from callaro_pipeline import places
+from callaro_pipeline.lists import distinct_sorted
 
 # provided / phone / state / postal_code: that evidence alone decided one zone (the others agree or are absent);
 # combined: several pieces of evidence, none alone, narrowed to one zone; ambiguous: the evidence agrees on
@@ -401,7 +402,7 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
         _state_code=state_codes,
         _fsa_letter=pl.col("_fsa").str.slice(0, 1),
     ).join(_zip5_table().rename({"zip5": "_zip5", "zones": "_zip_zones"}), on="_zip5", how="left")
-    phone_list = pl.col("phone_timezones").list.drop_nulls().list.unique().list.sort().list.join(";")
+    phone_list = distinct_sorted(pl.col("phone_timezones")).list.join(";")
     return pl.DataFrame(
         {
             "provided": typed["tz_candidates"].list.join(";").replace("", None),

@@ -34,6 +34,7 @@ import polars as pl
 
 from callaro_pipeline.config import CallingWindow
 from callaro_pipeline.errors import ConfigError
+from callaro_pipeline.lists import distinct_sorted
 from callaro_pipeline.places import rule_states
 from callaro_pipeline.window_rules import (
     DEFAULT_COUNTRY,
@@ -230,7 +231,7 @@ def _combination_keys(contacts: pl.DataFrame) -> pl.DataFrame:
     rules = calling_rules()
     states = _rule_states(contacts, rules)
     keyed = contacts.select(
-        pl.col("timezone_candidates").list.drop_nulls().list.unique().list.sort().fill_null([]).alias("zones")
+        distinct_sorted(pl.col("timezone_candidates")).fill_null([]).alias("zones")
         if "timezone_candidates" in contacts.columns
         else pl.lit([], dtype=pl.List(pl.Utf8)).alias("zones"),
         states.alias("states"),
@@ -240,7 +241,7 @@ def _combination_keys(contacts: pl.DataFrame) -> pl.DataFrame:
     from_states = pl.col("states").list.eval(
         pl.element().replace_strict(rules.state_countries(), default=DEFAULT_COUNTRY)
     )
-    countries = pl.concat_list(from_states, "_country", "_region").list.drop_nulls().list.unique().list.sort()
+    countries = distinct_sorted(pl.concat_list(from_states, "_country", "_region"))
     return (
         keyed.with_columns(
             pl.when(countries.list.len() > 0).then(countries).otherwise(pl.lit([DEFAULT_COUNTRY])).alias("countries")
@@ -266,13 +267,12 @@ def _rule_states(contacts: pl.DataFrame, rules: CallingRules) -> pl.Series:
     return (
         pl.DataFrame({"codes": codes})
         .select(
-            pl.col("codes")
-            .fill_null([])
-            .list.eval(pl.element().str.strip_chars().str.to_uppercase().replace(rules.state_names))
-            .list.eval(pl.element().filter(pl.element() != ""))
-            .list.drop_nulls()
-            .list.unique()
-            .list.sort()
+            distinct_sorted(
+                pl.col("codes")
+                .fill_null([])
+                .list.eval(pl.element().str.strip_chars().str.to_uppercase().replace(rules.state_names))
+                .list.eval(pl.element().filter(pl.element() != ""))
+            )
         )
         .to_series()
     )

@@ -128,3 +128,12 @@ def test_rule_states_country_limits_address_not_phone():
         }
     )
     assert rule_states(contacts).to_list() == [["NY"], ["ON", "QC"]]
+
+
+def test_distinct_sorted_drops_nulls_and_repeats_and_sorts_every_list():
+    from callaro_pipeline.lists import distinct_sorted
+
+    lists = [["TX", None, "FL", "TX"], [], None, ["b", "a", "B"]]
+    got = pl.DataFrame({"x": lists}).select(distinct_sorted(pl.col("x")))["x"].to_list()
+    expected = [sorted({v for v in row if v is not None}) if row is not None else None for row in lists]
+    assert got == expected
