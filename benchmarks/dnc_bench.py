@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from run import lake_bytes
 
 from callaro_pipeline.config import Campaign
 from callaro_pipeline.suppression import dnc_problems, import_dnc_file, scrub
@@ -95,7 +96,7 @@ def main() -> None:
             )
             suppressed = scrubbed.filter(pl.col("reasons").list.len() > 0).height
             print(f"{'  suppressed (expected ~' + f'{LISTED_SHARE:.0%})':<44} {suppressed:,}")
-        size = sum(f.stat().st_size for f in (warehouse.paths.home / "lake").rglob("*") if f.is_file())
+        size = lake_bytes(warehouse.paths.home)
         print(f"{'lake size (catalog + data files)':<44} {size / 1e6:8.1f} MB")
 
 

@@ -66,6 +66,11 @@ def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, dict, int]:
     return seconds, json.loads(done.stdout.strip().splitlines()[-1]), max(peak, before)
 
 
+def lake_bytes(home: Path) -> int:
+    """The size of a home's lake: its catalog and data files."""
+    return sum(f.stat().st_size for f in (home / "lake").rglob("*") if f.is_file())
+
+
 def load_average() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -169,7 +174,7 @@ def bench_dnc(numbers: int, contacts_path: Path, root: Path) -> None:
         seconds = time.perf_counter() - started
     hits = scrubbed.filter(pl.col("reasons").list.len() > 0).height
     line(f"DNC scrub {contacts.height:,} contacts ({hits:,} listed) (s)", f"{seconds:.2f}", "< 2 s", seconds < 2)
-    size = sum(f.stat().st_size for f in (warehouse.paths.home / "lake").rglob("*") if f.is_file()) / 1e9
+    size = lake_bytes(warehouse.paths.home) / 1e9
     line("  lake (catalog + data files) with the list (GB)", f"{size:.2f}", "", None)
 
 
@@ -280,7 +285,7 @@ def bench_imports(path: Path, uploads: int, naive_seconds: float, rows: int, roo
             line(
                 f"  peak RSS over all {uploads} imports (MiB)", f"{peak_kib / 1024:,.0f}", "< 2048", peak_kib < 2 << 20
             )
-            size = sum(f.stat().st_size for f in (home / "state" / "lake").rglob("*") if f.is_file()) / 1e9
+            size = lake_bytes(home / "state") / 1e9
             line("  lake (catalog + data files) after the imports (GB)", f"{size:.2f}", "", None)
 
 
