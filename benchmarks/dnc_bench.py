@@ -17,9 +17,9 @@ import numpy as np
 import polars as pl
 from run import lake_bytes
 
-from callaro_pipeline.config import Campaign
-from callaro_pipeline.suppression import dnc_problems, import_dnc_file, scrub
-from callaro_pipeline.warehouse import Warehouse, stage
+from callaro_pipeline.core.config import Campaign
+from callaro_pipeline.storage.suppression import dnc_problems, import_dnc_file, scrub
+from callaro_pipeline.storage.warehouse import Warehouse, stage
 
 LISTED_SHARE = 0.10
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from callaro_pipeline.gates import (
+from callaro_pipeline.core.gates import (
     OPTIONAL_TEXT_COLUMNS,
     great_expectations_gate,
     import_great_expectations,

@@ -81,7 +81,7 @@ def line(what: str, value: str, target: str, ok: bool | None) -> None:
 
 
 def bench_phones(path: Path, naive_seconds: float, naive: list[tuple]) -> None:
-    from callaro_pipeline.phones import normalize_phones
+    from callaro_pipeline.core.phones import normalize_phones
 
     raw = pl.read_csv(path, columns=["Phone Number"], infer_schema=False).get_column("Phone Number")
     started = time.perf_counter()
@@ -101,7 +101,7 @@ def bench_phones(path: Path, naive_seconds: float, naive: list[tuple]) -> None:
 
 
 def bench_gates(rows: int, root: Path) -> None:
-    from callaro_pipeline.gates import great_expectations_gate
+    from callaro_pipeline.core.gates import great_expectations_gate
 
     docs = Path(tempfile.mkdtemp(dir=root))
     kwargs = dict(
@@ -121,10 +121,10 @@ def bench_gates(rows: int, root: Path) -> None:
 
 
 def bench_dnc(numbers: int, contacts_path: Path, root: Path) -> None:
-    from callaro_pipeline.config import Campaign
-    from callaro_pipeline.phones import normalize_phones
-    from callaro_pipeline.suppression import import_dnc_file, scrub
-    from callaro_pipeline.warehouse import Warehouse
+    from callaro_pipeline.core.config import Campaign
+    from callaro_pipeline.core.phones import normalize_phones
+    from callaro_pipeline.storage.suppression import import_dnc_file, scrub
+    from callaro_pipeline.storage.warehouse import Warehouse
 
     home = Path(tempfile.mkdtemp(prefix="dnc-", dir=root))
     warehouse = Warehouse(home=str(home))
@@ -182,7 +182,7 @@ def bench_dnc(numbers: int, contacts_path: Path, root: Path) -> None:
 ANALYST = """
 import sys, time
 from pathlib import Path
-from callaro_pipeline.warehouse import Warehouse
+from callaro_pipeline.storage.warehouse import Warehouse
 stop, store, seconds, errors = Path(sys.argv[1]), Warehouse(), [], 0
 while not stop.exists():
     started = time.perf_counter()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from callaro_pipeline.config import PROJECT_ROOT
+from callaro_pipeline.core.config import PROJECT_ROOT
 
 
 def install_callaro_env(base: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -33,7 +33,7 @@ def ad_hoc_campaign_defaults() -> Iterator[dict]:
     installation whose compliance owner's defaults (what `_defaults.yaml` would say) require neither the national
     list nor consent. Tests marked `safe_defaults` (and every real installation) get the built-in safe defaults.
     Session-wide, so module fixtures that import are covered too."""
-    from callaro_pipeline import config
+    from callaro_pipeline.core import config
 
     built_in = config.SAFE_DEFAULTS
     with pytest.MonkeyPatch.context() as patch:
@@ -46,7 +46,7 @@ def safe_defaults_when_marked(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, ad_hoc_campaign_defaults: dict
 ) -> None:
     if request.node.get_closest_marker("safe_defaults") is not None:
-        from callaro_pipeline import config
+        from callaro_pipeline.core import config
 
         monkeypatch.setattr(config, "SAFE_DEFAULTS", ad_hoc_campaign_defaults)
 

@@ -1,4 +1,4 @@
-"""Build callaro_pipeline/reference/nanp_prefix_states.csv: NANP national-number prefix -> US state or province.
+"""Build callaro_pipeline/core/reference/nanp_prefix_states.csv: NANP national-number prefix -> US state or province.
 
     uv run python tools/build_nanp_prefix_states.py
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import phonenumbers
 import polars as pl
 
-from callaro_pipeline.timezones import read_reference
+from callaro_pipeline.core.timezones import read_reference
 
-OUT = Path(__file__).resolve().parents[1] / "callaro_pipeline" / "reference" / "nanp_prefix_states.csv"
+OUT = Path(__file__).resolve().parents[1] / "callaro_pipeline" / "core" / "reference" / "nanp_prefix_states.csv"
 # Geocoder spellings that differ from the state table's names.
 GEOCODER_STATE_NAMES = {"BRITISH COLOMBIA": "BC", "WASHINGTON D.C.": "DC", "WASHINGTON STATE": "WA"}
 

@@ -1,4 +1,4 @@
-"""Build callaro_pipeline/reference/zip5_timezones.csv: every US ZIP (incl. territories) -> its IANA zone(s).
+"""Build callaro_pipeline/core/reference/zip5_timezones.csv: every US ZIP (incl. territories) -> its IANA zone(s).
 
     uv run --group reference python tools/build_zip_reference.py
 
@@ -24,7 +24,7 @@ import zip2info
 import zip2info._data as zip_data
 from timezonefinder import TimezoneFinder
 
-OUT = Path(__file__).resolve().parents[1] / "callaro_pipeline" / "reference" / "zip5_timezones.csv"
+OUT = Path(__file__).resolve().parents[1] / "callaro_pipeline" / "core" / "reference" / "zip5_timezones.csv"
 RINGS_KM = (7.5, 15.0)
 BEARINGS = range(0, 360, 45)
 EARTH_KM = 6371.0

@@ -483,7 +483,7 @@ TYPED_WORDS = {
 }
 
 # --------------------------------------------------------------------------------------------------------------
-# Hour rules, coded from the statutes (pointers for counsel; independently of callaro_pipeline/reference).
+# Hour rules, coded from the statutes (pointers for counsel; independently of callaro_pipeline/core/reference).
 # hours: (start, end) minutes after local midnight, [start, end); days: weekday (0 = Mon) -> hours;
 # closed: weekdays with no calls; holidays: the state's legal holidays closed (holidays package, observed days);
 # clock: a fixed clock the hours are set in (else the contact's local time in each zone).

@@ -16,8 +16,8 @@ import duckdb
 from callaro_pipeline.cli import audience, contacts, dnc, imports, migrate, segments, sql, ui
 from callaro_pipeline.cli.arguments import Parser
 from callaro_pipeline.cli.output import one_line, shortened
-from callaro_pipeline.errors import CallaroError
-from callaro_pipeline.warehouse import WarehouseBusy
+from callaro_pipeline.core.errors import CallaroError
+from callaro_pipeline.storage.warehouse import WarehouseBusy
 
 # the order of `callaro --help`
 COMMAND_GROUPS = (imports, dnc, audience, contacts, segments, sql, migrate, ui)

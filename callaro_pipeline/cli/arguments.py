@@ -7,7 +7,7 @@ import argparse
 import os
 from typing import Any
 
-from callaro_pipeline.errors import CallaroError
+from callaro_pipeline.core.errors import CallaroError
 
 # Help for arguments declared without one (same meaning in every command that has them).
 ARGUMENT_HELP = {

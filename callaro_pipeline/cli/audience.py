@@ -7,8 +7,8 @@ from datetime import date
 from pathlib import Path
 
 from callaro_pipeline.cli.arguments import Parser, UsageError
-from callaro_pipeline.config import check_name, load_campaign
-from callaro_pipeline.warehouse import Warehouse
+from callaro_pipeline.core.config import check_name, load_campaign
+from callaro_pipeline.storage.warehouse import Warehouse
 
 
 def register(commands: Parser) -> None:
@@ -33,7 +33,7 @@ def register(commands: Parser) -> None:
 
 
 def cmd_audience(args: argparse.Namespace) -> int:
-    from callaro_pipeline.audiences import export_audience
+    from callaro_pipeline.storage.audiences import export_audience
 
     if args.windows:
         return audience_windows(args)
@@ -59,8 +59,8 @@ def audience_windows(args: argparse.Namespace) -> int:
     intervals (UTC) from DAY 00:00 UTC (default today) for N days (default 14, at most 730)."""
     from datetime import UTC, datetime
 
-    from callaro_pipeline.audiences import export_windows
-    from callaro_pipeline.windows import HORIZON_DAYS, MAX_DAYS
+    from callaro_pipeline.core.windows import HORIZON_DAYS, MAX_DAYS
+    from callaro_pipeline.storage.audiences import export_windows
 
     days = HORIZON_DAYS if args.days is None else args.days
     if not 1 <= days <= MAX_DAYS:

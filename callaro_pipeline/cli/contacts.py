@@ -11,10 +11,7 @@ import tempfile
 from pathlib import Path
 
 from callaro_pipeline.cli.arguments import Parser, current_user
-from callaro_pipeline.cli.output import exit_code_for, print_summary, report_rebuild
-from callaro_pipeline.config import check_name
-from callaro_pipeline.errors import ConfigError
-from callaro_pipeline.manage import (
+from callaro_pipeline.cli.manage import (
     checked_changes,
     matching_contact_ids,
     remove_from_campaign,
@@ -22,7 +19,10 @@ from callaro_pipeline.manage import (
     where_conditions,
     write_one_row_upload,
 )
-from callaro_pipeline.warehouse import Warehouse
+from callaro_pipeline.cli.output import exit_code_for, print_summary, report_rebuild
+from callaro_pipeline.core.config import check_name
+from callaro_pipeline.core.errors import ConfigError
+from callaro_pipeline.storage.warehouse import Warehouse
 
 CHANGE_COMMANDS = (("update", "set fields on the matching contacts"), ("remove", "remove the matching contacts"))
 
@@ -73,7 +73,7 @@ def field_values(values: list[str] | None, option: str) -> dict[str, str]:
 
 
 def contacts_add(args: argparse.Namespace) -> int:
-    from callaro_pipeline.runner import ImportRequest, run_import
+    from callaro_pipeline.cli.runner import ImportRequest, run_import
 
     fields = {"phone": args.phone, **field_values(args.field, "--field")}
     with tempfile.TemporaryDirectory(prefix="callaro-add-") as tmp:
@@ -84,9 +84,9 @@ def contacts_add(args: argparse.Namespace) -> int:
 
 
 def contacts_change(args: argparse.Namespace) -> int:
-    from callaro_pipeline.contact_book import remove_contacts, update_contacts
-    from callaro_pipeline.runner import rebuild_audiences
-    from callaro_pipeline.uploads import utcnow
+    from callaro_pipeline.cli.runner import rebuild_audiences
+    from callaro_pipeline.storage.contact_book import remove_contacts, update_contacts
+    from callaro_pipeline.storage.uploads import utcnow
 
     conditions = where_conditions(args.where)
     dry_run = not args.yes
@@ -126,9 +126,9 @@ def contacts_change(args: argparse.Namespace) -> int:
 
 
 def contacts_export(args: argparse.Namespace) -> int:
-    from callaro_pipeline.contact_book import find_contacts
-    from callaro_pipeline.report import write_atomically, write_csv_safely
-    from callaro_pipeline.suppression import drop_listed_other_phones
+    from callaro_pipeline.core.report import write_atomically, write_csv_safely
+    from callaro_pipeline.storage.contact_book import find_contacts
+    from callaro_pipeline.storage.suppression import drop_listed_other_phones
 
     out = Path(args.out)
     if out.suffix.lower() not in (".csv", ".parquet"):

@@ -7,8 +7,8 @@ from datetime import date
 from pathlib import Path
 
 from callaro_pipeline.cli.arguments import Parser
-from callaro_pipeline.errors import UnusableInput
-from callaro_pipeline.warehouse import Warehouse
+from callaro_pipeline.core.errors import UnusableInput
+from callaro_pipeline.storage.warehouse import Warehouse
 
 
 def register(commands: Parser) -> None:
@@ -38,8 +38,8 @@ def cmd_dnc(args: argparse.Namespace) -> int:
     read paths already leave listed numbers out even if a rebuild fails or is killed)."""
     from datetime import UTC, datetime
 
-    from callaro_pipeline import suppression
-    from callaro_pipeline.audiences import affected_campaigns, rebuild_campaigns
+    from callaro_pipeline.storage import suppression
+    from callaro_pipeline.storage.audiences import affected_campaigns, rebuild_campaigns
 
     warehouse = Warehouse()
     with warehouse.transaction() as con:

@@ -15,9 +15,9 @@ from callaro_pipeline.cli.output import (
     report_failure,
     report_rebuild,
 )
-from callaro_pipeline.config import DUPLICATE_POLICIES, PROJECT_ROOT, check_name
-from callaro_pipeline.errors import UnusableInput
-from callaro_pipeline.warehouse import Warehouse
+from callaro_pipeline.core.config import DUPLICATE_POLICIES, PROJECT_ROOT, check_name
+from callaro_pipeline.core.errors import UnusableInput
+from callaro_pipeline.storage.warehouse import Warehouse
 
 SAMPLES = PROJECT_ROOT / "data" / "samples"
 DEMO_CAMPAIGN = "demo"
@@ -69,7 +69,7 @@ def register(commands: Parser) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from callaro_pipeline.runner import ImportRequest, run_import
+    from callaro_pipeline.cli.runner import ImportRequest, run_import
 
     summary = run_import(
         ImportRequest(
@@ -89,7 +89,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from callaro_pipeline.runner import rerun_upload
+    from callaro_pipeline.cli.runner import rerun_upload
 
     summary = rerun_upload(args.upload_id, progress=not args.json and sys.stderr.isatty())
     print_summary(summary, as_json=args.json)
@@ -98,7 +98,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from callaro_pipeline.uploads import upload_summary
+    from callaro_pipeline.storage.uploads import upload_summary
 
     with Warehouse().read() as con:  # read-only: works on a read-only home, touches nothing
         summary = upload_summary(con, args.upload_id)
@@ -108,7 +108,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_uploads(args: argparse.Namespace) -> int:
     """`callaro uploads [--campaign C] [--json]`: every upload, newest first, with status and counts."""
-    from callaro_pipeline.uploads import list_uploads
+    from callaro_pipeline.storage.uploads import list_uploads
 
     campaign = check_name(args.campaign, "campaign name") if args.campaign else None
     with Warehouse().read() as con:
@@ -146,7 +146,7 @@ def cmd_uploads(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from callaro_pipeline.preview import preview_file
+    from callaro_pipeline.cli.preview import preview_file
 
     print(
         preview_file(
@@ -162,8 +162,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from callaro_pipeline import suppression
-    from callaro_pipeline.runner import ImportRequest, run_import, run_job
+    from callaro_pipeline.cli.runner import ImportRequest, run_import, run_job
+    from callaro_pipeline.storage import suppression
 
     samples = sorted(SAMPLES.glob("*.csv"))
     if not samples:
@@ -190,9 +190,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    from callaro_pipeline.contact_book import undo_upload
-    from callaro_pipeline.runner import rebuild_audiences
-    from callaro_pipeline.uploads import load_upload, utcnow
+    from callaro_pipeline.cli.runner import rebuild_audiences
+    from callaro_pipeline.storage.contact_book import undo_upload
+    from callaro_pipeline.storage.uploads import load_upload, utcnow
 
     warehouse = Warehouse()
     with warehouse.transaction() as con:

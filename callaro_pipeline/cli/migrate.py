@@ -6,7 +6,7 @@ import argparse
 
 from callaro_pipeline.cli.arguments import Parser, UsageError
 from callaro_pipeline.storage import legacy
-from callaro_pipeline.warehouse import Warehouse
+from callaro_pipeline.storage.warehouse import Warehouse
 
 
 def register(commands: Parser) -> None:
@@ -17,7 +17,7 @@ def register(commands: Parser) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from callaro_pipeline.runner import run_job
+    from callaro_pipeline.cli.runner import run_job
 
     warehouse = Warehouse()
     old = legacy.legacy_warehouse(warehouse.paths.home)

@@ -6,8 +6,8 @@ import argparse
 
 from callaro_pipeline.cli.arguments import Parser
 from callaro_pipeline.cli.output import print_segment_list
-from callaro_pipeline.config import check_name, dbt_project_dir, load_custom_fields
-from callaro_pipeline.warehouse import Warehouse
+from callaro_pipeline.core.config import check_name, dbt_project_dir, load_custom_fields
+from callaro_pipeline.storage.warehouse import Warehouse
 
 
 def register(commands: Parser) -> None:
@@ -24,8 +24,8 @@ def register(commands: Parser) -> None:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    from callaro_pipeline import segments
-    from callaro_pipeline.manage import segment_views_ready
+    from callaro_pipeline.cli.manage import segment_views_ready
+    from callaro_pipeline.storage import segments
 
     warehouse = Warehouse()
     home = warehouse.paths.home

@@ -16,7 +16,7 @@ import polars as pl
 
 from callaro_pipeline.cli.arguments import Parser, UsageError
 from callaro_pipeline.cli.output import one_line, print_frame, shortened
-from callaro_pipeline.warehouse import Warehouse
+from callaro_pipeline.storage.warehouse import Warehouse
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json")
 MESSAGE_LIMIT = 300
@@ -85,7 +85,7 @@ def _only_statement(query: str) -> duckdb.Statement:
 
 def write_result(result: pl.DataFrame, out: Path) -> None:
     """CSV formula-safe (like every export), parquet, or JSON (an array of row objects); atomically."""
-    from callaro_pipeline.report import write_atomically, write_csv_safely
+    from callaro_pipeline.core.report import write_atomically, write_csv_safely
 
     suffix = out.suffix.lower()
     try:

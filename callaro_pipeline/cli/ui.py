@@ -7,7 +7,7 @@ import os
 import shutil
 
 from callaro_pipeline.cli.arguments import Parser
-from callaro_pipeline.config import PROJECT_ROOT
+from callaro_pipeline.core.config import PROJECT_ROOT
 
 
 def register(commands: Parser) -> None:
@@ -18,7 +18,7 @@ def register(commands: Parser) -> None:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from callaro_pipeline.runner import dagster_instance
+    from callaro_pipeline.cli.runner import dagster_instance
 
     dagster_instance()
     dagster = shutil.which("dagster") or "dagster"

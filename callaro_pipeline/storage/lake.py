@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from callaro_pipeline.errors import CallaroError
+from callaro_pipeline.core.errors import CallaroError
 
 LAKE = "lake"
 # The wheels' import names: DuckDB's extension repository is unreachable offline (these machines, many users'

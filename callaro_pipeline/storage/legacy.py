@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from callaro_pipeline.errors import CallaroError
+from callaro_pipeline.core.errors import CallaroError
 
 LEGACY_FILE = "warehouse.duckdb"
 MIGRATED_SUFFIX = ".migrated"

@@ -13,7 +13,7 @@ import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from callaro_pipeline.errors import ConfigError
+from callaro_pipeline.core.errors import ConfigError
 from callaro_pipeline.storage.lake import LAKE
 
 DEFAULT_RETENTION_DAYS = 4 * 365 + 1

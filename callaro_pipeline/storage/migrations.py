@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "sql"
 _LEDGER = "schema_migrations"
 
 

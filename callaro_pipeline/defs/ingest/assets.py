@@ -1,0 +1,87 @@
+"""raw_upload: the stored original file read into text rows, replaced per upload in one transaction."""
+
+import time
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from callaro_pipeline.core.errors import CallaroError
+from callaro_pipeline.core.ingest import ReadLimits, check_size, read_table
+from callaro_pipeline.defs.failures import withhold_error_details
+from callaro_pipeline.defs.partitions import WAREHOUSE_POOL, upload_partitions
+from callaro_pipeline.storage.uploads import load_upload, update_upload
+from callaro_pipeline.storage.warehouse import Warehouse, replace_partition, replace_raw_rows
+
+
+def fail_upload(warehouse: Warehouse, upload_id: str, stage: str, error: CallaroError) -> dg.Failure:
+    """Record a user-input failure on the upload and turn it into a clean Dagster failure (no traceback)."""
+    with warehouse.transaction() as con:
+        update_upload(
+            con,
+            upload_id,
+            status="failed",
+            failure={"stage": stage, "message": str(error), "exit_code": error.exit_code},
+        )
+    return dg.Failure(description=f"{stage}: {error}", metadata={"stage": stage}, allow_retries=False)
+
+
+@dg.asset(
+    partitions_def=upload_partitions,
+    group_name="ingest",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "polars"},
+    owners=["team:data"],
+    description=(
+        "The original upload (kept byte for byte with its sha256) read as text: encoding, delimiter and header "
+        "row detected, lossless spreadsheet damage repaired, every row keeps its spreadsheet row_number."
+    ),
+)
+@withhold_error_details
+def raw_upload(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    upload_id = context.partition_key
+    started = time.perf_counter()
+    with warehouse.connect() as con:
+        upload = load_upload(con, upload_id)
+    try:
+        limits = ReadLimits.from_env()  # CALLARO_MAX_UPLOAD_BYTES / _ROWS / _COLUMNS
+        stored = Path(upload.stored_path)
+        check_size(stored.stat().st_size, limits)  # before the bytes are read into memory
+        table = read_table(stored.read_bytes(), upload.original_name, sheet=upload.options.sheet, limits=limits)
+    except CallaroError as error:
+        raise fail_upload(warehouse, upload_id, "reading the file", error) from None
+    columns = pl.DataFrame(
+        {"position": list(range(len(table.columns))), "name": table.columns},
+        schema={"position": pl.Int32, "name": pl.Utf8},
+    )
+    with warehouse.transaction() as con:
+        replace_partition(con, "raw_columns", upload_id, columns)
+        replace_raw_rows(con, upload_id, table.rows, table.columns)
+        replace_partition(con, "raw_malformed", upload_id, table.malformed)
+        update_upload(
+            con,
+            upload_id,
+            rows_read=table.rows.height + table.malformed.height,
+            file={
+                "encoding": table.encoding,
+                "delimiter": table.delimiter,
+                "header_row": table.header_row,
+                "sheet": table.sheet,
+                "columns": len(table.columns),
+                "malformed_rows": table.malformed.height,
+                "repaired_cells": table.repaired_cells,
+            },
+            timings={"read_seconds": round(time.perf_counter() - started, 3)},
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "rows": table.rows.height,
+            "malformed_rows": table.malformed.height,
+            "columns": len(table.columns),
+            "encoding": str(table.encoding),
+            "delimiter": repr(table.delimiter),
+            "header_row": table.header_row,
+            "repaired_cells": table.repaired_cells,
+            "sha256": upload.sha256,
+        }
+    )

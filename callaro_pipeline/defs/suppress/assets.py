@@ -1,0 +1,105 @@
+"""suppressed_contacts: the upload's validated contacts scrubbed against every DNC list and the consent policy."""
+
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+
+from callaro_pipeline.core.config import load_campaign
+from callaro_pipeline.defs.automation.conditions import follows_its_upload, runs_with_its_asset
+from callaro_pipeline.defs.failures import withhold_error_details
+from callaro_pipeline.defs.metadata import upload_metadata
+from callaro_pipeline.defs.partitions import WAREHOUSE_POOL, upload_partitions
+from callaro_pipeline.defs.validate.assets import VALIDATED_COLUMNS_SQL
+from callaro_pipeline.storage.suppression import dnc_problems, scrub
+from callaro_pipeline.storage.uploads import load_upload, record_check, update_upload, upload_summary
+from callaro_pipeline.storage.warehouse import Warehouse, replace_partition
+
+DNC_GATE = "dnc_lists_usable"
+
+
+@dg.asset(
+    partitions_def=upload_partitions,
+    group_name="suppress",
+    deps=["validated_contacts"],
+    pool=WAREHOUSE_POOL,
+    automation_condition=follows_its_upload(),
+    kinds={"duckdb", "polars"},
+    owners=["team:compliance"],
+    description="Validated contacts that may not be called: on a DNC list that applies to the campaign (matched "
+    "on E.164 whatever the input format) or opted out. Each keeps its reasons. The consent a campaign requires "
+    "is decided by its audience (no_consent); listed other numbers are taken off their contact.",
+)
+@withhold_error_details
+def suppressed_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    upload_id = context.partition_key
+    started = time.perf_counter()
+    with warehouse.transaction() as con:
+        upload = load_upload(con, upload_id)
+        campaign = load_campaign(upload.campaign, create=True)
+        valid = con.execute(VALIDATED_COLUMNS_SQL, [upload_id]).pl()
+        # DNC and opt-outs only: the consent a campaign requires is its audience's criterion (no_consent), so an
+        # unconsented contact still enters the book and the campaign (the import still imports)
+        scrubbed = scrub(con, valid, campaign=campaign, upload=True)
+        # the released rows' listed other numbers: taken off the contact (it stays callable on its phone)
+        others_suppressed = int(
+            scrubbed.filter(pl.col("reasons").list.len() == 0)
+            .get_column("other_phones_suppressed")
+            .list.len()
+            .fill_null(0)
+            .sum()
+        )
+        suppressed = scrubbed.filter(pl.col("reasons").list.len() > 0).select(
+            "row_number", "phone_e164", "reasons", pl.lit(datetime.now(UTC).replace(tzinfo=None)).alias("checked_at")
+        )
+        replace_partition(con, "suppressed_contacts", upload_id, suppressed)
+        by_reason = (
+            suppressed.explode("reasons").group_by("reasons").agg(pl.len().alias("n")).sort("reasons").iter_rows()
+            if suppressed.height
+            else []
+        )
+        update_upload(
+            con,
+            upload_id,
+            suppressed=suppressed.height,
+            suppressed_by_reason=dict(by_reason),
+            other_phones_suppressed=others_suppressed,
+            timings={"suppress_seconds": round(time.perf_counter() - started, 3)},
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "suppressed": suppressed.height,
+            "suppressed_by_reason": dg.MetadataValue.json(dict(by_reason)),
+            "other_phones_suppressed": others_suppressed,
+        }
+    )
+
+
+@dg.asset_check(
+    asset=suppressed_contacts,
+    blocking=True,
+    partitions_def=upload_partitions,
+    automation_condition=runs_with_its_asset(),
+    description="Fail closed: the latest load of every DNC list that applies to the campaign is not empty. A missing "
+    "or stale national registry does not block the import: the campaign's audience is not built, and says why.",
+)
+@withhold_error_details
+def dnc_lists_usable(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    upload_id = context.partition_key
+    with warehouse.transaction() as con:
+        upload = load_upload(con, upload_id)
+        campaign = load_campaign(upload.campaign, create=True)
+        # The lists must be intact to scrub the upload; whether the national list is loaded and fresh enough to
+        # call is the audience's question (it is not built without it and says why): the import still imports.
+        problems = dnc_problems(con, sources=campaign.dnc_sources, require_national=False, now=datetime.now(UTC))
+        detail = "; ".join(problems) if problems else "all DNC lists that apply are loaded and fresh"
+        record_check(con, upload_id, DNC_GATE, not problems, detail, {"problems": len(problems)})
+        metadata: dict = {"problems": len(problems), "detail": detail}
+        if problems:
+            update_upload(con, upload_id, status="blocked", blocked_by={"gate": DNC_GATE, "detail": detail})
+            # a blocked upload says why, in words, right on the check (downstream steps are skipped)
+            overview = upload_metadata(upload_summary(con, upload_id))
+            metadata.update(import_status=overview["import_status"], import_summary=overview["import_summary"])
+    description = f"blocked by {DNC_GATE}: {detail}" if problems else detail
+    return dg.AssetCheckResult(passed=not problems, description=description, metadata=metadata)

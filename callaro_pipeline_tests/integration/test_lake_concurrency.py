@@ -1,0 +1,87 @@
+"""Two imports of different uploads into one campaign at the same instant, with an analyst reading in a loop:
+the contact book and the campaign equal running them one after the other, and every read answers (no error,
+no wait)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from callaro_pipeline_tests.conftest import install_callaro_env, open_lake, write_csv
+
+HEADER = ["First Name", "Phone Number", "Lead Source"]
+READER = """
+import sys, time
+from pathlib import Path
+from callaro_pipeline.storage.warehouse import Warehouse
+store, errors, answers, stop = Warehouse(), 0, 0, Path(sys.argv[1])
+while not stop.exists():
+    try:
+        with store.read() as con:
+            con.execute("SELECT count(*) FROM contacts").fetchone()
+        answers += 1
+    except Exception as error:  # reported, never hidden
+        errors += 1
+        print("error", type(error).__name__, str(error)[:200], flush=True)
+    time.sleep(0.05)
+print("answers", answers, "errors", errors, flush=True)
+"""
+
+
+def _files(folder: Path) -> list[Path]:
+    """Two uploads sharing 100 of their numbers (and one bad row each)."""
+    shared = [[f"Shared{i}", f"(415) 555-{i:04d}", "vendor"] for i in range(100)]
+    return [
+        write_csv(
+            folder / f"part{n}.csv",
+            HEADER,
+            [*shared, *([f"Own{n}-{i}", f"(212) 55{n}-{i:04d}", "webinar"] for i in range(150)), ["Bad", "12", "x"]],
+        )
+        for n in (1, 2)
+    ]
+
+
+def _import(file: Path, env: dict[str, str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "callaro_pipeline.cli", "import", str(file), "--campaign", "spring"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _outcome(home: Path) -> tuple:
+    con = open_lake(home)
+    try:
+        return (
+            con.execute("SELECT count(*), count(DISTINCT phone_e164) FROM contacts").fetchone(),
+            con.execute("SELECT count(*), count(DISTINCT contact_id) FROM campaign_contacts").fetchone(),
+            # (rows of one upload already in the book from the other are `duplicate` only when it merged first)
+            con.execute("SELECT count(*) FROM rejected_rows WHERE code <> 'duplicate'").fetchone(),
+            con.execute("SELECT status, count(*) FROM uploads GROUP BY 1").fetchall(),
+        )
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_concurrent_imports_equal_the_sequential_result_and_readers_never_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _files(tmp_path)
+    # the two imports one after the other: 100 shared + 150 + 150 numbers, one bad row each, both imported
+    sequential = ((400, 400), (400, 400), (2,), [("imported", 2)])
+    concurrent_home = install_callaro_env(tmp_path / "concurrent", monkeypatch)
+    env = os.environ.copy()
+    stop = tmp_path / "stop-reading"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(stop)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        writers = [_import(file, env) for file in files]
+        for writer in writers:
+            _, err = writer.communicate(timeout=300)
+            assert writer.returncode == 0, err[-2000:]
+    finally:
+        stop.touch()
+    out, _ = reader.communicate(timeout=60)
+    assert _outcome(concurrent_home) == sequential
+    assert out.splitlines()[-1].endswith("errors 0") and int(out.split()[-3]) > 0, out
