@@ -151,7 +151,7 @@ def test_withheld_error_text_keeps_the_code_path_and_drops_the_message() -> None
 def test_the_privacy_module_imports_no_dagster() -> None:
     """A pure module: the masking and the failure wording load and run without Dagster."""
     code = (
-        "import sys; from callaro_pipeline import privacy; "
+        "import sys; from callaro_pipeline.core import privacy; "
         "failure = privacy.withheld_failure(ValueError('x'), 'step'); "
         "assert failure is not None and failure.metadata['message_withheld']; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dagster', 'dagster_shared')))"
