@@ -1,7 +1,7 @@
 """Campaign audiences, the pure rules: a build's outcome per candidate (member, suppressed, missing_required),
 its agent variables, the settings digest that decides whether a build may be incremental, and calling
 intervals cut at the national snapshot's limit. Polars frames and plain values in and out; the SQL that reads
-candidates and stores builds is storage.audiences.
+candidates and builds is storage.audiences (what a build stores: storage.audience_versions).
 """
 
 from __future__ import annotations

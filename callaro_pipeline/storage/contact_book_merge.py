@@ -50,7 +50,7 @@ _NON_EMPTY_CUSTOM_FIELDS = (
 
 
 def _stage_incoming(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> None:
-    """`_incoming` from `_incoming_rows`: one row per phone and extension (its first row), with its contact_id,
+    """`_incoming` from `incoming_rows`: one row per phone and extension (its first row), with its contact_id,
     empty text as NULL, custom fields without empty values (so a blank cell never erases what the book knows).
 
     A view over the registered frame rather than a temporary table: copying a million rows of text inside
