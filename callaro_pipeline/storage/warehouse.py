@@ -13,6 +13,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -170,6 +171,14 @@ def stage(con: duckdb.DuckDBPyConnection, name: str, df: pl.DataFrame) -> str:
     """Make a polars frame visible to SQL under `name` (registration works with external access disabled)."""
     con.register(name, df.to_arrow())
     return name
+
+
+def single_row(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
+    """The one row of an aggregate query or of a write's count (DuckDB types `fetchone()` as Optional)."""
+    row = con.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError("the query returned no row")
+    return row
 
 
 def replace_partition(

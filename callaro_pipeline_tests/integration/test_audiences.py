@@ -9,11 +9,13 @@ import polars as pl
 import pytest
 from test_contact_book import ANN, BOB, CAROL, NOW, merge
 
+from callaro_pipeline.core.audiences import resolve_agent_variables
 from callaro_pipeline.core.config import AgentVariable, Campaign
+from callaro_pipeline.core.contact_book import contact_id_for
 from callaro_pipeline.core.errors import ConfigError, DncUnavailable
 from callaro_pipeline.storage import suppression
-from callaro_pipeline.storage.audiences import build_audience, export_audience, resolve_agent_variables
-from callaro_pipeline.storage.contact_book import contact_id_for, undo_upload
+from callaro_pipeline.storage.audiences import build_audience, export_audience
+from callaro_pipeline.storage.contact_book import undo_upload
 from callaro_pipeline.storage.warehouse import Warehouse
 
 NEW_YORK = {"timezone": "America/New_York", "timezone_candidates": ["America/New_York"], "timezone_source": "explicit"}

@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
+from callaro_pipeline.core.contact_book import contact_id_for
 from callaro_pipeline.core.errors import ConfigError
 from callaro_pipeline.storage.contact_book import (
-    contact_id_for,
     find_contacts,
-    merge_upload_into_book,
     remove_contacts,
     undo_upload,
     update_contacts,
 )
+from callaro_pipeline.storage.contact_book_merge import merge_upload_into_book
 from callaro_pipeline.storage.warehouse import Warehouse
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

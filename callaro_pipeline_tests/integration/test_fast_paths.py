@@ -14,10 +14,10 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 from test_contact_book import register_upload, released_rows
 
-from callaro_pipeline.core import ingest
+from callaro_pipeline.core import contact_book, ingest
 from callaro_pipeline.core.config import AgentVariable, Campaign
 from callaro_pipeline.core.validation import _email_verdicts
-from callaro_pipeline.storage import contact_book, suppression
+from callaro_pipeline.storage import contact_book_merge, suppression
 from callaro_pipeline.storage.audiences import build_audience
 from callaro_pipeline.storage.warehouse import Warehouse
 
@@ -232,7 +232,7 @@ def _counts(build) -> tuple:
 
 def _upload(con, upload_id: str, campaign: str, when: datetime, *rows: dict) -> None:
     register_upload(con, upload_id, campaign)
-    contact_book.merge_upload_into_book(
+    contact_book_merge.merge_upload_into_book(
         con, upload_id=upload_id, campaign=campaign, contacts=released_rows(*rows), now=when
     )
 

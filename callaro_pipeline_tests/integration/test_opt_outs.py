@@ -20,7 +20,8 @@ from callaro_pipeline.core.errors import DncUnavailable
 from callaro_pipeline.core.validation import validate_contacts
 from callaro_pipeline.storage import suppression
 from callaro_pipeline.storage.audiences import build_audience, export_audience
-from callaro_pipeline.storage.contact_book import merge_upload_into_book, remove_contacts, update_contacts
+from callaro_pipeline.storage.contact_book import remove_contacts, update_contacts
+from callaro_pipeline.storage.contact_book_merge import merge_upload_into_book
 from callaro_pipeline.storage.suppression import DncFileRefused, import_dnc_file, scrub
 from callaro_pipeline.storage.warehouse import Warehouse
 
@@ -358,7 +359,7 @@ def test_an_import_into_a_new_campaign_imports_and_says_why_nobody_is_callable(c
         build = build_audience(con, load_campaign("typo"), now=datetime.now(UTC))
         assert build.members == 0 and build.detail["suppressed_by_reason"] == {"no_consent": 1}
         assert audience(con, "typo") == []
-    from callaro_pipeline.storage.audiences import audience_status
+    from callaro_pipeline.core.audiences import audience_status
 
     assert "no_consent 1" in audience_status(build)["reason"]
 
@@ -426,7 +427,8 @@ def test_every_audience_row_records_snapshot_consent_and_zone_decision(warehouse
 
 def test_windows_exports_get_the_live_members_and_the_national_cut(warehouse, tmp_path):
     from callaro_pipeline.core import windows
-    from callaro_pipeline.storage.audiences import callable_members, cut_intervals
+    from callaro_pipeline.core.audiences import cut_intervals
+    from callaro_pipeline.storage.audiences import callable_members
 
     strict = Campaign(name="spring", require_national_dnc=True)
     snapshot = date(2026, 2, 5)

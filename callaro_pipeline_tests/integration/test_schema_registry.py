@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from callaro_pipeline.core import config, duplicates, filters, gates, mapping, privacy, schema, validation
+from callaro_pipeline.core import contact_book as book_rules
 from callaro_pipeline.storage import contact_book
 from callaro_pipeline.storage.warehouse import Warehouse
 
@@ -100,14 +101,14 @@ def test_validation_field_rules_come_from_the_registry():
 def test_the_contact_book_merges_and_edits_what_the_registry_says():
     assert contact_book.EDITABLE_FIELDS == schema.EDITABLE_FIELDS
     assert "phone" not in contact_book.EDITABLE_FIELDS and "phone_e164" not in contact_book.EDITABLE_FIELDS
-    assert contact_book._FIELD_GROUPS == {
+    assert book_rules.FIELD_GROUPS == {
         "consent": ("consent", "consent_date", "consent_source"),
         "timezone": ("timezone", "timezone_candidates", "timezone_source"),
     }
-    merged = set(contact_book._SINGLE_FIELDS) | {n for g in contact_book._FIELD_GROUPS.values() for n in g}
+    merged = set(book_rules.SINGLE_FIELDS) | {n for g in book_rules.FIELD_GROUPS.values() for n in g}
     # every validated column of the book is merged by a rule: a value, a group, the key, or its own SQL
     assert merged | {"row_number", "phone_e164", "custom_fields", "other_phones_e164"} == set(schema.VALIDATED_COLUMNS)
-    assert list(contact_book._INCOMING_SCHEMA) == list(schema.VALIDATED_COLUMNS)
+    assert list(book_rules.INCOMING_SCHEMA) == list(schema.VALIDATED_COLUMNS)
     assert set(contact_book.FILTERABLE_FIELDS) <= set(schema.BOOK_COLUMNS)
 
 

@@ -4,7 +4,6 @@ import time
 
 import dagster as dg
 
-from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.gates import GE_GATE, PANDERA_GATE
 from callaro_pipeline.defs.automation.conditions import follows_its_upload
 from callaro_pipeline.defs.failures import withhold_error_details
@@ -12,20 +11,11 @@ from callaro_pipeline.defs.metadata import upload_metadata
 from callaro_pipeline.defs.partitions import WAREHOUSE_POOL, upload_partitions
 from callaro_pipeline.defs.suppress.assets import DNC_GATE, suppressed_contacts
 from callaro_pipeline.storage import segments
-from callaro_pipeline.storage.contact_book import merge_upload_into_book
-from callaro_pipeline.storage.suppression import drop_listed_other_phones
-from callaro_pipeline.storage.uploads import failed_checks, load_upload, update_upload, upload_summary, utcnow
+from callaro_pipeline.storage.contact_book_merge import merge_released_rows, release_blocker, remember_campaign_state
+from callaro_pipeline.storage.uploads import load_upload, update_upload, upload_summary, utcnow
 from callaro_pipeline.storage.warehouse import Warehouse
 
 REQUIRED_GATES = (PANDERA_GATE, GE_GATE, DNC_GATE)
-
-RELEASED_SQL = """
-SELECT v.* EXCLUDE (upload_id)
-FROM validated_contacts v
-ANTI JOIN (SELECT row_number FROM suppressed_contacts WHERE upload_id = ?) s USING (row_number)
-WHERE v.upload_id = ?
-ORDER BY v.row_number
-"""
 
 
 @dg.asset(
@@ -46,21 +36,8 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
     started = time.perf_counter()
     with warehouse.transaction() as con:
         upload = load_upload(con, upload_id)
-        # Blocking checks only block inside one run: a run that materializes this asset alone must not
-        # release an upload whose gates failed or never ran.
-        passed = {
-            r[0]
-            for r in con.execute(
-                "SELECT name FROM upload_checks WHERE upload_id = ? AND passed", [upload_id]
-            ).fetchall()
-        }
-        failed = failed_checks(con, upload_id)
-        missing = [gate for gate in REQUIRED_GATES if gate not in passed]
-        if failed or missing:
-            reason = (
-                "; ".join(f"blocked by {name}: {detail}" for name, detail in failed)
-                or f"blocked: gates not evaluated: {', '.join(missing)} (launch the import_upload job)"
-            )
+        reason = release_blocker(con, upload_id, REQUIRED_GATES)
+        if reason:
             # in words, as a Failure (no stack trace of ours): the UI shows this description on the run and asset
             raise dg.Failure(
                 description=f"{reason} (upload {upload_id}: nothing released)",
@@ -71,34 +48,9 @@ def contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mate
                 },
                 allow_retries=False,
             )
-        imported = con.execute(f"SELECT count(*) FROM ({RELEASED_SQL})", [upload_id, upload_id]).fetchall()[0][0]  # noqa: S608
-        # the released rows are handed over, not kept here: the merge frees them once it has its own copy
-        counts = merge_upload_into_book(
-            con,
-            upload_id=upload_id,
-            campaign=upload.campaign,
-            # other numbers listed now on the campaign's lists never reach the book (the contact keeps its phone)
-            contacts=drop_listed_other_phones(
-                con, con.execute(RELEASED_SQL, [upload_id, upload_id]).pl(), Campaign(name=upload.campaign).dnc_sources
-            ),
-            now=utcnow(),
-        )
+        imported, counts = merge_released_rows(con, upload, now=utcnow())
         if not upload.options.manual:  # a contact added by hand is not a vendor file: keep the campaign's state
-            con.execute(
-                """
-                MERGE INTO campaign_state AS s
-                USING (
-                    SELECT ? AS campaign, ? AS last_upload_id, ?::JSON AS last_mapping,
-                           (SELECT to_json(list(name ORDER BY position)) FROM raw_columns WHERE upload_id = ?)
-                               AS last_columns,
-                           ?::TIMESTAMP AS updated_at
-                ) AS n ON s.campaign = n.campaign
-                WHEN MATCHED THEN UPDATE SET last_upload_id = n.last_upload_id, last_mapping = n.last_mapping,
-                    last_columns = n.last_columns, updated_at = n.updated_at
-                WHEN NOT MATCHED THEN INSERT BY NAME
-                """,
-                [upload.campaign, upload_id, upload.summary.get("mapping_json"), upload_id, utcnow()],
-            )
+            remember_campaign_state(con, upload, now=utcnow())
         update_upload(
             con,
             upload_id,
