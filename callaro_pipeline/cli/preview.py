@@ -13,7 +13,7 @@ from callaro_pipeline.core.errors import UnusableInput
 from callaro_pipeline.core.flow import check_upload, map_upload
 from callaro_pipeline.core.ingest import ReadLimits, check_size, read_table
 from callaro_pipeline.core.landing import check_source_file, open_regular_file
-from callaro_pipeline.storage.uploads import UploadOptions
+from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.storage.warehouse import Warehouse
 
 SHOWN_FIELDS = (

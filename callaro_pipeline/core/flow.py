@@ -21,8 +21,8 @@ from callaro_pipeline.core.mapping import (
     lost_fields,
     source_columns,
 )
+from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.core.validation import ValidationResult, validate_contacts
-from callaro_pipeline.storage.uploads import UploadOptions
 
 
 @dataclass

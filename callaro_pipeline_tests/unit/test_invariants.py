@@ -19,7 +19,7 @@ from callaro_pipeline.core.flow import check_upload, map_upload
 from callaro_pipeline.core.ingest import read_table
 from callaro_pipeline.core.phones import normalize_phones
 from callaro_pipeline.core.timezones import parse_timezone_text
-from callaro_pipeline.storage.uploads import UploadOptions
+from callaro_pipeline.core.uploads import UploadOptions
 
 REGISTRY = {"seats": CustomField("seats", "integer", "sales-ops", "licensed seats")}
 HEADER = ["Phone Number", "First Name", "E-mail", "Time Zone", "Customer ID", "Seats"]
