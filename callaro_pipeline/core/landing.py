@@ -26,7 +26,7 @@ from pathlib import Path
 
 from callaro_pipeline.core.config import check_name
 from callaro_pipeline.core.errors import UnusableInput
-from callaro_pipeline.core.ingest import file_extension
+from callaro_pipeline.core.reading import file_extension
 
 STORED_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx")
 UNKNOWN_EXTENSION = ".bin"

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from callaro_pipeline.core.config import Campaign, CustomField
 from callaro_pipeline.core.errors import NothingToImport
 from callaro_pipeline.core.flow import check_upload, map_upload
-from callaro_pipeline.core.ingest import read_table
 from callaro_pipeline.core.phones import normalize_phones
+from callaro_pipeline.core.reading import read_table
 from callaro_pipeline.core.timezones import parse_timezone_text
 from callaro_pipeline.core.uploads import UploadOptions
 
