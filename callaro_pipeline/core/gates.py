@@ -193,7 +193,7 @@ def great_expectations_gate(
     result = gx_gate_result(outcome, inputs, docs_dir / "index.html")
     result.metadata["gx_seconds"] = round(time.perf_counter() - started, 3)
     if drift_unmapped:  # a recurring file whose drift leaves a field of its last mapping unmapped: blocked
-        from callaro_pipeline.core.mapping import ColumnDrift
+        from callaro_pipeline.core.column_drift import ColumnDrift
 
         reason = ColumnDrift(unmapped_fields=[(str(f), str(c)) for f, c in drift_unmapped]).blocking_reason()
         result.detail = str(reason) if result.passed else f"{reason}; {result.detail}"

@@ -14,8 +14,9 @@ from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, EMAIL_MAX_LENGTH
 
 from callaro_pipeline.core import schema
+from callaro_pipeline.core.applying_mapping import FALSE_WORDS, TRUE_WORDS, typed_custom_value
 from callaro_pipeline.core.config import CustomField, load_custom_fields
-from callaro_pipeline.core.mapping import CUSTOM_PREFIX, FALSE_WORDS, TRUE_WORDS, typed_custom_value
+from callaro_pipeline.core.mapping import CUSTOM_PREFIX
 from callaro_pipeline.core.phones import PHONE_COLUMNS, normalize_phones
 from callaro_pipeline.core.timezones import resolve_timezones
 

@@ -10,7 +10,17 @@ import polars as pl
 import pytest
 import yaml
 
-from callaro_pipeline.core import config, duplicates, filters, gates, mapping, privacy, schema, validation
+from callaro_pipeline.core import (
+    applying_mapping,
+    config,
+    duplicates,
+    filters,
+    gates,
+    header_matching,
+    privacy,
+    schema,
+    validation,
+)
 from callaro_pipeline.storage import contact_book
 from callaro_pipeline.storage.warehouse import Warehouse
 
@@ -63,7 +73,7 @@ def test_the_standard_fields_are_the_products_and_one_tuple_everywhere():
         "lead_source consent consent_date consent_source"
     ).split()
     assert sorted(schema.STANDARD_FIELDS) == sorted(product)
-    assert config.STANDARD_FIELDS is schema.STANDARD_FIELDS is mapping.STANDARD_FIELDS
+    assert config.STANDARD_FIELDS is schema.STANDARD_FIELDS is header_matching.STANDARD_FIELDS
 
 
 def test_the_pandera_schema_is_generated_from_the_registry():
@@ -133,7 +143,7 @@ def test_filters_and_privacy_read_the_registry():
 def test_a_mapped_frame_has_the_registry_columns_of_the_mapped_stage():
     registry = config.load_custom_fields()
     rows = pl.DataFrame({"Phone": ["(415) 555-0134"], "Name": ["Ann Lee"]})
-    mapped = mapping.apply_mapping(rows, mapping.auto_map(rows.columns, registry), registry)
+    mapped = applying_mapping.apply_mapping(rows, header_matching.auto_map(rows.columns, registry), registry)
     assert set(mapped.columns) <= {f.name for f in schema.fields(table="mapped_contacts")}
 
 

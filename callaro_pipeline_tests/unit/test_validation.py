@@ -4,8 +4,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from callaro_pipeline.core.applying_mapping import apply_mapping
 from callaro_pipeline.core.config import CustomField
-from callaro_pipeline.core.mapping import apply_mapping, auto_map, source_columns
+from callaro_pipeline.core.header_matching import auto_map
+from callaro_pipeline.core.mapping import source_columns
 from callaro_pipeline.core.validation import PROBLEM_CODES, PROBLEM_SCHEMA, VALIDATED_COLUMNS, validate_contacts
 
 REGISTRY = {
