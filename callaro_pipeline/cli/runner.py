@@ -16,7 +16,7 @@ import dagster as dg
 
 from callaro_pipeline.core.config import check_name, load_campaign, paths
 from callaro_pipeline.core.errors import ConfigError, UnusableInput
-from callaro_pipeline.core.gates import great_expectations_in_side_process
+from callaro_pipeline.core.gx_side_process import great_expectations_in_side_process
 from callaro_pipeline.core.landing import check_source_file, land_upload
 from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.defs.partitions import UPLOADS

@@ -16,7 +16,10 @@ from callaro_pipeline.core import (
     duplicates,
     filters,
     gates,
+    gx_gate,
+    gx_suite,
     header_matching,
+    pandera_gate,
     privacy,
     schema,
     validation,
@@ -77,7 +80,7 @@ def test_the_standard_fields_are_the_products_and_one_tuple_everywhere():
 
 
 def test_the_pandera_schema_is_generated_from_the_registry():
-    generated = gates.validated_contacts_schema()
+    generated = pandera_gate.validated_contacts_schema()
     gated = schema.fields(table="validated_contacts", gated=True)
     assert list(generated.columns) == [f.name for f in gated]
     for f in gated:
@@ -89,21 +92,21 @@ def test_the_pandera_schema_is_generated_from_the_registry():
 
 
 def test_the_great_expectations_suite_asks_for_every_required_and_an_identity_field():
-    suite = gates.gx_runner().context.suites.get(gates.GX_SUITE_NAME)
+    suite = gx_suite.gx_runner().context.suites.get(gates.GX_SUITE_NAME)
     rules = {e.meta[gates.RULE_KEY]: e for e in suite.expectations}
     assert schema.REQUIRED_FIELDS == ("phone",)
     for name in schema.REQUIRED_FIELDS:
         assert rules[f"{name}_mapped"].column == f"mapped__{name}"
     assert "identity_mapped" in rules
-    summary = gates.upload_summary(10, 0, ["phone", "email"])
+    summary = gx_gate.upload_summary(10, 0, ["phone", "email"])
     assert summary["identity_fields_mapped"] == [0]
-    assert gates.upload_summary(10, 0, ["phone", *schema.IDENTITY_FIELDS[:1]])["identity_fields_mapped"] == [1]
+    assert gx_gate.upload_summary(10, 0, ["phone", *schema.IDENTITY_FIELDS[:1]])["identity_fields_mapped"] == [1]
 
 
 def test_validation_field_rules_come_from_the_registry():
     assert validation.FIELD_MAX_LENGTHS == {f.name: f.max_length for f in schema.FIELDS if f.max_length}
     assert set(validation.FIELD_MAX_LENGTHS) == set(schema.STANDARD_FIELDS)
-    assert validation.NAME_FIELDS == gates.IDENTITY_FIELDS == ("first_name", "last_name", "full_name", "external_id")
+    assert validation.NAME_FIELDS == gx_gate.IDENTITY_FIELDS == ("first_name", "last_name", "full_name", "external_id")
     assert set(validation.TEXT_FIELDS) <= set(schema.STANDARD_FIELDS)
 
 
