@@ -48,7 +48,7 @@ def checked_changes(changes: dict[str, str]) -> dict[str, str]:
     if changes.get("timezone"):
         import polars as pl
 
-        from callaro_pipeline.core.timezones import parse_timezone_text
+        from callaro_pipeline.core.typed_timezones import parse_timezone_text
 
         parsed = parse_timezone_text(pl.Series([changes["timezone"]]))
         if parsed.get_column("tz_error")[0] is not None or len(parsed.get_column("tz_candidates")[0]) != 1:

@@ -18,7 +18,7 @@ from callaro_pipeline.core.errors import NothingToImport
 from callaro_pipeline.core.flow import check_upload, map_upload
 from callaro_pipeline.core.phones import normalize_phones
 from callaro_pipeline.core.reading import read_table
-from callaro_pipeline.core.timezones import parse_timezone_text
+from callaro_pipeline.core.typed_timezones import parse_timezone_text
 from callaro_pipeline.core.uploads import UploadOptions
 
 REGISTRY = {"seats": CustomField("seats", "integer", "sales-ops", "licensed seats")}
