@@ -57,7 +57,7 @@ def checked_changes(changes: dict[str, str]) -> dict[str, str]:
     if changes.get("consent"):
         import polars as pl
 
-        from callaro_pipeline.core.validation import _consent
+        from callaro_pipeline.core.field_checks import _consent
 
         consent = pl.select(_consent(pl.lit(changes["consent"].strip(), dtype=pl.Utf8))).item()
         if consent is None:
@@ -68,7 +68,7 @@ def checked_changes(changes: dict[str, str]) -> dict[str, str]:
 
         import polars as pl
 
-        from callaro_pipeline.core.validation import consent_date_value
+        from callaro_pipeline.core.field_checks import consent_date_value
 
         parsed = pl.select(consent_date_value(pl.lit(changes["consent_date"], dtype=pl.Utf8))).item()
         if parsed is None or parsed > datetime.now(UTC).date():

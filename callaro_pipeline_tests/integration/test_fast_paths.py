@@ -16,9 +16,9 @@ from test_contact_book import register_upload, released_rows
 
 from callaro_pipeline.core import reading_csv
 from callaro_pipeline.core.config import AgentVariable, Campaign
+from callaro_pipeline.core.field_checks import _email_verdicts
 from callaro_pipeline.core.reading import read_table
 from callaro_pipeline.core.table_frames import ReadLimits
-from callaro_pipeline.core.validation import _email_verdicts
 from callaro_pipeline.storage import contact_book, suppression
 from callaro_pipeline.storage.audiences import build_audience
 from callaro_pipeline.storage.warehouse import Warehouse

@@ -14,6 +14,7 @@ from callaro_pipeline.core import (
     applying_mapping,
     config,
     duplicates,
+    field_checks,
     filters,
     gates,
     gx_gate,
@@ -21,6 +22,7 @@ from callaro_pipeline.core import (
     header_matching,
     pandera_gate,
     privacy,
+    problems,
     schema,
     validation,
 )
@@ -104,10 +106,10 @@ def test_the_great_expectations_suite_asks_for_every_required_and_an_identity_fi
 
 
 def test_validation_field_rules_come_from_the_registry():
-    assert validation.FIELD_MAX_LENGTHS == {f.name: f.max_length for f in schema.FIELDS if f.max_length}
-    assert set(validation.FIELD_MAX_LENGTHS) == set(schema.STANDARD_FIELDS)
+    assert problems.FIELD_MAX_LENGTHS == {f.name: f.max_length for f in schema.FIELDS if f.max_length}
+    assert set(problems.FIELD_MAX_LENGTHS) == set(schema.STANDARD_FIELDS)
     assert validation.NAME_FIELDS == gx_gate.IDENTITY_FIELDS == ("first_name", "last_name", "full_name", "external_id")
-    assert set(validation.TEXT_FIELDS) <= set(schema.STANDARD_FIELDS)
+    assert set(field_checks.TEXT_FIELDS) <= set(schema.STANDARD_FIELDS)
 
 
 def test_the_contact_book_merges_and_edits_what_the_registry_says():
