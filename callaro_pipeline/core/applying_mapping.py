@@ -7,7 +7,7 @@ import json
 
 import polars as pl
 
-from callaro_pipeline.core.config import CustomField
+from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.errors import MappingError
 from callaro_pipeline.core.header_matching import _alias_table, _exact_matches
 from callaro_pipeline.core.mapping import (

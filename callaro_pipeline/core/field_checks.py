@@ -10,7 +10,7 @@ from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, EMAIL_
 
 from callaro_pipeline.core import schema
 from callaro_pipeline.core.applying_mapping import FALSE_WORDS, TRUE_WORDS, typed_custom_value
-from callaro_pipeline.core.config import CustomField
+from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.mapping import CUSTOM_PREFIX
 from callaro_pipeline.core.problems import FIELD_MAX_LENGTHS, Check, _cut
 

@@ -22,7 +22,8 @@ from datetime import date, datetime
 from typing import Any
 
 from callaro_pipeline.core import schema
-from callaro_pipeline.core.config import CustomField, load_custom_fields
+from callaro_pipeline.core.campaign_settings import CustomField
+from callaro_pipeline.core.config import load_custom_fields
 from callaro_pipeline.core.errors import ConfigError
 
 # --- allowlists -------------------------------------------------------------------------------------------
@@ -40,7 +41,7 @@ CONTACT_FIELDS: dict[str, tuple[str, str]] = {
     "email_domain": ("nullif(lower(split_part(c.email, '@', 2)), '')", "text"),
 }
 CUSTOM_PREFIX = "custom."
-# custom-field type (config.CUSTOM_FIELD_TYPES) -> value type used here
+# custom-field type (campaign_settings.CUSTOM_FIELD_TYPES) -> value type used here
 _CUSTOM_TYPES = {"string": "text", "integer": "number", "number": "number", "boolean": "boolean", "date": "date"}
 _CUSTOM_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 

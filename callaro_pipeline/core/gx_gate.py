@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callaro_pipeline.core import schema
-from callaro_pipeline.core.config import check_name
+from callaro_pipeline.core.project_paths import check_name
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

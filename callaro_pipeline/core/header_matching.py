@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rapidfuzz import fuzz, process
 
-from callaro_pipeline.core.config import CustomField
+from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.mapping import (
     CUSTOM_PREFIX,
     EXACT_SCORE,

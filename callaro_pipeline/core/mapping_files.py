@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from callaro_pipeline.core.config import DUPLICATE_POLICIES, CustomField
+from callaro_pipeline.core.campaign_settings import DUPLICATE_POLICIES, CustomField
 from callaro_pipeline.core.errors import MappingError
 from callaro_pipeline.core.mapping import CUSTOM_PREFIX, EXACT_SCORE, Mapping, _is_custom, _shown
 from callaro_pipeline.core.schema import STANDARD_FIELDS

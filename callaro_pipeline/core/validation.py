@@ -12,7 +12,8 @@ from datetime import UTC, date, datetime
 import polars as pl
 
 from callaro_pipeline.core import schema
-from callaro_pipeline.core.config import CustomField, load_custom_fields
+from callaro_pipeline.core.campaign_settings import CustomField
+from callaro_pipeline.core.config import load_custom_fields
 from callaro_pipeline.core.field_checks import (
     _consent,
     _consent_date_problem,

@@ -39,7 +39,8 @@ import duckdb
 import polars as pl
 
 from callaro_pipeline.core import schema, windows
-from callaro_pipeline.core.config import AgentVariable, Campaign
+from callaro_pipeline.core.campaign_settings import AgentVariable
+from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.errors import ConfigError, DncUnavailable
 from callaro_pipeline.core.privacy import mask_phone
 from callaro_pipeline.core.report import write_csv_safely

@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 from test_contact_book import ANN, BOB, CAROL, NOW, merge
 
-from callaro_pipeline.core.config import AgentVariable, Campaign
+from callaro_pipeline.core.campaign_settings import AgentVariable
+from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.errors import ConfigError, DncUnavailable
 from callaro_pipeline.storage import suppression
 from callaro_pipeline.storage.audiences import build_audience, export_audience, resolve_agent_variables

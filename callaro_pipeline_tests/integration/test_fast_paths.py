@@ -15,7 +15,8 @@ from email_validator import EmailNotValidError, validate_email
 from test_contact_book import register_upload, released_rows
 
 from callaro_pipeline.core import reading_csv
-from callaro_pipeline.core.config import AgentVariable, Campaign
+from callaro_pipeline.core.campaign_settings import AgentVariable
+from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.field_checks import _email_verdicts
 from callaro_pipeline.core.reading import read_table
 from callaro_pipeline.core.table_frames import ReadLimits

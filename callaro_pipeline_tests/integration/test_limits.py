@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from callaro_pipeline.cli import main
-from callaro_pipeline.core.config import PROJECT_ROOT
 from callaro_pipeline.core.errors import ConfigError
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 from callaro_pipeline.core.table_frames import ReadLimits
 from callaro_pipeline_tests.conftest import open_lake
 

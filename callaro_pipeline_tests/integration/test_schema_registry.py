@@ -78,7 +78,7 @@ def test_the_standard_fields_are_the_products_and_one_tuple_everywhere():
         "lead_source consent consent_date consent_source"
     ).split()
     assert sorted(schema.STANDARD_FIELDS) == sorted(product)
-    assert config.STANDARD_FIELDS is schema.STANDARD_FIELDS is header_matching.STANDARD_FIELDS
+    assert schema.STANDARD_FIELDS is header_matching.STANDARD_FIELDS is applying_mapping.STANDARD_FIELDS
 
 
 def test_the_pandera_schema_is_generated_from_the_registry():

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from callaro_pipeline.core.applying_mapping import apply_mapping
-from callaro_pipeline.core.config import CustomField
+from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.duplicates import apply_duplicate_policy
 from callaro_pipeline.core.errors import ConfigError
 from callaro_pipeline.core.header_matching import auto_map

@@ -13,7 +13,8 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callaro_pipeline.core.config import Campaign, CustomField
+from callaro_pipeline.core.campaign_settings import CustomField
+from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.errors import NothingToImport
 from callaro_pipeline.core.flow import check_upload, map_upload
 from callaro_pipeline.core.phones import normalize_phones

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from callaro_pipeline.core.applying_mapping import apply_mapping
-from callaro_pipeline.core.config import CustomField
+from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.header_matching import auto_map
 from callaro_pipeline.core.mapping import source_columns
 from callaro_pipeline.core.problems import PROBLEM_CODES, PROBLEM_SCHEMA
