@@ -22,7 +22,7 @@ from callaro_pipeline.storage.warehouse import Warehouse
 def where_conditions(where: str | None) -> list[Any]:
     """Filters of `contacts update|remove|export`: the one filter language of segments (callaro_pipeline.core.filters),
     whose fields include the contact book's own columns (names, phone, e-mail, contact_id, lineage)."""
-    from callaro_pipeline.core.filters import parse_where
+    from callaro_pipeline.core.filter_parser import parse_where
 
     return parse_where(where, load_custom_fields()) if where else []
 

@@ -15,7 +15,7 @@ from callaro_pipeline.core import (
     config,
     duplicates,
     field_checks,
-    filters,
+    filter_parser,
     gates,
     gx_gate,
     gx_suite,
@@ -138,8 +138,8 @@ def test_duplicates_merge_the_registry_units():
 
 
 def test_filters_and_privacy_read_the_registry():
-    assert set(filters.CONTACT_FIELDS) - {"email_domain"} <= set(schema.BOOK_COLUMNS)
-    assert filters.CONTACT_FIELDS["consent_date"] == ("try_cast(c.consent_date AS DATE)", "date")
+    assert set(filter_parser.CONTACT_FIELDS) - {"email_domain"} <= set(schema.BOOK_COLUMNS)
+    assert filter_parser.CONTACT_FIELDS["consent_date"] == ("try_cast(c.consent_date AS DATE)", "date")
     assert set(privacy.PII_FIELDS_TEXT) | set(privacy.PII_FIELDS_EMAIL) | set(privacy.PII_FIELDS_PHONE) >= {
         f.name for f in schema.FIELDS if f.pii and f.type == "text"
     }
