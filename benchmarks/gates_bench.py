@@ -15,13 +15,10 @@ from pathlib import Path
 
 import polars as pl
 
-from callaro_pipeline.core.gates import (
-    OPTIONAL_TEXT_COLUMNS,
-    great_expectations_gate,
-    import_great_expectations,
-    pandera_gate,
-    validated_contacts_schema,
-)
+from callaro_pipeline.core.gates import OPTIONAL_TEXT_COLUMNS
+from callaro_pipeline.core.gx_gate import great_expectations_gate
+from callaro_pipeline.core.gx_suite import import_great_expectations
+from callaro_pipeline.core.pandera_gate import pandera_gate, validated_contacts_schema
 
 ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", None]
 SOURCES = ["phone", "provided", "state", "postal_code", "ambiguous"]

@@ -18,7 +18,7 @@ import phonenumbers
 import polars as pl
 
 from callaro_pipeline.core.phones import PHONE_COLUMNS, PHONE_SCHEMA, normalize_one, normalize_phones
-from callaro_pipeline.core.timezones import read_reference
+from callaro_pipeline.core.timezone_references import read_reference
 
 US_SHAPES = (
     "({a}) {e}-{l}",

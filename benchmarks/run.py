@@ -101,7 +101,7 @@ def bench_phones(path: Path, naive_seconds: float, naive: list[tuple]) -> None:
 
 
 def bench_gates(rows: int, root: Path) -> None:
-    from callaro_pipeline.core.gates import great_expectations_gate
+    from callaro_pipeline.core.gx_gate import great_expectations_gate
 
     docs = Path(tempfile.mkdtemp(dir=root))
     kwargs = dict(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from callaro_pipeline.core.config import PROJECT_ROOT
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 
 
 def install_callaro_env(base: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 import phonenumbers
 import polars as pl
 
-from callaro_pipeline.core.timezones import read_reference
+from callaro_pipeline.core.timezone_references import read_reference
 
 OUT = Path(__file__).resolve().parents[1] / "callaro_pipeline" / "core" / "reference" / "nanp_prefix_states.csv"
 # Geocoder spellings that differ from the state table's names.

@@ -7,7 +7,8 @@ from datetime import date
 from pathlib import Path
 
 from callaro_pipeline.cli.arguments import Parser, UsageError
-from callaro_pipeline.core.config import check_name, load_campaign
+from callaro_pipeline.core.config import load_campaign
+from callaro_pipeline.core.project_paths import check_name
 from callaro_pipeline.storage.warehouse import Warehouse
 
 

@@ -20,8 +20,8 @@ from callaro_pipeline.cli.manage import (
     write_one_row_upload,
 )
 from callaro_pipeline.cli.output import exit_code_for, print_summary, report_rebuild
-from callaro_pipeline.core.config import check_name
 from callaro_pipeline.core.errors import ConfigError
+from callaro_pipeline.core.project_paths import check_name
 from callaro_pipeline.storage.warehouse import Warehouse
 
 CHANGE_COMMANDS = (("update", "set fields on the matching contacts"), ("remove", "remove the matching contacts"))

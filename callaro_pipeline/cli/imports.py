@@ -15,8 +15,9 @@ from callaro_pipeline.cli.output import (
     report_failure,
     report_rebuild,
 )
-from callaro_pipeline.core.config import DUPLICATE_POLICIES, PROJECT_ROOT, check_name
+from callaro_pipeline.core.campaign_settings import DUPLICATE_POLICIES
 from callaro_pipeline.core.errors import UnusableInput
+from callaro_pipeline.core.project_paths import PROJECT_ROOT, check_name
 from callaro_pipeline.storage.warehouse import Warehouse
 
 SAMPLES = PROJECT_ROOT / "data" / "samples"

@@ -22,7 +22,7 @@ from callaro_pipeline.storage.warehouse import Warehouse
 def where_conditions(where: str | None) -> list[Any]:
     """Filters of `contacts update|remove|export`: the one filter language of segments (callaro_pipeline.core.filters),
     whose fields include the contact book's own columns (names, phone, e-mail, contact_id, lineage)."""
-    from callaro_pipeline.core.filters import parse_where
+    from callaro_pipeline.core.filter_parser import parse_where
 
     return parse_where(where, load_custom_fields()) if where else []
 
@@ -48,7 +48,7 @@ def checked_changes(changes: dict[str, str]) -> dict[str, str]:
     if changes.get("timezone"):
         import polars as pl
 
-        from callaro_pipeline.core.timezones import parse_timezone_text
+        from callaro_pipeline.core.typed_timezones import parse_timezone_text
 
         parsed = parse_timezone_text(pl.Series([changes["timezone"]]))
         if parsed.get_column("tz_error")[0] is not None or len(parsed.get_column("tz_candidates")[0]) != 1:
@@ -57,7 +57,7 @@ def checked_changes(changes: dict[str, str]) -> dict[str, str]:
     if changes.get("consent"):
         import polars as pl
 
-        from callaro_pipeline.core.validation import _consent
+        from callaro_pipeline.core.field_checks import _consent
 
         consent = pl.select(_consent(pl.lit(changes["consent"].strip(), dtype=pl.Utf8))).item()
         if consent is None:
@@ -68,7 +68,7 @@ def checked_changes(changes: dict[str, str]) -> dict[str, str]:
 
         import polars as pl
 
-        from callaro_pipeline.core.validation import consent_date_value
+        from callaro_pipeline.core.field_checks import consent_date_value
 
         parsed = pl.select(consent_date_value(pl.lit(changes["consent_date"], dtype=pl.Utf8))).item()
         if parsed is None or parsed > datetime.now(UTC).date():

@@ -11,9 +11,10 @@ import polars as pl
 from callaro_pipeline.core.config import campaign_path, default_campaign, load_campaign, load_custom_fields
 from callaro_pipeline.core.errors import UnusableInput
 from callaro_pipeline.core.flow import check_upload, map_upload
-from callaro_pipeline.core.ingest import ReadLimits, check_size, read_table
 from callaro_pipeline.core.landing import check_source_file, open_regular_file
-from callaro_pipeline.storage.uploads import UploadOptions
+from callaro_pipeline.core.reading import read_table
+from callaro_pipeline.core.table_frames import ReadLimits, check_size
+from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.storage.warehouse import Warehouse
 
 SHOWN_FIELDS = (

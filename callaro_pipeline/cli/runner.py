@@ -14,13 +14,14 @@ from typing import Any
 
 import dagster as dg
 
-from callaro_pipeline.core.config import check_name, load_campaign, paths
+from callaro_pipeline.core.config import load_campaign
 from callaro_pipeline.core.errors import ConfigError, UnusableInput
-from callaro_pipeline.core.gates import great_expectations_in_side_process
+from callaro_pipeline.core.gx_side_process import great_expectations_in_side_process
 from callaro_pipeline.core.landing import check_source_file, land_upload
+from callaro_pipeline.core.project_paths import check_name, paths
+from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.defs.partitions import UPLOADS
 from callaro_pipeline.storage.uploads import (
-    UploadOptions,
     find_upload_by_sha,
     load_upload,
     register_upload,

@@ -6,7 +6,8 @@ import argparse
 
 from callaro_pipeline.cli.arguments import Parser
 from callaro_pipeline.cli.output import print_segment_list
-from callaro_pipeline.core.config import check_name, dbt_project_dir, load_custom_fields
+from callaro_pipeline.core.config import load_custom_fields
+from callaro_pipeline.core.project_paths import check_name, dbt_project_dir
 from callaro_pipeline.storage.warehouse import Warehouse
 
 

@@ -7,7 +7,7 @@ import os
 import shutil
 
 from callaro_pipeline.cli.arguments import Parser
-from callaro_pipeline.core.config import PROJECT_ROOT
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 
 
 def register(commands: Parser) -> None:

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import polars as pl
 
 from callaro_pipeline.core import schema
-from callaro_pipeline.core.config import DUPLICATE_POLICIES
+from callaro_pipeline.core.campaign_settings import DUPLICATE_POLICIES
 from callaro_pipeline.core.errors import ConfigError
 from callaro_pipeline.core.mapping import CUSTOM_PREFIX
-from callaro_pipeline.core.validation import PROBLEM_SCHEMA, empty_problems
+from callaro_pipeline.core.problems import PROBLEM_SCHEMA, empty_problems
 
 GROUP = "duplicate_of"
 CONFLICT_SCHEMA = pl.Schema(

@@ -9,20 +9,17 @@ from pathlib import Path
 
 import polars as pl
 
-from callaro_pipeline.core.config import Campaign, CustomField, config_dir
+from callaro_pipeline.core.applying_mapping import apply_mapping
+from callaro_pipeline.core.campaign_settings import CustomField
+from callaro_pipeline.core.column_drift import ColumnDrift, column_drift, lost_fields
+from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.duplicates import DuplicateResult, apply_duplicate_policy
-from callaro_pipeline.core.mapping import (
-    ColumnDrift,
-    Mapping,
-    apply_mapping,
-    auto_map,
-    column_drift,
-    load_mapping_file,
-    lost_fields,
-    source_columns,
-)
+from callaro_pipeline.core.header_matching import auto_map
+from callaro_pipeline.core.mapping import Mapping, source_columns
+from callaro_pipeline.core.mapping_files import load_mapping_file
+from callaro_pipeline.core.project_paths import config_dir
+from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.core.validation import ValidationResult, validate_contacts
-from callaro_pipeline.storage.uploads import UploadOptions
 
 
 @dataclass

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from callaro_pipeline.core.config import check_name
 from callaro_pipeline.core.errors import UnusableInput
-from callaro_pipeline.core.ingest import file_extension
+from callaro_pipeline.core.project_paths import check_name
+from callaro_pipeline.core.reading import file_extension
 
 STORED_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx")
 UNKNOWN_EXTENSION = ".bin"

@@ -26,7 +26,7 @@ from phonenumbers import PhoneMetadata
 from phonenumbers import timezone as pn_timezone
 
 from callaro_pipeline.core.phone_metadata import PREFIX_DIGITS, TYPE_NAMES, dense_index, known_zones, nanp_answers
-from callaro_pipeline.core.timezones import read_reference
+from callaro_pipeline.core.timezone_references import read_reference
 
 # Uploads mix many regions: without it, phonenumbers recompiles metadata regexes that fell out of re's
 # 512-entry cache on nearly every call (about 10x slower per number).

@@ -2,7 +2,7 @@
 contact book, with its type, whether it is PII, whether `callaro contacts update` may set it, how duplicates
 merge it, and its description. Pure (no Dagster, no DuckDB, no Pandera): other modules derive from it.
 
-Derived from here: the standard mapping fields (config.STANDARD_FIELDS), the validated columns and the field
+Derived from here: the standard mapping fields (STANDARD_FIELDS), the validated columns and the field
 rules of validation, the Pandera schema and the GX suite of the gates, the contact book's merge groups and
 editable/filterable fields, the duplicate merge units, the filter language's contact fields, the masked PII
 columns, and the dbt column docs (`dbt_contacts/models/_contact_fields.md`, written by `dbt_docs_markdown`).

@@ -29,17 +29,20 @@ evidence sets, so the cost follows the number of distinct evidence combinations,
 
 from __future__ import annotations
 
-import hashlib
-import re
-import zoneinfo
-from datetime import datetime
-from functools import cache
-from pathlib import Path
-
 import polars as pl
 
 from callaro_pipeline.core import places
 from callaro_pipeline.core.lists import distinct_sorted
+from callaro_pipeline.core.timezone_references import (
+    _corrected_area_codes,
+    _exchange_zones,
+    _fsa_zone_table,
+    _npa_zone_table,
+    _state_zone_table,
+    _zip5_table,
+)
+from callaro_pipeline.core.typed_timezones import parse_timezone_text
+from callaro_pipeline.core.zone_clocks import _ZONE_LIST, _zone_order, zone_clock
 
 # provided / phone / state / postal_code: that evidence alone decided one zone (the others agree or are absent);
 # combined: several pieces of evidence, none alone, narrowed to one zone; ambiguous: the evidence agrees on
@@ -56,8 +59,6 @@ TIMEZONE_SOURCES = (
     "invalid",
     "unknown",
 )
-INVALID_TIMEZONE_MESSAGE = "not a recognised time zone name, abbreviation or UTC offset"
-REFERENCE_DIR = Path(__file__).parent / "reference"
 RESOLVE_INPUTS: dict[str, pl.DataType | type[pl.DataType]] = {
     "timezone": pl.Utf8,
     "phone_timezones": pl.List(pl.Utf8),
@@ -67,305 +68,8 @@ RESOLVE_INPUTS: dict[str, pl.DataType | type[pl.DataType]] = {
     "country": pl.Utf8,
     "phone_region": pl.Utf8,
 }
-CLOCK_SPAN = (datetime(2026, 1, 1), datetime(2029, 1, 1))
-# The name used for a clock when the evidence itself names none of its zones (offset readings).
-PREFERRED_ZONES = (
-    "America/New_York",
-    "America/Chicago",
-    "America/Denver",
-    "America/Phoenix",
-    "America/Los_Angeles",
-    "America/Anchorage",
-    "Pacific/Honolulu",
-    "America/Adak",
-    "America/Halifax",
-    "America/Puerto_Rico",
-    "America/St_Johns",
-    "America/Regina",
-    "America/Atikokan",
-    "Pacific/Guam",
-    "Pacific/Pago_Pago",
-)
-_ZONE_LIST = pl.List(pl.Utf8)
-_OFFSET_PATTERN = re.compile(r"^(?:utc|gmt)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$")
 _EVIDENCE = ("provided", "postal_code", "phone", "state")  # order of the names given to the candidates
 _NANP_E164 = r"^\+1([2-9]\d{2})[2-9]\d{6}$"
-_NANP_E164_DIGITS = r"^\+(1[2-9]\d{2}[2-9]\d{6})$"
-
-
-def read_reference(name: str) -> pl.DataFrame:
-    return pl.read_csv(REFERENCE_DIR / name, comment_prefix="#", infer_schema=False)
-
-
-# --- clocks ------------------------------------------------------------------------------------------------
-
-_CLOCK_IDS: dict[bytes, int] = {}
-
-
-@cache
-def _instants() -> pl.Series:
-    start, end = CLOCK_SPAN
-    return pl.datetime_range(start, end, "30m", time_zone="UTC", eager=True, closed="left")
-
-
-@cache
-def zone_clock(zone: str) -> tuple[int, frozenset[int], frozenset[int]]:
-    """(clock id, standard offsets, daylight offsets) of an IANA zone over CLOCK_SPAN, offsets in minutes.
-
-    Equal clock ids mean the same UTC offset at every half hour of the span (every transition in North
-    America falls on one).
-    """
-    local = _instants().dt.convert_time_zone(zone)
-    base = local.dt.base_utc_offset().dt.total_minutes()
-    daylight = local.dt.dst_offset().dt.total_minutes()
-    total = base + daylight
-    digest = hashlib.sha1(total.to_numpy().tobytes()).digest()
-    clock = _CLOCK_IDS.setdefault(digest, len(_CLOCK_IDS))
-    return clock, frozenset(base.unique().to_list()), frozenset(total.filter(daylight != 0).unique().to_list())
-
-
-def same_clock(first: str, second: str) -> bool:
-    """True when the two zones keep the same wall clock over 2026-2028."""
-    return zone_clock(first)[0] == zone_clock(second)[0]
-
-
-def clock_classes(zones: list[str]) -> list[list[str]]:
-    """The zones grouped by wall clock, in first-seen order."""
-    groups: dict[int, list[str]] = {}
-    for zone in zones:
-        groups.setdefault(zone_clock(zone)[0], []).append(zone)
-    return list(groups.values())
-
-
-def _zones_in(name: str, column: str = "zones") -> set[str]:
-    frame = read_reference(name)
-    return {zone for value in frame[column].drop_nulls() for zone in value.split(";") if zone}
-
-
-@cache
-def north_american_zones() -> tuple[str, ...]:
-    """Every zone the reference data can give a US / Canadian contact: the universe of offset readings."""
-    zones = _zones_in("state_timezones.csv") | _zones_in("ca_postal_timezones.csv")
-    zones |= _zones_in("area_code_timezones.csv")
-    zones |= {zone for value in _zip5_table()["zones"].unique().to_list() for zone in value.split(";")}
-    return tuple(sorted(zone for zone in zones if zone in _iana_names()))
-
-
-@cache
-def _world_zones() -> tuple[str, ...]:
-    return tuple(
-        sorted(
-            zone
-            for zone in _iana_names()
-            if "/" in zone and not zone.startswith(("Etc/", "posix/", "right/", "SystemV/", "US/", "Canada/"))
-        )
-    )
-
-
-@cache
-def _iana_names() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
-def _representative(zones: list[str]) -> str:
-    for zone in PREFERRED_ZONES:
-        if zone in zones:
-            return zone
-    return min(zones)
-
-
-@cache
-def offset_zones(minutes: int, kind: str) -> tuple[str, ...]:
-    """The DST-aware zones with that UTC offset ("standard", "daylight" or "either"), one name per clock.
-
-    North American zones first; only when none has the offset, all IANA zones. Never an Etc/GMT zone.
-    """
-    for universe in (north_american_zones(), _world_zones()):
-        matching = []
-        for zone in universe:
-            _, standard, daylight = zone_clock(zone)
-            if (kind in ("standard", "either") and minutes in standard) or (
-                kind in ("daylight", "either") and minutes in daylight
-            ):
-                matching.append(zone)
-        if matching:
-            return tuple(sorted((_representative(group) for group in clock_classes(matching)), key=_zone_order))
-    return ()
-
-
-def _zone_order(zone: str) -> tuple[int, str]:
-    return (PREFERRED_ZONES.index(zone) if zone in PREFERRED_ZONES else len(PREFERRED_ZONES), zone)
-
-
-# --- typed zone text ---------------------------------------------------------------------------------------
-
-
-def _text_key(text: str) -> str:
-    key = text.lower().replace("\u2212", "-").strip()
-    key = re.sub(r"\(us\s*(?:&|and)\s*canada\)", " ", key)
-    key = re.sub(r"\b(?:standard|daylight|time|zone)\b", " ", key)
-    key = re.sub(r"\s+", " ", key).strip()
-    if re.fullmatch(r"[a-z. ]+", key) and "." in key:
-        key = re.sub(r"[. ]", "", key)
-    return key
-
-
-@cache
-def _alias_readings() -> dict[str, tuple[str, ...] | tuple[int, str]]:
-    readings: dict[str, tuple] = {}
-    # Windows names (CLDR windowsZones via tzlocal), keyed like typed text: "US Mountain Standard Time" ->
-    # "us mountain" -> America/Phoenix. The alias file wins where both define a key.
-    try:
-        from tzlocal.windows_tz import win_tz
-    except ImportError:  # pragma: no cover - tzlocal is a dependency
-        win_tz = {}
-    for name, zone in win_tz.items():
-        reading = _zone_reading(zone)
-        if reading:
-            readings[_text_key(name)] = reading
-    for row in read_reference("timezone_aliases.csv").iter_rows(named=True):
-        if row["zones"]:
-            readings[row["alias"]] = tuple(row["zones"].split(";"))
-        else:
-            readings[row["alias"]] = (_offset_minutes(row["offset"]), row["offset_kind"])
-    return readings
-
-
-def _offset_minutes(text: str) -> int | None:
-    match = _OFFSET_PATTERN.match(text)
-    if not match:
-        return None
-    sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
-    if minutes >= 60 or (sign == "-" and hours > 12) or (sign == "+" and hours > 14):
-        return None
-    return (-1 if sign == "-" else 1) * (hours * 60 + minutes)
-
-
-def _zone_reading(zone: str) -> tuple | None:
-    """An IANA zone as a reading; a fixed-offset Etc zone becomes an offset reading (its DST-aware zones)."""
-    if zone not in _iana_names():
-        return None
-    if zone.startswith("Etc/") or zone in ("UTC", "GMT", "UCT", "Zulu", "Universal", "Greenwich"):
-        (offset,) = zone_clock(zone)[1]
-        return (offset, "either")
-    return (zone,)
-
-
-@cache
-def _iana_by_key() -> dict[str, str]:
-    return {name.lower(): name for name in _iana_names()}
-
-
-@cache
-def read_timezone_text(text: str | None) -> tuple[str, ...] | None:
-    """The zones a typed zone text stands for (several for an abbreviation or offset), () for empty text,
-    None for text that cannot be read."""
-    if text is None:
-        return ()
-    key = _text_key(text)
-    if not key:
-        return ()
-    reading = _alias_readings().get(key)
-    if reading is None:
-        iana = _iana_by_key().get(key.replace(" ", "_")) or _iana_by_key().get(text.strip().lower())
-        reading = _zone_reading(iana) if iana else None
-    if reading is None:
-        minutes = _offset_minutes(key)
-        reading = (minutes, "either") if minutes is not None else None
-    if reading is None:
-        return None
-    if isinstance(reading[0], int):
-        zones = offset_zones(*reading)
-        return zones or None
-    return tuple(str(zone) for zone in reading)
-
-
-def parse_timezone_text(values: pl.Series) -> pl.DataFrame:
-    """Typed time zone text -> tz_candidates (its zones, several for an abbreviation or offset, or empty),
-    tz_error ("invalid_timezone" for text that cannot be read), tz_error_message."""
-    text = values.cast(pl.Utf8).rename("text").to_frame()
-    distinct = text.unique()["text"].to_list()
-    readings = [read_timezone_text(value) for value in distinct]
-    parsed = pl.DataFrame(
-        {
-            "text": distinct,
-            "tz_candidates": [list(reading or ()) for reading in readings],
-            "tz_error": ["invalid_timezone" if reading is None else None for reading in readings],
-        },
-        schema={"text": pl.Utf8, "tz_candidates": _ZONE_LIST, "tz_error": pl.Utf8},
-    ).with_columns(tz_error_message=pl.when(pl.col("tz_error").is_not_null()).then(pl.lit(INVALID_TIMEZONE_MESSAGE)))
-    return text.join(parsed, on="text", how="left", nulls_equal=True, maintain_order="left").drop("text")
-
-
-# --- evidence tables ---------------------------------------------------------------------------------------
-
-
-@cache
-def _npa_zone_table() -> dict[str, str]:
-    """NANP area code -> ";"-joined zones: phonenumbers' union over the area code, then the corrections."""
-    from phonenumbers.tzdata import TIMEZONE_DATA
-
-    unions: dict[str, set[str]] = {}
-    for prefix, zones in TIMEZONE_DATA.items():
-        if prefix.startswith("1") and len(prefix) >= 4:
-            unions.setdefault(prefix[1:4], set()).update(zone for zone in zones if zone in _iana_names())
-    table = {npa: ";".join(sorted(zones)) for npa, zones in unions.items() if zones}
-    for row in read_reference("area_code_timezones.csv").iter_rows(named=True):
-        table[row["area_code"]] = row["zones"]
-    return table
-
-
-@cache
-def _corrected_area_codes() -> dict[str, str]:
-    return dict(read_reference("area_code_timezones.csv").select("area_code", "zones").iter_rows())
-
-
-@cache
-def _exchange_table() -> dict[str, str]:
-    """NANP prefixes longer than the area code ("1812385", "181242") -> ";"-joined zones (phonenumbers)."""
-    from phonenumbers.tzdata import TIMEZONE_DATA
-
-    return {
-        prefix: ";".join(sorted(zone for zone in zones if zone in _iana_names()))
-        for prefix, zones in TIMEZONE_DATA.items()
-        if prefix.startswith("1") and len(prefix) > 4
-    }
-
-
-def _exchange_zones(e164: pl.Expr) -> pl.Expr:
-    """The zones of the longest exchange-level prefix phonenumbers has for a NANP number, else null."""
-    table = _exchange_table()
-    digits = e164.str.extract(_NANP_E164_DIGITS, 1)
-    lengths = sorted({len(prefix) for prefix in table}, reverse=True)
-    return pl.coalesce(
-        digits.str.slice(0, length).replace_strict(table, default=None, return_dtype=pl.Utf8) for length in lengths
-    ).replace("", None)
-
-
-@cache
-def _zip5_table() -> pl.DataFrame:
-    return read_reference("zip5_timezones.csv").select(zip5=pl.col("zip5").cast(pl.Int32), zones="zones")
-
-
-@cache
-def _state_zone_table() -> dict[str, str]:
-    """State / province -> its zones: state_timezones.csv united with the centroid zones of the state's ZIPs."""
-    table = {
-        state: set(zones.split(";"))
-        for state, zones in read_reference("state_timezones.csv").select("state", "zones").iter_rows()
-    }
-    zips = _zip5_table()
-    zips = zips.with_columns(state=places.postal_state(zips["zip5"].cast(pl.Utf8).str.zfill(5)))
-    for state, zones in (
-        zips.drop_nulls("state").group_by("state").agg(pl.col("zones").str.split(";").list.first().unique()).iter_rows()
-    ):
-        table.setdefault(state, set()).update(zones)
-    return {state: ";".join(sorted(zones)) for state, zones in table.items()}
-
-
-@cache
-def _fsa_zone_table() -> dict[str, str]:
-    return dict(read_reference("ca_postal_timezones.csv").select("letter", "zones").iter_rows())
 
 
 def _typed_inputs(df: pl.DataFrame) -> pl.DataFrame:

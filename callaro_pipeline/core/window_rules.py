@@ -18,8 +18,9 @@ from typing import Any
 import holidays
 import yaml
 
-from callaro_pipeline.core.config import PROJECT_ROOT, WEEKDAYS, CallingWindow
+from callaro_pipeline.core.campaign_settings import WEEKDAYS, CallingWindow
 from callaro_pipeline.core.errors import ConfigError
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 
 RULES_PATH = Path(__file__).parent / "reference" / "calling_rules.yaml"
 RULES_FILE = "calling_rules.yaml"

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from callaro_pipeline.core.config import CallingWindow
+from callaro_pipeline.core.campaign_settings import CallingWindow
 from callaro_pipeline.core.errors import ConfigError
 from callaro_pipeline.core.lists import distinct_sorted
 from callaro_pipeline.core.places import rule_states

@@ -34,20 +34,16 @@ from typing import Any
 import duckdb
 import yaml
 
-from callaro_pipeline.core.config import CustomField, callaro_home, check_name, dbt_project_dir, load_custom_fields
+from callaro_pipeline.core.campaign_settings import CustomField
+from callaro_pipeline.core.config import load_custom_fields
 from callaro_pipeline.core.errors import ConfigError
-from callaro_pipeline.core.filters import (  # noqa: F401 - the filter language, re-exported for callers of segments
-    CONTACT_FIELDS,
-    CUSTOM_PREFIX,
-    NOW_UTC,
-    OPERATORS,
+from callaro_pipeline.core.filter_parser import (
     Condition,
-    bound_select_sql,
     field_types,
     parse_where,
-    select_sql,
-    value_json,
 )
+from callaro_pipeline.core.filters import NOW_UTC, bound_select_sql, select_sql, value_json
+from callaro_pipeline.core.project_paths import callaro_home, check_name, dbt_project_dir
 
 SEGMENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MODELS_ENV = "CALLARO_SEGMENT_MODELS"  # dbt_project.yml adds it to model-paths

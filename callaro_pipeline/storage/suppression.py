@@ -58,10 +58,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from callaro_pipeline.core.config import Campaign, check_name
+from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.errors import ConfigError, DncUnavailable
+from callaro_pipeline.core.field_checks import consent_date_value
 from callaro_pipeline.core.phones import normalize_phones
-from callaro_pipeline.core.validation import consent_date_value
+from callaro_pipeline.core.project_paths import check_name
 from callaro_pipeline.storage.warehouse import home_of, stage
 
 FIXED_SOURCES = ("internal", "national", "call_outcome")

@@ -20,7 +20,7 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 from filelock import FileLock, Timeout
 
-from callaro_pipeline.core.config import Paths, callaro_home
+from callaro_pipeline.core.project_paths import Paths, callaro_home
 from callaro_pipeline.storage import migrations
 from callaro_pipeline.storage.lake import (
     LAKE,

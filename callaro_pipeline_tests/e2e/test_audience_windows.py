@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 
-from callaro_pipeline.core.config import PROJECT_ROOT
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 from callaro_pipeline_tests.conftest import write_csv
 from callaro_pipeline_tests.e2e.test_cli import cli, imported, write_campaign
 

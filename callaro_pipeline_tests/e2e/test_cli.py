@@ -23,7 +23,7 @@ import polars as pl
 import pytest
 import yaml
 
-from callaro_pipeline.core.config import PROJECT_ROOT
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 from callaro_pipeline_tests.conftest import cli, open_lake, write_csv
 
 

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from callaro_pipeline.core.landing import land_upload
-from callaro_pipeline.storage.uploads import UploadOptions, register_upload, update_upload
+from callaro_pipeline.core.uploads import UploadOptions
+from callaro_pipeline.storage.uploads import register_upload, update_upload
 from callaro_pipeline.storage.warehouse import Warehouse
 from callaro_pipeline_tests.conftest import cli, write_csv
 

@@ -24,8 +24,8 @@ import pytest
 
 from callaro_pipeline.cli import main
 from callaro_pipeline.core.errors import UnusableInput
-from callaro_pipeline.core.ingest import read_table
 from callaro_pipeline.core.landing import land_upload
+from callaro_pipeline.core.reading import read_table
 from callaro_pipeline.defs.automation.sensors import dropped_files
 
 SECRET = "Zelda Quux"
@@ -71,7 +71,7 @@ def read_in_child(path: Path) -> subprocess.CompletedProcess[str]:
     code = (
         "import sys\n"
         "from callaro_pipeline.core.errors import CallaroError\n"
-        "from callaro_pipeline.core.ingest import read_table\n"
+        "from callaro_pipeline.core.reading import read_table\n"
         "try:\n"
         "    t = read_table(open(sys.argv[1], 'rb').read(), sys.argv[1])\n"
         "    print('rows', t.rows.height)\n"

@@ -10,7 +10,8 @@ import pytest
 from test_contact_book import ANN, BOB, CAROL, NOW, merge
 
 from callaro_pipeline.core.audiences import resolve_agent_variables
-from callaro_pipeline.core.config import AgentVariable, Campaign
+from callaro_pipeline.core.campaign_settings import AgentVariable
+from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.contact_book import contact_id_for
 from callaro_pipeline.core.errors import ConfigError, DncUnavailable
 from callaro_pipeline.storage import suppression

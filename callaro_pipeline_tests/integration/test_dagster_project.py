@@ -14,9 +14,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from callaro_pipeline.core.config import PROJECT_ROOT
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
+from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.defs.contact_book.assets import REQUIRED_GATES
-from callaro_pipeline.storage.uploads import UploadOptions, register_upload, upload_summary
+from callaro_pipeline.storage.uploads import register_upload, upload_summary
 from callaro_pipeline.storage.warehouse import Warehouse
 from callaro_pipeline_tests.conftest import open_lake
 

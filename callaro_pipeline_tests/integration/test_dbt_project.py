@@ -15,7 +15,8 @@ import dagster as dg
 import pytest
 
 from callaro_pipeline.cli.manage import matching_contact_ids
-from callaro_pipeline.core.config import PROJECT_ROOT, CustomField
+from callaro_pipeline.core.campaign_settings import CustomField
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 from callaro_pipeline.defs.partitions import WAREHOUSE_POOL
 from callaro_pipeline.defs.segments.assets import (
     CATALOG_ENV,

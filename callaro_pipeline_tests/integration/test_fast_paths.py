@@ -14,9 +14,12 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 from test_contact_book import register_upload, released_rows
 
-from callaro_pipeline.core import contact_book, ingest
-from callaro_pipeline.core.config import AgentVariable, Campaign
-from callaro_pipeline.core.validation import _email_verdicts
+from callaro_pipeline.core import contact_book, reading_csv
+from callaro_pipeline.core.campaign_settings import AgentVariable
+from callaro_pipeline.core.config import Campaign
+from callaro_pipeline.core.field_checks import _email_verdicts
+from callaro_pipeline.core.reading import read_table
+from callaro_pipeline.core.table_frames import ReadLimits
 from callaro_pipeline.storage import contact_book_merge, suppression
 from callaro_pipeline.storage.audiences import build_audience
 from callaro_pipeline.storage.warehouse import Warehouse
@@ -43,9 +46,9 @@ CSV_FILES = {
 @pytest.mark.parametrize("text", CSV_FILES.values(), ids=CSV_FILES.keys())
 def test_the_bulk_csv_reader_agrees_with_the_csv_module(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     data = text.encode("utf-8")
-    fast = ingest.read_table(data, "upload.csv")
-    monkeypatch.setattr(ingest, "_parse_plain", lambda *args: None)
-    slow = ingest.read_table(data, "upload.csv")
+    fast = read_table(data, "upload.csv")
+    monkeypatch.setattr(reading_csv, "_parse_plain", lambda *args: None)
+    slow = read_table(data, "upload.csv")
     assert fast.columns == slow.columns
     assert fast.rows.equals(slow.rows)
     assert fast.malformed.equals(slow.malformed)
@@ -61,10 +64,10 @@ def test_the_bulk_csv_reader_takes_a_generated_upload(monkeypatch: pytest.Monkey
             f"C{n},{name},{rng.choice(['(415) 555-0134', '4155550134.0', 'n/a', ''])},{rng.choice(['yes', ''])}"
         )
     data = ("\r\n".join(lines) + "\r\n").encode("utf-8")
-    assert ingest._parse_plain(data.decode(), ",", 0, 4, ingest.ReadLimits()) is not None  # the fast path is taken
-    fast = ingest.read_table(data, "upload.csv")
-    monkeypatch.setattr(ingest, "_parse_plain", lambda *args: None)
-    assert fast.rows.equals(ingest.read_table(data, "upload.csv").rows)
+    assert reading_csv._parse_plain(data.decode(), ",", 0, 4, ReadLimits()) is not None  # the fast path is taken
+    fast = read_table(data, "upload.csv")
+    monkeypatch.setattr(reading_csv, "_parse_plain", lambda *args: None)
+    assert fast.rows.equals(read_table(data, "upload.csv").rows)
 
 
 # --- e-mail: email-validator once per domain for the usual shape ----------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from callaro_pipeline.core.config import PROJECT_ROOT
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 from callaro_pipeline.defs.automation import sensors
 from callaro_pipeline.storage.warehouse import Warehouse
 

@@ -14,8 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callaro_pipeline.cli.manage import matching_contact_ids, selection_by_ids
-from callaro_pipeline.core.config import PROJECT_ROOT, CustomField
-from callaro_pipeline.core.filters import bound_select_sql, parse_where
+from callaro_pipeline.core.campaign_settings import CustomField
+from callaro_pipeline.core.filter_parser import parse_where
+from callaro_pipeline.core.filters import bound_select_sql
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 from callaro_pipeline.storage.contact_book import remove_contacts, update_contacts
 from callaro_pipeline.storage.segments import create_filter_segment, create_missing_views, segment_contacts_sql
 from callaro_pipeline.storage.warehouse import Warehouse

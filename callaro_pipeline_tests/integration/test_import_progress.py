@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from callaro_pipeline.cli import main, runner
-from callaro_pipeline.core.config import PROJECT_ROOT
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "demo_contacts.csv"
 

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callaro_pipeline.core.errors import CallaroError, NothingToImport, UnusableInput
-from callaro_pipeline.core.ingest import RawTable, ReadLimits, read_table
+from callaro_pipeline.core.reading import read_table
+from callaro_pipeline.core.table_frames import RawTable, ReadLimits
 from callaro_pipeline.storage.warehouse import Warehouse, read_raw_rows, replace_raw_rows
 from callaro_pipeline_tests.conftest import query
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from callaro_pipeline.cli import main
-from callaro_pipeline.core.config import PROJECT_ROOT
 from callaro_pipeline.core.errors import ConfigError
-from callaro_pipeline.core.ingest import ReadLimits
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
+from callaro_pipeline.core.table_frames import ReadLimits
 from callaro_pipeline_tests.conftest import open_lake
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "demo_contacts.csv"  # 62 data rows, 12 columns, ~5 KB

@@ -114,7 +114,7 @@ def test_dnc_add_command_rebuilds_the_affected_audiences_before_returning(callar
 
 def validated(rows: dict[str, list], today: date = date(2026, 3, 2)):
     """Mapped rows (every standard field, as apply_mapping gives them) validated as of `today`."""
-    from callaro_pipeline.core.config import STANDARD_FIELDS
+    from callaro_pipeline.core.schema import STANDARD_FIELDS
 
     height = len(next(iter(rows.values())))
     mapped = pl.DataFrame(rows, schema={name: pl.Utf8 for name in rows}).with_columns(

@@ -18,7 +18,7 @@ import pytest
 from dagster._serdes import serialize_value
 
 from callaro_pipeline.cli import main
-from callaro_pipeline.core import gates
+from callaro_pipeline.core import pandera_gate
 from callaro_pipeline.core.privacy import withheld_error_text, withheld_failure
 from callaro_pipeline.defs.suppress import assets as suppression_assets
 from callaro_pipeline_tests.conftest import open_lake
@@ -55,7 +55,7 @@ def pii_upload(callaro_env: Path, tmp_path: Path) -> Path:
     return path
 
 
-REAL_SCHEMA = gates.validated_contacts_schema
+REAL_SCHEMA = pandera_gate.validated_contacts_schema
 
 
 def strict_schema() -> object:
@@ -81,7 +81,7 @@ def test_personal_data_never_reaches_logs_events_or_metadata(
 
     # 2. blocked by both gates, with the canary among Pandera's failure cases
     with monkeypatch.context() as patched:
-        patched.setattr(gates, "validated_contacts_schema", strict_schema)
+        patched.setattr(pandera_gate, "validated_contacts_schema", strict_schema)
         assert main(["import", str(pii_upload), "--campaign", "pii-blocked", "--expected-count", "999"]) == 1
     blocked_out = capfd.readouterr()
 

@@ -10,7 +10,22 @@ import polars as pl
 import pytest
 import yaml
 
-from callaro_pipeline.core import config, duplicates, filters, gates, mapping, privacy, schema, validation
+from callaro_pipeline.core import (
+    applying_mapping,
+    config,
+    duplicates,
+    field_checks,
+    filter_parser,
+    gates,
+    gx_gate,
+    gx_suite,
+    header_matching,
+    pandera_gate,
+    privacy,
+    problems,
+    schema,
+    validation,
+)
 from callaro_pipeline.core import contact_book as book_rules
 from callaro_pipeline.storage import contact_book
 from callaro_pipeline.storage.warehouse import Warehouse
@@ -64,11 +79,11 @@ def test_the_standard_fields_are_the_products_and_one_tuple_everywhere():
         "lead_source consent consent_date consent_source"
     ).split()
     assert sorted(schema.STANDARD_FIELDS) == sorted(product)
-    assert config.STANDARD_FIELDS is schema.STANDARD_FIELDS is mapping.STANDARD_FIELDS
+    assert schema.STANDARD_FIELDS is header_matching.STANDARD_FIELDS is applying_mapping.STANDARD_FIELDS
 
 
 def test_the_pandera_schema_is_generated_from_the_registry():
-    generated = gates.validated_contacts_schema()
+    generated = pandera_gate.validated_contacts_schema()
     gated = schema.fields(table="validated_contacts", gated=True)
     assert list(generated.columns) == [f.name for f in gated]
     for f in gated:
@@ -80,22 +95,22 @@ def test_the_pandera_schema_is_generated_from_the_registry():
 
 
 def test_the_great_expectations_suite_asks_for_every_required_and_an_identity_field():
-    suite = gates.gx_runner().context.suites.get(gates.GX_SUITE_NAME)
+    suite = gx_suite.gx_runner().context.suites.get(gates.GX_SUITE_NAME)
     rules = {e.meta[gates.RULE_KEY]: e for e in suite.expectations}
     assert schema.REQUIRED_FIELDS == ("phone",)
     for name in schema.REQUIRED_FIELDS:
         assert rules[f"{name}_mapped"].column == f"mapped__{name}"
     assert "identity_mapped" in rules
-    summary = gates.upload_summary(10, 0, ["phone", "email"])
+    summary = gx_gate.upload_summary(10, 0, ["phone", "email"])
     assert summary["identity_fields_mapped"] == [0]
-    assert gates.upload_summary(10, 0, ["phone", *schema.IDENTITY_FIELDS[:1]])["identity_fields_mapped"] == [1]
+    assert gx_gate.upload_summary(10, 0, ["phone", *schema.IDENTITY_FIELDS[:1]])["identity_fields_mapped"] == [1]
 
 
 def test_validation_field_rules_come_from_the_registry():
-    assert validation.FIELD_MAX_LENGTHS == {f.name: f.max_length for f in schema.FIELDS if f.max_length}
-    assert set(validation.FIELD_MAX_LENGTHS) == set(schema.STANDARD_FIELDS)
-    assert validation.NAME_FIELDS == gates.IDENTITY_FIELDS == ("first_name", "last_name", "full_name", "external_id")
-    assert set(validation.TEXT_FIELDS) <= set(schema.STANDARD_FIELDS)
+    assert problems.FIELD_MAX_LENGTHS == {f.name: f.max_length for f in schema.FIELDS if f.max_length}
+    assert set(problems.FIELD_MAX_LENGTHS) == set(schema.STANDARD_FIELDS)
+    assert validation.NAME_FIELDS == gx_gate.IDENTITY_FIELDS == ("first_name", "last_name", "full_name", "external_id")
+    assert set(field_checks.TEXT_FIELDS) <= set(schema.STANDARD_FIELDS)
 
 
 def test_the_contact_book_merges_and_edits_what_the_registry_says():
@@ -124,8 +139,8 @@ def test_duplicates_merge_the_registry_units():
 
 
 def test_filters_and_privacy_read_the_registry():
-    assert set(filters.CONTACT_FIELDS) - {"email_domain"} <= set(schema.BOOK_COLUMNS)
-    assert filters.CONTACT_FIELDS["consent_date"] == ("try_cast(c.consent_date AS DATE)", "date")
+    assert set(filter_parser.CONTACT_FIELDS) - {"email_domain"} <= set(schema.BOOK_COLUMNS)
+    assert filter_parser.CONTACT_FIELDS["consent_date"] == ("try_cast(c.consent_date AS DATE)", "date")
     assert set(privacy.PII_FIELDS_TEXT) | set(privacy.PII_FIELDS_EMAIL) | set(privacy.PII_FIELDS_PHONE) >= {
         f.name for f in schema.FIELDS if f.pii and f.type == "text"
     }
@@ -134,7 +149,7 @@ def test_filters_and_privacy_read_the_registry():
 def test_a_mapped_frame_has_the_registry_columns_of_the_mapped_stage():
     registry = config.load_custom_fields()
     rows = pl.DataFrame({"Phone": ["(415) 555-0134"], "Name": ["Ann Lee"]})
-    mapped = mapping.apply_mapping(rows, mapping.auto_map(rows.columns, registry), registry)
+    mapped = applying_mapping.apply_mapping(rows, header_matching.auto_map(rows.columns, registry), registry)
     assert set(mapped.columns) <= {f.name for f in schema.fields(table="mapped_contacts")}
 
 

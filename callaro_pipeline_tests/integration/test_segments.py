@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from callaro_pipeline.cli import main
-from callaro_pipeline.core.config import PROJECT_ROOT, CustomField
+from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.errors import ConfigError
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 from callaro_pipeline.storage.segments import (
     Condition,
     create_filter_segment,

@@ -230,7 +230,7 @@ def test_dbt_attaches_the_same_lake_offline() -> None:
     """dbt's profile attaches the lake named by the pipeline, with the extension loaded by our plugin."""
     import yaml
 
-    from callaro_pipeline.core.config import PROJECT_ROOT
+    from callaro_pipeline.core.project_paths import PROJECT_ROOT
 
     profile = yaml.safe_load((PROJECT_ROOT / "dbt_contacts" / "profiles.yml").read_text(encoding="utf-8"))
     target = profile["callaro_contacts"]["outputs"]["lake"]

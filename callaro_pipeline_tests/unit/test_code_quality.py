@@ -14,7 +14,7 @@ import pytest
 
 from callaro_pipeline.cli import build_parser, main
 from callaro_pipeline.cli.arguments import Parser
-from callaro_pipeline.core.config import PROJECT_ROOT
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

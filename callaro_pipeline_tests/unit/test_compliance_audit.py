@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from callaro_pipeline.core.config import PROJECT_ROOT
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 
 
 def _load_audit():

@@ -3,11 +3,14 @@ import json
 import polars as pl
 import pytest
 
-from callaro_pipeline.core.config import CustomField
+from callaro_pipeline.core.applying_mapping import apply_mapping
+from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.duplicates import apply_duplicate_policy
 from callaro_pipeline.core.errors import ConfigError
-from callaro_pipeline.core.mapping import apply_mapping, auto_map, source_columns
-from callaro_pipeline.core.validation import PROBLEM_SCHEMA, validate_contacts
+from callaro_pipeline.core.header_matching import auto_map
+from callaro_pipeline.core.mapping import source_columns
+from callaro_pipeline.core.problems import PROBLEM_SCHEMA
+from callaro_pipeline.core.validation import validate_contacts
 
 REGISTRY = {
     "plan_tier": CustomField("plan_tier", "string", "sales-ops", "plan"),

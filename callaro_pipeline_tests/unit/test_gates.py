@@ -8,24 +8,19 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from callaro_pipeline.core import gates
+from callaro_pipeline.core import gx_side_process
 from callaro_pipeline.core.errors import ConfigError
-from callaro_pipeline.core.gates import (
-    GX_GATE,
-    GX_SUITE_NAME,
-    OPTIONAL_TEXT_COLUMNS,
-    PANDERA_GATE,
-    GxOutcome,
-    GxSideProcess,
+from callaro_pipeline.core.gates import GX_GATE, GX_SUITE_NAME, OPTIONAL_TEXT_COLUMNS, PANDERA_GATE, GxOutcome
+from callaro_pipeline.core.gx_gate import (
     UploadFigures,
     great_expectations_gate,
     gx_gate_result,
-    pandera_gate,
     suite_parameters,
     upload_summary,
-    validate_upload_summary,
-    validated_contacts_schema,
 )
+from callaro_pipeline.core.gx_side_process import GxSideProcess
+from callaro_pipeline.core.gx_suite import validate_upload_summary
+from callaro_pipeline.core.pandera_gate import pandera_gate, validated_contacts_schema
 
 PHONES = ["+14155550171", "+442079460958", "+4930123456", "+12125550199"]
 
@@ -354,7 +349,7 @@ def test_the_gate_validates_here_when_the_side_process_is_gone(docs_root, monkey
     side = GxSideProcess()
     side._process.kill()
     side._process.wait()
-    monkeypatch.setattr(gates, "_side_process", side)
+    monkeypatch.setattr(gx_side_process, "_side_process", side)
     result = run_gx(docs_root, "side-process-gone", expected_count=1000)
     assert result.passed and result.metadata["expectations_evaluated"] == 4
     side.close()

@@ -13,13 +13,14 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callaro_pipeline.core.config import Campaign, CustomField
+from callaro_pipeline.core.campaign_settings import CustomField
+from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.errors import NothingToImport
 from callaro_pipeline.core.flow import check_upload, map_upload
-from callaro_pipeline.core.ingest import read_table
 from callaro_pipeline.core.phones import normalize_phones
-from callaro_pipeline.core.timezones import parse_timezone_text
-from callaro_pipeline.storage.uploads import UploadOptions
+from callaro_pipeline.core.reading import read_table
+from callaro_pipeline.core.typed_timezones import parse_timezone_text
+from callaro_pipeline.core.uploads import UploadOptions
 
 REGISTRY = {"seats": CustomField("seats", "integer", "sales-ops", "licensed seats")}
 HEADER = ["Phone Number", "First Name", "E-mail", "Time Zone", "Customer ID", "Seats"]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from callaro_pipeline.core.config import check_name
 from callaro_pipeline.core.errors import ConfigError, UnusableInput
 from callaro_pipeline.core.landing import display_name, find_previous_upload, land_upload, make_upload_id
+from callaro_pipeline.core.project_paths import check_name
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 CONTENT = b"name,phone\r\nAnn,+14155550134\r\n"

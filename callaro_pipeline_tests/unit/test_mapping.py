@@ -5,19 +5,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callaro_pipeline.core.config import STANDARD_FIELDS, CustomField
+from callaro_pipeline.core.applying_mapping import apply_mapping
+from callaro_pipeline.core.campaign_settings import CustomField
+from callaro_pipeline.core.column_drift import ColumnDrift, column_drift, lost_fields
 from callaro_pipeline.core.errors import MappingError
-from callaro_pipeline.core.mapping import (
-    ColumnDrift,
-    Mapping,
-    apply_mapping,
-    auto_map,
-    column_drift,
-    load_mapping_file,
-    lost_fields,
-    normalize_header,
-    source_columns,
-)
+from callaro_pipeline.core.header_matching import auto_map
+from callaro_pipeline.core.mapping import Mapping, normalize_header, source_columns
+from callaro_pipeline.core.mapping_files import load_mapping_file
+from callaro_pipeline.core.schema import STANDARD_FIELDS
 
 REGISTRY = {
     "plan_tier": CustomField("plan_tier", "string", "sales-ops", "plan"),

@@ -7,15 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callaro_pipeline.core.timezones import (
-    TIMEZONE_SOURCES,
-    clock_classes,
-    parse_timezone_text,
-    read_reference,
-    resolve_timezones,
-    same_clock,
-    zone_clock,
-)
+from callaro_pipeline.core.timezone_references import read_reference
+from callaro_pipeline.core.timezones import TIMEZONE_SOURCES, resolve_timezones
+from callaro_pipeline.core.typed_timezones import parse_timezone_text
+from callaro_pipeline.core.zone_clocks import clock_classes, same_clock, zone_clock
 
 
 def parsed(text: str | None) -> tuple[list[str], str | None]:

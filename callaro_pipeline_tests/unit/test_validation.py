@@ -4,9 +4,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from callaro_pipeline.core.config import CustomField
-from callaro_pipeline.core.mapping import apply_mapping, auto_map, source_columns
-from callaro_pipeline.core.validation import PROBLEM_CODES, PROBLEM_SCHEMA, VALIDATED_COLUMNS, validate_contacts
+from callaro_pipeline.core.applying_mapping import apply_mapping
+from callaro_pipeline.core.campaign_settings import CustomField
+from callaro_pipeline.core.header_matching import auto_map
+from callaro_pipeline.core.mapping import source_columns
+from callaro_pipeline.core.problems import PROBLEM_CODES, PROBLEM_SCHEMA
+from callaro_pipeline.core.validation import VALIDATED_COLUMNS, validate_contacts
 
 REGISTRY = {
     "plan_tier": CustomField("plan_tier", "string", "sales-ops", "plan"),

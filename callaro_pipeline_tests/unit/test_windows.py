@@ -13,7 +13,7 @@ import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from callaro_pipeline.core.config import WEEKDAYS, CallingWindow
+from callaro_pipeline.core.campaign_settings import WEEKDAYS, CallingWindow
 from callaro_pipeline.core.errors import ConfigError
 from callaro_pipeline.core.window_rules import calling_rules, rules_path
 from callaro_pipeline.core.windows import HORIZON_DAYS, call_windows_for_keys, window_keys

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from callaro_pipeline.core.config import check_name
 from callaro_pipeline.core.errors import CallaroError
 from callaro_pipeline.core.landing import land_upload
+from callaro_pipeline.core.project_paths import check_name
+from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.defs import jobs
 from callaro_pipeline.defs.partitions import UPLOADS
-from callaro_pipeline.storage.uploads import UploadOptions, register_upload
+from callaro_pipeline.storage.uploads import register_upload
 from callaro_pipeline.storage.warehouse import Warehouse
 
 ACCEPTED_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx"}

@@ -7,7 +7,8 @@ import dagster as dg
 import polars as pl
 
 from callaro_pipeline.core.errors import CallaroError
-from callaro_pipeline.core.ingest import ReadLimits, check_size, read_table
+from callaro_pipeline.core.reading import read_table
+from callaro_pipeline.core.table_frames import ReadLimits, check_size
 from callaro_pipeline.defs.failures import withhold_error_details
 from callaro_pipeline.defs.partitions import WAREHOUSE_POOL, upload_partitions
 from callaro_pipeline.storage.uploads import load_upload, update_upload

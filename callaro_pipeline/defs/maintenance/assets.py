@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from callaro_pipeline.core.config import config_dir
+from callaro_pipeline.core.project_paths import config_dir
 from callaro_pipeline.defs.partitions import WAREHOUSE_POOL
 from callaro_pipeline.storage.maintenance import lake_settings, maintain
 from callaro_pipeline.storage.warehouse import Warehouse

@@ -8,8 +8,10 @@ import polars as pl
 from callaro_pipeline.core.config import load_campaign, load_custom_fields
 from callaro_pipeline.core.errors import CallaroError
 from callaro_pipeline.core.flow import check_upload, conflict_report, map_upload
-from callaro_pipeline.core.gates import GateResult, great_expectations_gate, pandera_gate
+from callaro_pipeline.core.gates import GateResult
+from callaro_pipeline.core.gx_gate import great_expectations_gate
 from callaro_pipeline.core.mapping import Mapping
+from callaro_pipeline.core.pandera_gate import pandera_gate
 from callaro_pipeline.core.privacy import mask_frame
 from callaro_pipeline.core.report import write_csv_safely, write_error_report
 from callaro_pipeline.defs.automation.conditions import follows_its_upload, runs_with_its_asset
