@@ -11,13 +11,11 @@ import sys
 import warnings
 from pathlib import Path
 
-import duckdb
-
 from callaro_pipeline.cli import audience, contacts, dnc, imports, migrate, segments, sql, ui
 from callaro_pipeline.cli.arguments import Parser
 from callaro_pipeline.cli.output import one_line, shortened
 from callaro_pipeline.core.errors import CallaroError
-from callaro_pipeline.storage.warehouse import WarehouseBusy
+from callaro_pipeline.storage.warehouse import EngineError, EngineWriteError, WarehouseBusy
 
 # the order of `callaro --help`
 COMMAND_GROUPS = (imports, dnc, audience, contacts, segments, sql, migrate, ui)
@@ -53,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # a read-only home, a full disk, a folder we may not write to
         print(f"callaro: {os_error_line(error)}", file=sys.stderr)
         return 2
-    except duckdb.IOException as error:  # DuckDB's own write failures (full disk, read-only file)
+    except EngineWriteError as error:  # DuckDB's own write failures (full disk, read-only file)
         print(f"callaro: the warehouse could not be written: {one_line(error)[:300]}", file=sys.stderr)
         return 2
-    except duckdb.Error as error:  # e.g. a read-only home whose warehouse predates this version's schema
+    except EngineError as error:  # e.g. a read-only home whose warehouse predates this version's schema
         print(f"callaro: the warehouse could not be read: {one_line(error)[:300]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,26 +1,22 @@
 """`callaro sql "QUERY" [--out FILE.csv|.parquet|.json]`: read-only SQL over the warehouse as analysts see it.
 
-Two guards keep it a read: DuckDB's own parser must find exactly one SELECT (or a plain EXPLAIN of one; EXPLAIN
-ANALYZE runs its statement and is refused), and the query runs on the read-only connection of
-`Warehouse().read()`. A `.json` file is one JSON array of row objects.
+The statement is checked and run by `storage.analyst_queries` (one SELECT or a plain EXPLAIN of one, on the
+read-only connection); a refusal is `callaro: sql: <reason>`, exit 2. A `.json` file is one JSON array of row objects.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from callaro_pipeline.cli.arguments import Parser, UsageError
 from callaro_pipeline.cli.output import one_line, print_frame, shortened
-from callaro_pipeline.storage.warehouse import Warehouse
+from callaro_pipeline.storage import analyst_queries
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json")
 MESSAGE_LIMIT = 300
-PLAIN_EXPLAIN = re.compile(r"\s*explain\s+(?!analy[sz]e\b)(?P<explained>.*)", re.IGNORECASE | re.DOTALL)
 
 
 class SqlError(UsageError):
@@ -43,12 +39,10 @@ def cmd_sql(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise UsageError(f"--out must end in .csv, .parquet or .json, not {out.name!r}")
-    check_read_only(args.query)
-    with Warehouse().read() as con:
-        try:
-            result = con.execute(args.query).pl()
-        except duckdb.Error as error:
-            raise SqlError(error) from None
+    try:
+        result = analyst_queries.run_read_query(args.query)
+    except analyst_queries.QueryRefused as error:
+        raise SqlError(error) from None
     if out is None:
         print_frame(result)
         return 0
@@ -58,29 +52,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def check_read_only(query: str) -> None:
-    """Refuses (SqlError) anything but one statement that DuckDB's parser reads as a SELECT (SHOW, DESCRIBE,
-    SUMMARIZE, VALUES and FROM-first queries are SELECTs to it) or a plain EXPLAIN of one."""
-    statement = _only_statement(query)
-    if statement.type == duckdb.StatementType.SELECT:
-        return
-    if statement.type == duckdb.StatementType.EXPLAIN:
-        explain = PLAIN_EXPLAIN.fullmatch(query)
-        if explain and _only_statement(explain["explained"]).type == duckdb.StatementType.SELECT:
-            return
-        raise SqlError("only a plain EXPLAIN of a SELECT is allowed (EXPLAIN ANALYZE runs its statement)")
-    raise SqlError(f"only reads are allowed (SELECT or EXPLAIN), not {statement.type.name}: nothing was run")
-
-
-def _only_statement(query: str) -> duckdb.Statement:
+    """Refuses (SqlError) anything but one read: see `storage.analyst_queries.check_read_only`."""
     try:
-        statements = duckdb.extract_statements(query)
-    except duckdb.Error as error:
+        analyst_queries.check_read_only(query)
+    except analyst_queries.QueryRefused as error:
         raise SqlError(error) from None
-    if not statements:
-        raise SqlError("the query is empty")
-    if len(statements) != 1:
-        raise SqlError(f"give exactly one statement, not {len(statements)}: nothing was run")
-    return statements[0]
 
 
 def write_result(result: pl.DataFrame, out: Path) -> None:

@@ -34,7 +34,12 @@ from callaro_pipeline.storage.lake import (
     set_home_variable,
 )
 
-__all__ = ["LakeUnavailable", "Warehouse", "WarehouseBusy"]
+__all__ = ["EngineError", "EngineWriteError", "LakeUnavailable", "Warehouse", "WarehouseBusy"]
+
+# The engine's own failures, named here so callers above storage (the command line) catch them without
+# importing DuckDB: a failed write (full disk, read-only file) is an EngineWriteError, any other an EngineError.
+EngineWriteError = duckdb.IOException
+EngineError = duckdb.Error
 
 
 # Lakes this process brought to (or found at) the current schema: sessions skip the check (~10-50 ms each on a

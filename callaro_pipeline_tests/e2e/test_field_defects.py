@@ -200,7 +200,7 @@ def _duckdb_disk_full(*_args: object, **_kwargs: object) -> None:
 def test_full_disk_while_writing_a_stage_fails_the_upload_with_the_reason(
     callaro_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full: object
 ) -> None:
-    from callaro_pipeline.defs.validate import assets as validation
+    from callaro_pipeline.storage import stage_tables as validation
 
     real = validation.replace_partition
 

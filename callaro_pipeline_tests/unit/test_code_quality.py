@@ -5,6 +5,7 @@ ruff and mypy are configured in pyproject.toml ([tool.ruff], [tool.mypy]).
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -86,3 +87,74 @@ def test_uv_run_is_quiet_on_stderr() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Bytecode compiled" not in result.stderr
+
+
+PACKAGE = PROJECT_ROOT / "callaro_pipeline"
+MODULE_LINE_LIMIT = 400
+ASSET_BODY_LINE_LIMIT = 40
+ASSET_DECORATORS = ("asset", "multi_asset", "asset_check", "multi_asset_check", "dbt_assets")
+
+
+def _modules(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*.py") if "__pycache__" not in path.parts)
+
+
+def test_no_module_is_over_400_lines() -> None:
+    """A module past 400 lines holds more than one idea: split it by what it is about."""
+    offenders = {}
+    for path in _modules(PACKAGE):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MODULE_LINE_LIMIT:
+            offenders[str(path.relative_to(PROJECT_ROOT))] = lines
+    assert not offenders, f"modules over {MODULE_LINE_LIMIT} lines: " + ", ".join(
+        f"{name} ({lines})" for name, lines in sorted(offenders.items(), key=lambda item: -item[1])
+    )
+
+
+def _decorator_name(decorator: ast.expr) -> str:
+    """`asset`, `dg.asset`, `dg.asset(...)`, `dbt_assets(manifest=...)`: the last name of what is called."""
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    if isinstance(target, ast.Attribute):
+        return target.attr
+    if isinstance(target, ast.Name):
+        return target.id
+    return ""
+
+
+def _asset_bodies(path: Path) -> list[tuple[str, int]]:
+    """(name, body lines) of every function decorated as a Dagster asset or check; the docstring counts."""
+    bodies = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        if any(_decorator_name(d).endswith(ASSET_DECORATORS) for d in node.decorator_list):
+            end = node.end_lineno or node.body[-1].lineno
+            bodies.append((node.name, end - node.body[0].lineno + 1))
+    return bodies
+
+
+def test_no_asset_or_check_body_is_over_40_lines() -> None:
+    """An asset or check body wires: it reads its inputs, calls named rules (core) and queries (storage), and
+    returns; past 40 lines the work belongs in those functions."""
+    offenders = [
+        f"{path.relative_to(PROJECT_ROOT)}::{name} ({lines})"
+        for path in _modules(PACKAGE / "defs")
+        for name, lines in _asset_bodies(path)
+        if lines > ASSET_BODY_LINE_LIMIT
+    ]
+    assert not offenders, f"asset/check bodies over {ASSET_BODY_LINE_LIMIT} lines: " + ", ".join(offenders)
+
+
+def test_the_asset_body_rule_sees_every_decorator_form(tmp_path: Path) -> None:
+    """The counting rule itself: bare, attribute and called decorators are seen; other functions are not."""
+    source = (
+        "import dagster as dg\n"
+        "@dg.asset(name='a')\ndef a():\n    '''doc'''\n    x = 1\n    return x\n"
+        "@asset_check\ndef b():\n    pass\n"
+        "@dbt_assets(manifest=m)\ndef c():\n    pass\n"
+        "@dg.multi_asset_check(specs=[])\ndef d():\n    pass\n"
+        "def helper():\n    pass\n"
+    )
+    path = tmp_path / "probe.py"
+    path.write_text(source, encoding="utf-8")
+    assert _asset_bodies(path) == [("a", 3), ("b", 1), ("c", 1), ("d", 1)]

@@ -4,15 +4,15 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from callaro_pipeline.core.errors import CallaroError
 from callaro_pipeline.core.reading import read_table
 from callaro_pipeline.core.table_frames import ReadLimits, check_size
 from callaro_pipeline.defs.failures import withhold_error_details
 from callaro_pipeline.defs.partitions import WAREHOUSE_POOL, upload_partitions
+from callaro_pipeline.storage.stage_tables import store_raw_table
 from callaro_pipeline.storage.uploads import load_upload, update_upload
-from callaro_pipeline.storage.warehouse import Warehouse, replace_partition, replace_raw_rows
+from callaro_pipeline.storage.warehouse import Warehouse
 
 
 def fail_upload(warehouse: Warehouse, upload_id: str, stage: str, error: CallaroError) -> dg.Failure:
@@ -51,29 +51,7 @@ def raw_upload(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
         table = read_table(stored.read_bytes(), upload.original_name, sheet=upload.options.sheet, limits=limits)
     except CallaroError as error:
         raise fail_upload(warehouse, upload_id, "reading the file", error) from None
-    columns = pl.DataFrame(
-        {"position": list(range(len(table.columns))), "name": table.columns},
-        schema={"position": pl.Int32, "name": pl.Utf8},
-    )
-    with warehouse.transaction() as con:
-        replace_partition(con, "raw_columns", upload_id, columns)
-        replace_raw_rows(con, upload_id, table.rows, table.columns)
-        replace_partition(con, "raw_malformed", upload_id, table.malformed)
-        update_upload(
-            con,
-            upload_id,
-            rows_read=table.rows.height + table.malformed.height,
-            file={
-                "encoding": table.encoding,
-                "delimiter": table.delimiter,
-                "header_row": table.header_row,
-                "sheet": table.sheet,
-                "columns": len(table.columns),
-                "malformed_rows": table.malformed.height,
-                "repaired_cells": table.repaired_cells,
-            },
-            timings={"read_seconds": round(time.perf_counter() - started, 3)},
-        )
+    store_raw_table(warehouse, upload_id, table, time.perf_counter() - started)
     return dg.MaterializeResult(
         metadata={
             "rows": table.rows.height,

@@ -1,13 +1,16 @@
 """mapped_contacts, validated_contacts + rejected_rows, and the blocking Pandera and Great Expectations gates."""
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from callaro_pipeline.core.config import load_campaign, load_custom_fields
 from callaro_pipeline.core.errors import CallaroError
-from callaro_pipeline.core.flow import check_upload, conflict_report, map_upload
+from callaro_pipeline.core.flow import CheckedUpload, MappedUpload, check_upload, conflict_report, map_upload
 from callaro_pipeline.core.gates import GateResult
 from callaro_pipeline.core.gx_gate import great_expectations_gate
 from callaro_pipeline.core.mapping import Mapping
@@ -19,8 +22,14 @@ from callaro_pipeline.defs.failures import withhold_error_details
 from callaro_pipeline.defs.ingest.assets import fail_upload, raw_upload
 from callaro_pipeline.defs.metadata import frame_markdown, in_progress, upload_metadata
 from callaro_pipeline.defs.partitions import WAREHOUSE_POOL, upload_partitions
-from callaro_pipeline.storage.uploads import load_upload, record_check, update_upload, upload_summary
-from callaro_pipeline.storage.warehouse import Warehouse, read_raw_rows, replace_partition, stage
+from callaro_pipeline.storage.stage_tables import (
+    campaign_contacts_sharing_keys,
+    read_mapped_upload,
+    read_raw_upload,
+    store_validated_upload,
+)
+from callaro_pipeline.storage.uploads import UploadRecord, load_upload, record_check, update_upload, upload_summary
+from callaro_pipeline.storage.warehouse import Warehouse, replace_partition
 
 VALIDATED_COLUMNS_SQL = "SELECT * EXCLUDE (upload_id) FROM validated_contacts WHERE upload_id = ? ORDER BY row_number"
 
@@ -44,16 +53,7 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
     upload_id = context.partition_key
     with warehouse.connect() as con:
         upload = load_upload(con, upload_id)
-        columns = [
-            r[0]
-            for r in con.execute(
-                "SELECT name FROM raw_columns WHERE upload_id = ? ORDER BY position", [upload_id]
-            ).fetchall()
-        ]
-        rows = read_raw_rows(con, upload_id, columns)
-        state = con.execute(
-            "SELECT last_mapping, last_columns FROM campaign_state WHERE campaign = ?", [upload.campaign]
-        ).fetchone()
+        columns, rows, state = read_raw_upload(con, upload_id, upload.campaign)
     try:
         campaign = load_campaign(upload.campaign, create=True)
         registry = load_custom_fields()
@@ -84,15 +84,7 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
             mapping_json=mapped.mapping.to_json(),
             column_drift=drift if mapped.drift.changed else None,
         )
-    return dg.MaterializeResult(
-        metadata={
-            "mapping_source": mapped.mapping.source,
-            "mapping": dg.MetadataValue.json(mapped.mapping.fields),
-            "unmapped_columns": dg.MetadataValue.json(mapped.mapping.unmapped),
-            "column_drift": dg.MetadataValue.json(drift),
-            "rows": mapped.contacts.height,
-        }
-    )
+    return _mapped_result(mapped, drift)
 
 
 @dg.multi_asset(
@@ -127,30 +119,33 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
     started = time.perf_counter()
     with warehouse.connect() as con:
         upload = load_upload(con, upload_id)
-        mapped = con.execute(
-            "SELECT * EXCLUDE (upload_id) FROM mapped_contacts WHERE upload_id = ? ORDER BY row_number", [upload_id]
-        ).pl()
-        malformed = con.execute("SELECT row_number, message FROM raw_malformed WHERE upload_id = ?", [upload_id]).pl()
+    checked, counts, conflicts = _check_upload(warehouse, upload)
+    problems = checked.problems
+    error_report, split_file, conflicts_file = _write_reports(warehouse, upload_id, checked, conflicts)
+    del conflicts
+    record = {
+        "error_report": str(error_report),
+        "duplicates_file": split_file,
+        "merge_conflicts_report": conflicts_file,
+        "timings": {"validate_seconds": round(time.perf_counter() - started, 3)},
+        **_kept_counts(checked.kept),
+        **counts,
+    }
+    summary = store_validated_upload(warehouse, upload_id, checked.kept, problems, record)
+    # the gates run next: until then the upload is neither imported nor blocked
+    overview = upload_metadata(in_progress(summary, "validated, gates pending"))
+    yield from _validated_results(checked.kept, counts, overview, error_report)
+
+
+def _check_upload(warehouse: Warehouse, upload: UploadRecord) -> tuple[CheckedUpload, dict[str, Any], pl.DataFrame]:
+    """The upload's mapped rows validated and put through the duplicate policy, with their counts and the
+    merge-conflict report."""
+    upload_id = upload.upload_id
+    with warehouse.connect() as con:
+        mapped, malformed = read_mapped_upload(con, upload_id)
 
     def existing(keys: pl.DataFrame) -> pl.DataFrame:
-        """The campaign's contacts (from its other uploads) sharing a phone or external_id with the valid rows:
-        only those can make a row a duplicate, and a campaign of millions is not read whole for each upload."""
-        with warehouse.connect() as con:
-            stage(con, "_upload_keys", keys)
-            # the book filtered by the upload's keys first (hash tables of the upload's size), then its links
-            return con.execute(
-                """
-                WITH matched AS MATERIALIZED (
-                    SELECT contact_id, phone_e164, phone_extension, external_id FROM contacts
-                    WHERE phone_e164 IN (SELECT phone_e164 FROM _upload_keys)
-                       OR external_id IN (SELECT external_id FROM _upload_keys WHERE external_id IS NOT NULL)
-                )
-                SELECT m.phone_e164, m.phone_extension, m.external_id, cc.upload_id
-                FROM campaign_contacts cc JOIN matched m USING (contact_id)
-                WHERE cc.campaign = ? AND cc.upload_id <> ?
-                """,
-                [upload.campaign, upload_id],
-            ).pl()
+        return campaign_contacts_sharing_keys(warehouse, keys, upload.campaign, upload_id)
 
     try:
         campaign = load_campaign(upload.campaign, create=True)
@@ -169,48 +164,54 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
     # policy merge: every conflicting value, listed in a report file next to the error report (values whole
     # there, as in the error report; only the count reaches metadata and logs)
     conflicts = conflict_report(checked.validation.valid, checked.duplicates.conflicts)
-    # a million rows of text each, not held through the writes below (peak memory): the input, and the valid
-    # rows before the duplicate policy (counted above; `kept` is what is written)
-    del mapped
+    # a million rows of text each, not held through the writes that follow (peak memory): the input (freed on
+    # return), and the valid rows before the duplicate policy (counted above; `kept` is what is written)
     checked.validation.valid = checked.validation.valid.clear()
+    return checked, counts, conflicts
 
+
+def _mapped_result(mapped: MappedUpload, drift: dict[str, Any]) -> dg.MaterializeResult:
+    """mapped_contacts' metadata: the mapping, its source, the columns left unmapped and the column drift."""
+    return dg.MaterializeResult(
+        metadata={
+            "mapping_source": mapped.mapping.source,
+            "mapping": dg.MetadataValue.json(mapped.mapping.fields),
+            "unmapped_columns": dg.MetadataValue.json(mapped.mapping.unmapped),
+            "column_drift": dg.MetadataValue.json(drift),
+            "rows": mapped.contacts.height,
+        }
+    )
+
+
+def _write_reports(
+    warehouse: Warehouse, upload_id: str, checked: CheckedUpload, conflicts: pl.DataFrame
+) -> tuple[Path, str | None, str | None]:
+    """The upload's error report, and its merge-conflict and duplicate-split reports when there is something to
+    list (formula-safe CSVs next to each other); returns their paths (the last two None when not written)."""
     report_dir = warehouse.paths.report_dir(upload_id)
     report_dir.mkdir(parents=True, exist_ok=True)
-    problems = checked.problems
-    error_report = write_error_report(problems, report_dir / "errors.csv")
+    error_report = write_error_report(checked.problems, report_dir / "errors.csv")
     split_file = None
     conflicts_file = None
     if conflicts.height:
         conflicts_file = str(write_csv_safely(conflicts, report_dir / "merge_conflicts.csv"))
-    del conflicts
     if checked.duplicates.split_rows.height:
         split_file = str(write_csv_safely(checked.duplicates.split_rows, report_dir / "duplicates.csv"))
-    with warehouse.transaction() as con:
-        replace_partition(con, "validated_contacts", upload_id, checked.kept)
-        replace_partition(con, "rejected_rows", upload_id, problems)
-        update_upload(
-            con,
-            upload_id,
-            error_report=str(error_report),
-            duplicates_file=split_file,
-            merge_conflicts_report=conflicts_file,
-            valid_rows=checked.kept.height,
-            phone_types=_value_counts(checked.kept, "phone_type"),
-            timezone_sources=_value_counts(checked.kept, "timezone_source"),
-            timezones=_value_counts(checked.kept, "timezone"),
-            timings={"validate_seconds": round(time.perf_counter() - started, 3)},
-            **counts,
-        )
-        # the gates run next: until then the upload is neither imported nor blocked
-        overview = upload_metadata(in_progress(upload_summary(con, upload_id), "validated, gates pending"))
-    preview = mask_frame(checked.kept.head(5).select(_preview_columns(checked.kept)))
+    return error_report, split_file, conflicts_file
+
+
+def _validated_results(
+    kept: pl.DataFrame, counts: dict[str, Any], overview: dict[str, Any], error_report: Path
+) -> Iterator[dg.MaterializeResult]:
+    """The two materializations of validated_contacts: kept rows (masked preview) and rejected rows."""
+    preview = mask_frame(kept.head(5).select(_preview_columns(kept)))
     yield dg.MaterializeResult(
         asset_key="validated_contacts",
         metadata={
-            "rows": checked.kept.height,
+            "rows": kept.height,
             "duplicates": counts["duplicates"],
-            "phone_types": dg.MetadataValue.json(_value_counts(checked.kept, "phone_type")),
-            "timezone_sources": dg.MetadataValue.json(_value_counts(checked.kept, "timezone_source")),
+            "phone_types": dg.MetadataValue.json(_value_counts(kept, "phone_type")),
+            "timezone_sources": dg.MetadataValue.json(_value_counts(kept, "timezone_source")),
             "preview_masked": frame_markdown(preview),
             **{
                 k: overview[k]
@@ -228,6 +229,16 @@ def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
             **{k: overview[k] for k in ("import_status", "rejected_by_code", "import_summary") if k in overview},
         },
     )
+
+
+def _kept_counts(kept: pl.DataFrame) -> dict[str, Any]:
+    """What the upload record keeps about the kept rows: how many, and their phone types and time zones."""
+    return {
+        "valid_rows": kept.height,
+        "phone_types": _value_counts(kept, "phone_type"),
+        "timezone_sources": _value_counts(kept, "timezone_source"),
+        "timezones": _value_counts(kept, "timezone"),
+    }
 
 
 def _value_counts(df: pl.DataFrame, column: str) -> dict[str, int]:
