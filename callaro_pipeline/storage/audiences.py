@@ -38,12 +38,12 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from callaro_pipeline.core import schema, windows
+from callaro_pipeline.core import schema, segments, windows
 from callaro_pipeline.core.config import AgentVariable, Campaign
 from callaro_pipeline.core.errors import ConfigError, DncUnavailable
 from callaro_pipeline.core.privacy import mask_phone
 from callaro_pipeline.core.report import write_csv_safely
-from callaro_pipeline.storage import segments, suppression
+from callaro_pipeline.storage import suppression
 from callaro_pipeline.storage.contact_book import as_utc_naive
 from callaro_pipeline.storage.warehouse import stage
 

@@ -14,8 +14,9 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
-from callaro_pipeline.cli.manage import matching_contact_ids
 from callaro_pipeline.core.config import PROJECT_ROOT, CustomField
+from callaro_pipeline.core.filters import parse_where
+from callaro_pipeline.core.segments import segment_contacts_sql
 from callaro_pipeline.defs.partitions import WAREHOUSE_POOL
 from callaro_pipeline.defs.segments.assets import (
     CATALOG_ENV,
@@ -30,14 +31,10 @@ from callaro_pipeline.defs.segments.assets import (
     segment_models,
     segments_project,
 )
+from callaro_pipeline.defs.segments.builds import build_models
+from callaro_pipeline.storage.contact_edits import matching_contact_ids
 from callaro_pipeline.storage.lake import LakeLocation
-from callaro_pipeline.storage.segments import (
-    build_models,
-    create_filter_segment,
-    parse_where,
-    preview_segment_size,
-    segment_contacts_sql,
-)
+from callaro_pipeline.storage.segments import create_filter_segment, preview_segment_size
 from callaro_pipeline.storage.warehouse import Warehouse
 from callaro_pipeline_tests.conftest import open_lake
 
