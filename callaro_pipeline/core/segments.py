@@ -151,6 +151,25 @@ def load_manifest(project_dir: Path, home: Path | str | None) -> dict[str, Any]:
     return {}
 
 
+def dependency_order(nodes: dict[str, Mapping[str, Any]]) -> list[str]:
+    """dbt manifest node ids, each after the nodes it depends on (within `nodes`)."""
+    done: list[str] = []
+    seen: set[str] = set()
+
+    def visit(node_id: str) -> None:
+        if node_id in seen:
+            return
+        seen.add(node_id)
+        for parent in nodes[node_id].get("depends_on", {}).get("nodes", []):
+            if parent in nodes:
+                visit(parent)
+        done.append(node_id)
+
+    for node_id in sorted(nodes):
+        visit(node_id)
+    return done
+
+
 # --- filter segments on disk ------------------------------------------------------------------------------
 
 

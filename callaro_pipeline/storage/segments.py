@@ -29,6 +29,7 @@ from callaro_pipeline.core.errors import ConfigError
 from callaro_pipeline.core.filters import Condition, bound_select_sql, parse_where, value_json
 from callaro_pipeline.core.segments import (
     check_segment_name,
+    dependency_order,
     filter_definitions,
     filter_files,
     filters_dir,
@@ -86,25 +87,6 @@ def _create_seed(con: duckdb.DuckDBPyConnection, node: Mapping[str, Any], projec
         con.executemany(f"INSERT INTO {relation} VALUES ({marks})", data)  # noqa: S608 - quoted identifiers
 
 
-def _ordered(nodes: dict[str, Mapping[str, Any]]) -> list[str]:
-    """Node ids, each after the nodes it depends on (within `nodes`)."""
-    done: list[str] = []
-    seen: set[str] = set()
-
-    def visit(node_id: str) -> None:
-        if node_id in seen:
-            return
-        seen.add(node_id)
-        for parent in nodes[node_id].get("depends_on", {}).get("nodes", []):
-            if parent in nodes:
-                visit(parent)
-        done.append(node_id)
-
-    for node_id in sorted(nodes):
-        visit(node_id)
-    return done
-
-
 def create_missing_views(
     con: duckdb.DuckDBPyConnection, *, project_dir: Path | str | None = None, home: Path | str | None = None
 ) -> list[str]:
@@ -127,7 +109,7 @@ def create_missing_views(
     }
     failed: list[str] = []
     broken: set[str] = set()
-    for node_id in _ordered(nodes):
+    for node_id in dependency_order(nodes):
         node = nodes[node_id]
         schema, name = node["schema"], node.get("alias") or node["name"]
         if (schema, name) in existing:

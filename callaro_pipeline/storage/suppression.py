@@ -51,6 +51,7 @@ import polars as pl
 
 from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.dnc_files import NANP_OFFSET, e164_to_number
+from callaro_pipeline.core.suppression import list_problems
 from callaro_pipeline.core.validation import consent_date_value
 from callaro_pipeline.storage.warehouse import stage
 
@@ -72,26 +73,9 @@ def dnc_problems(
     national list when `require_national`: it must exist and be at most `max_age_days` old.
     """
     applicable = list(dict.fromkeys([*sources, *(["national"] if require_national else [])]))
-    states = source_states(con, applicable)
-    problems = []
-    for source in applicable:
-        state = states[source]
-        if state is not None and state["latest_rows"] == 0:
-            problems.append(f"the latest load of the {source} DNC list ({state['latest_load_id']}) has zero rows")
-    national = states.get("national")
-    if require_national and national is None:
-        problems.append("the national DNC list has never been loaded")
-    elif require_national:
-        as_of = national["snapshot_date"]
-        if as_of is None:
-            problems.append("the national DNC list has no full snapshot (change lists alone are not a list)")
-        else:
-            age = (now.date() - date.fromisoformat(as_of)).days
-            if age > max_age_days:
-                problems.append(
-                    f"the national DNC snapshot is {age} days old (as of {as_of}; limit {max_age_days} days)"
-                )
-    return problems
+    return list_problems(
+        source_states(con, applicable), require_national=require_national, now=now, max_age_days=max_age_days
+    )
 
 
 def scrub(
