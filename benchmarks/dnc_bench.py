@@ -18,7 +18,8 @@ import polars as pl
 from run import lake_bytes
 
 from callaro_pipeline.core.config import Campaign
-from callaro_pipeline.storage.suppression import dnc_problems, import_dnc_file, scrub
+from callaro_pipeline.storage.dnc_loads import import_dnc_file
+from callaro_pipeline.storage.suppression import dnc_problems, scrub
 from callaro_pipeline.storage.warehouse import Warehouse, stage
 
 LISTED_SHARE = 0.10

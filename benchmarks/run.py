@@ -123,7 +123,8 @@ def bench_gates(rows: int, root: Path) -> None:
 def bench_dnc(numbers: int, contacts_path: Path, root: Path) -> None:
     from callaro_pipeline.core.config import Campaign
     from callaro_pipeline.core.phones import normalize_phones
-    from callaro_pipeline.storage.suppression import import_dnc_file, scrub
+    from callaro_pipeline.storage.dnc_loads import import_dnc_file
+    from callaro_pipeline.storage.suppression import scrub
     from callaro_pipeline.storage.warehouse import Warehouse
 
     home = Path(tempfile.mkdtemp(prefix="dnc-", dir=root))

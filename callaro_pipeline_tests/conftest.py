@@ -117,7 +117,7 @@ class Ran:
 
 def cli(*args: object) -> Ran:
     """Run `callaro ARGS...` in this process, capturing stdout and stderr."""
-    from callaro_pipeline.cli import main
+    from callaro_pipeline.cli.app import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -11,14 +11,7 @@ import tempfile
 from pathlib import Path
 
 from callaro_pipeline.cli.arguments import Parser, current_user
-from callaro_pipeline.cli.manage import (
-    checked_changes,
-    matching_contact_ids,
-    remove_from_campaign,
-    selection_by_ids,
-    where_conditions,
-    write_one_row_upload,
-)
+from callaro_pipeline.cli.manage import checked_changes, selection_by_ids, where_conditions, write_one_row_upload
 from callaro_pipeline.cli.output import exit_code_for, print_summary, report_rebuild
 from callaro_pipeline.core.errors import ConfigError
 from callaro_pipeline.core.project_paths import check_name
@@ -86,6 +79,7 @@ def contacts_add(args: argparse.Namespace) -> int:
 def contacts_change(args: argparse.Namespace) -> int:
     from callaro_pipeline.cli.runner import rebuild_audiences
     from callaro_pipeline.storage.contact_book import remove_contacts, update_contacts
+    from callaro_pipeline.storage.contact_edits import matching_contact_ids, remove_from_campaign
     from callaro_pipeline.storage.uploads import utcnow
 
     conditions = where_conditions(args.where)
@@ -128,6 +122,7 @@ def contacts_change(args: argparse.Namespace) -> int:
 def contacts_export(args: argparse.Namespace) -> int:
     from callaro_pipeline.core.report import write_atomically, write_csv_safely
     from callaro_pipeline.storage.contact_book import find_contacts
+    from callaro_pipeline.storage.contact_edits import matching_contact_ids
     from callaro_pipeline.storage.suppression import drop_listed_other_phones
 
     out = Path(args.out)

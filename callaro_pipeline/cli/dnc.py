@@ -38,18 +38,18 @@ def cmd_dnc(args: argparse.Namespace) -> int:
     read paths already leave listed numbers out even if a rebuild fails or is killed)."""
     from datetime import UTC, datetime
 
-    from callaro_pipeline.storage import suppression
+    from callaro_pipeline.storage import dnc_loads
     from callaro_pipeline.storage.audiences import affected_campaigns, rebuild_campaigns
 
     warehouse = Warehouse()
     with warehouse.transaction() as con:
         if args.dnc_command == "add":
-            result = suppression.add_numbers(con, args.phones, source=args.source, reason=args.reason)
+            result = dnc_loads.add_numbers(con, args.phones, source=args.source, reason=args.reason)
         else:
             path = Path(args.file)
             if not path.is_file():
                 raise UnusableInput(f"no such file: {path.name}")
-            result = suppression.import_dnc_file(
+            result = dnc_loads.import_dnc_file(
                 con,
                 path,
                 source=args.source,

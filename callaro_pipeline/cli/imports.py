@@ -164,14 +164,14 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from callaro_pipeline.cli.runner import ImportRequest, run_import, run_job
-    from callaro_pipeline.storage import suppression
+    from callaro_pipeline.storage import dnc_loads
 
     samples = sorted(SAMPLES.glob("*.csv"))
     if not samples:
         raise UnusableInput(f"no sample uploads under {SAMPLES}")
     with Warehouse().transaction() as con:
         for dnc_file in sorted((SAMPLES / "dnc").glob("*.csv")):
-            loaded = suppression.import_dnc_file(con, dnc_file, source="internal")
+            loaded = dnc_loads.import_dnc_file(con, dnc_file, source="internal")
             print(f"== DNC list {dnc_file.name}: {loaded.rows_loaded} numbers (internal)")
     run_job("rebuild_segments_and_audiences")
     worst = 0

@@ -16,7 +16,8 @@ from typing import Any
 import polars as pl
 
 from callaro_pipeline.core import schema, windows
-from callaro_pipeline.core.config import AgentVariable, Campaign
+from callaro_pipeline.core.campaign_settings import AgentVariable
+from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.errors import ConfigError
 from callaro_pipeline.core.privacy import mask_phone
 

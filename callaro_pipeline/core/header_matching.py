@@ -5,14 +5,7 @@ from __future__ import annotations
 from rapidfuzz import fuzz, process
 
 from callaro_pipeline.core.campaign_settings import CustomField
-from callaro_pipeline.core.mapping import (
-    CUSTOM_PREFIX,
-    EXACT_SCORE,
-    Mapping,
-    _compact,
-    _is_custom,
-    normalize_header,
-)
+from callaro_pipeline.core.mapping import CUSTOM_PREFIX, EXACT_SCORE, Mapping, _compact, _is_custom, normalize_header
 from callaro_pipeline.core.schema import STANDARD_FIELDS
 
 # Per field, the headers people actually use (English, German, Spanish, French). Order matters: when two columns

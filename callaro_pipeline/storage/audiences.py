@@ -36,7 +36,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from callaro_pipeline.core import windows
+from callaro_pipeline.core import segments, windows
 from callaro_pipeline.core.audiences import (
     AudienceBuild,
     audience_outcomes,
@@ -49,7 +49,7 @@ from callaro_pipeline.core.contact_book import as_utc_naive
 from callaro_pipeline.core.errors import CallaroError, ConfigError, DncUnavailable
 from callaro_pipeline.core.privacy import mask_phone
 from callaro_pipeline.core.report import write_csv_safely
-from callaro_pipeline.storage import segments, suppression
+from callaro_pipeline.storage import suppression
 from callaro_pipeline.storage.audience_versions import build_counts, latest_build, store_versions, store_windows
 from callaro_pipeline.storage.uploads import update_upload
 

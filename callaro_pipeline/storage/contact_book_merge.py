@@ -27,9 +27,10 @@ import polars as pl
 
 from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.contact_book import FIELD_GROUPS, SINGLE_FIELDS, as_utc_naive, incoming_rows
+from callaro_pipeline.core.uploads import UploadRecord
 from callaro_pipeline.storage.contact_book import contact_id_sql, record_change
 from callaro_pipeline.storage.suppression import drop_listed_other_phones
-from callaro_pipeline.storage.uploads import UploadRecord, failed_checks
+from callaro_pipeline.storage.uploads import failed_checks
 from callaro_pipeline.storage.warehouse import single_row, stage
 
 PIPELINE_USER = "pipeline"

@@ -7,7 +7,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from callaro_pipeline.core.ingest import RawTable
+from callaro_pipeline.core.table_frames import RawTable
 from callaro_pipeline.storage.uploads import update_upload, upload_summary
 from callaro_pipeline.storage.warehouse import Warehouse, read_raw_rows, replace_partition, replace_raw_rows, stage
 

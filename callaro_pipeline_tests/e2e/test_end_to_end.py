@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from callaro_pipeline.cli import main
+from callaro_pipeline.cli.app import main
 from callaro_pipeline.core.project_paths import PROJECT_ROOT
 from callaro_pipeline_tests.conftest import open_lake, write_csv
 

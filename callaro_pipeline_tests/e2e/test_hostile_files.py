@@ -22,7 +22,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from callaro_pipeline.cli import main
+from callaro_pipeline.cli.app import main
 from callaro_pipeline.core.errors import UnusableInput
 from callaro_pipeline.core.landing import land_upload
 from callaro_pipeline.core.reading import read_table

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from callaro_pipeline.cli import main
+from callaro_pipeline.cli.app import main
 from callaro_pipeline.core.project_paths import PROJECT_ROOT
 from callaro_pipeline_tests.conftest import install_callaro_env
 

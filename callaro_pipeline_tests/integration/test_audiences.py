@@ -14,7 +14,7 @@ from callaro_pipeline.core.campaign_settings import AgentVariable
 from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.contact_book import contact_id_for
 from callaro_pipeline.core.errors import ConfigError, DncUnavailable
-from callaro_pipeline.storage import suppression
+from callaro_pipeline.storage import dnc_loads
 from callaro_pipeline.storage.audiences import build_audience, export_audience
 from callaro_pipeline.storage.contact_book import undo_upload
 from callaro_pipeline.storage.warehouse import Warehouse
@@ -33,9 +33,9 @@ def warehouse(tmp_path):
 def load_dnc_lists(con, campaign: Campaign, *listed: str) -> None:
     """Every list the campaign checks gets a load; `listed` phones go on the internal list."""
     for source in campaign.dnc_sources:
-        suppression.add_numbers(con, [UNLISTED], source=source)
+        dnc_loads.add_numbers(con, [UNLISTED], source=source)
     if listed:
-        suppression.add_numbers(con, list(listed), source="internal")
+        dnc_loads.add_numbers(con, list(listed), source="internal")
 
 
 def audience(con, campaign: str) -> list[str]:
@@ -209,7 +209,7 @@ def test_untrusted_dnc_lists_leave_the_previous_audience_untouched(warehouse):
 def test_a_campaign_requiring_the_national_list_is_not_built_without_it(warehouse):
     with warehouse.transaction() as con:
         merge(con, "u1", "spring", {"phone_e164": ANN, **NEW_YORK})
-        suppression.add_numbers(con, [UNLISTED], source="internal")
+        dnc_loads.add_numbers(con, [UNLISTED], source="internal")
         with pytest.raises(DncUnavailable, match="national"):
             build_audience(con, Campaign(name="spring", require_national_dnc=True), now=NOW)
         assert con.execute("SELECT count(*) FROM audience_builds").fetchone() == (0,)

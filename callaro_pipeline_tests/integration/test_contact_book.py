@@ -10,12 +10,7 @@ import pytest
 
 from callaro_pipeline.core.contact_book import contact_id_for
 from callaro_pipeline.core.errors import ConfigError
-from callaro_pipeline.storage.contact_book import (
-    find_contacts,
-    remove_contacts,
-    undo_upload,
-    update_contacts,
-)
+from callaro_pipeline.storage.contact_book import find_contacts, remove_contacts, undo_upload, update_contacts
 from callaro_pipeline.storage.contact_book_merge import merge_upload_into_book
 from callaro_pipeline.storage.warehouse import Warehouse
 

@@ -14,9 +14,10 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
-from callaro_pipeline.cli.manage import matching_contact_ids
 from callaro_pipeline.core.campaign_settings import CustomField
+from callaro_pipeline.core.filter_parser import parse_where
 from callaro_pipeline.core.project_paths import PROJECT_ROOT
+from callaro_pipeline.core.segments import segment_contacts_sql
 from callaro_pipeline.defs.partitions import WAREHOUSE_POOL
 from callaro_pipeline.defs.segments.assets import (
     CATALOG_ENV,
@@ -31,14 +32,10 @@ from callaro_pipeline.defs.segments.assets import (
     segment_models,
     segments_project,
 )
+from callaro_pipeline.defs.segments.builds import build_models
+from callaro_pipeline.storage.contact_edits import matching_contact_ids
 from callaro_pipeline.storage.lake import LakeLocation
-from callaro_pipeline.storage.segments import (
-    build_models,
-    create_filter_segment,
-    parse_where,
-    preview_segment_size,
-    segment_contacts_sql,
-)
+from callaro_pipeline.storage.segments import create_filter_segment, preview_segment_size
 from callaro_pipeline.storage.warehouse import Warehouse
 from callaro_pipeline_tests.conftest import open_lake
 

@@ -14,13 +14,13 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 from test_contact_book import register_upload, released_rows
 
-from callaro_pipeline.core import contact_book, reading_csv
+from callaro_pipeline.core import contact_book, dnc_files, reading_csv
 from callaro_pipeline.core.campaign_settings import AgentVariable
 from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.field_checks import _email_verdicts
 from callaro_pipeline.core.reading import read_table
 from callaro_pipeline.core.table_frames import ReadLimits
-from callaro_pipeline.storage import contact_book_merge, suppression
+from callaro_pipeline.storage import contact_book_merge, dnc_loads
 from callaro_pipeline.storage.audiences import build_audience
 from callaro_pipeline.storage.warehouse import Warehouse
 
@@ -180,11 +180,11 @@ def test_registry_lines_read_as_integers_follow_the_general_rule(tmp_path: Path)
             readable.append(line)
     # a file with unreadable lines is refused whole, with their count (fail closed)
     path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
-    with pytest.raises(suppression.DncFileRefused, match=f"{junk} line"):
-        suppression._read_bare_lines(path, path.name)
+    with pytest.raises(dnc_files.DncFileRefused, match=f"{junk} line"):
+        dnc_files.read_bare_lines(path, path.name)
     # its readable lines alone are read exactly as the general rule says
     path.write_bytes(("\n".join(readable) + "\n").encode("utf-8"))
-    numbers, rejected = suppression._read_bare_lines(path, path.name)
+    numbers, rejected = dnc_files.read_bare_lines(path, path.name)
     assert sorted(numbers["number"].to_list()) == sorted(expected)
     assert rejected == 0
 
@@ -197,10 +197,10 @@ def test_area_code_counts_by_binary_search_equal_a_group_by() -> None:
         .agg(pl.len().cast(pl.Int64).alias("rows_loaded"))
         .sort("area_code")
     )
-    assert suppression._area_code_counts(numbers).equals(expected)  # unsorted input
-    assert suppression._area_code_counts(numbers.sort("number")).equals(expected)
+    assert dnc_files.area_code_counts(numbers).equals(expected)  # unsorted input
+    assert dnc_files.area_code_counts(numbers.sort("number")).equals(expected)
     edges = pl.DataFrame({"number": [12_000_000_000, 12_009_999_999, 12_010_000_000, 19_999_999_999]})
-    assert suppression._area_code_counts(edges).rows() == [(200, 2), (201, 1), (999, 1)]
+    assert dnc_files.area_code_counts(edges).rows() == [(200, 2), (201, 1), (999, 1)]
 
 
 # --- contact book: trimming as DuckDB's trim() ------------------------------------------------------------------
@@ -251,8 +251,8 @@ def test_an_incremental_build_equals_a_full_build(tmp_path: Path) -> None:
     yes = {"consent": "yes", "consent_date": "2026-01-02", "consent_source": "web"}
     with Warehouse(home=str(tmp_path)).transaction() as con:
         for source in campaign.dnc_sources:
-            suppression.add_numbers(con, ["+12125559999"], source=source)
-        suppression.add_numbers(con, ["+12125550103"], source="internal")
+            dnc_loads.add_numbers(con, ["+12125559999"], source=source)
+        dnc_loads.add_numbers(con, ["+12125550103"], source="internal")
         _upload(
             con,
             "u1",
@@ -300,7 +300,7 @@ def test_an_incremental_build_equals_a_full_build(tmp_path: Path) -> None:
         assert frozen == [("+12125550101",), ("+12125550108",)]
 
         # a DNC load since the latest build: the next import's build evaluates everyone
-        suppression.add_numbers(con, ["+12125550106"], source="internal")
+        dnc_loads.add_numbers(con, ["+12125550106"], source="internal")
         _upload(
             con, "u4", "spring", start + 2 * hour, {"phone_e164": "+12125550107", "first_name": "Flo", **ZONES, **yes}
         )

@@ -226,7 +226,7 @@ def test_runs_of_dead_processes_are_failed_and_free_their_pool_slot(callaro_env:
 
 
 def test_rerun_of_an_unknown_upload_is_a_one_line_usage_error(callaro_env: Path, capsys: pytest.CaptureFixture) -> None:
-    from callaro_pipeline.cli import main
+    from callaro_pipeline.cli.app import main
 
     assert main(["rerun", "spring-20260101t000000-deadbeef-000000"]) == 2
     out, err = capsys.readouterr()

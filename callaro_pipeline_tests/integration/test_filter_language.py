@@ -13,13 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callaro_pipeline.cli.manage import matching_contact_ids, selection_by_ids
+from callaro_pipeline.cli.manage import selection_by_ids
 from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.filter_parser import parse_where
 from callaro_pipeline.core.filters import bound_select_sql
 from callaro_pipeline.core.project_paths import PROJECT_ROOT
+from callaro_pipeline.core.segments import segment_contacts_sql
 from callaro_pipeline.storage.contact_book import remove_contacts, update_contacts
-from callaro_pipeline.storage.segments import create_filter_segment, create_missing_views, segment_contacts_sql
+from callaro_pipeline.storage.contact_edits import matching_contact_ids
+from callaro_pipeline.storage.segments import create_filter_segment, create_missing_views
 from callaro_pipeline.storage.warehouse import Warehouse
 
 REGISTRY = {
@@ -44,8 +46,7 @@ def test_the_filter_module_is_pure():
 
 
 def test_segments_and_contacts_commands_share_the_parser():
-    from callaro_pipeline.cli import manage
-    from callaro_pipeline.storage import segments
+    from callaro_pipeline.cli import manage, segments
 
     assert segments.parse_where is parse_where
     assert [(c.field, c.operator, c.value) for c in manage.where_conditions("email = Ann@Example.com")] == [

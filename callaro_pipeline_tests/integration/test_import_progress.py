@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from callaro_pipeline.cli import main, runner
+from callaro_pipeline.cli import runner
+from callaro_pipeline.cli.app import main
 from callaro_pipeline.core.project_paths import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "demo_contacts.csv"

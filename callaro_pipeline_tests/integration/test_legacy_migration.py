@@ -60,7 +60,7 @@ def test_a_lake_with_rows_is_never_overwritten(old_home: tuple[Path, Path, Wareh
 
 
 def test_callaro_migrate_moves_the_file_once_and_says_so(callaro_env: Path, capsys) -> None:
-    from callaro_pipeline.cli import main
+    from callaro_pipeline.cli.app import main
 
     _old_warehouse(callaro_env)
     assert main(["migrate"]) == 0

@@ -15,14 +15,16 @@ from test_audiences import CONSENTED, NEW_YORK, load_dnc_lists
 from test_contact_book import ANN, BOB, CAROL, NOW, merge, released_rows
 
 from callaro_pipeline.core.config import Campaign, list_campaigns, load_campaign
+from callaro_pipeline.core.dnc_files import DncFileRefused
 from callaro_pipeline.core.duplicates import apply_duplicate_policy
 from callaro_pipeline.core.errors import DncUnavailable
 from callaro_pipeline.core.validation import validate_contacts
-from callaro_pipeline.storage import suppression
+from callaro_pipeline.storage import dnc_loads
 from callaro_pipeline.storage.audiences import build_audience, export_audience
 from callaro_pipeline.storage.contact_book import remove_contacts, update_contacts
 from callaro_pipeline.storage.contact_book_merge import merge_upload_into_book
-from callaro_pipeline.storage.suppression import DncFileRefused, import_dnc_file, scrub
+from callaro_pipeline.storage.dnc_loads import import_dnc_file
+from callaro_pipeline.storage.suppression import scrub
 from callaro_pipeline.storage.warehouse import Warehouse
 
 
@@ -63,10 +65,10 @@ def test_a_number_added_to_dnc_is_out_of_every_read_path_without_a_rebuild(wareh
         built(con, campaign, {"phone_e164": ANN, **NEW_YORK}, {"phone_e164": BOB, **NEW_YORK})
         assert audience(con) == [ANN, BOB] and callable_at(con, NOW) == [ANN, BOB]
         # a rebuild that never comes (killed, failed): the read paths decide on the live list
-        suppression.add_numbers(con, [BOB], source="internal", reason="asked on call")
+        dnc_loads.add_numbers(con, [BOB], source="internal", reason="asked on call")
         assert audience(con) == [ANN]
         assert callable_at(con, NOW) == [ANN]
-        suppression.add_numbers(con, [ANN], source="campaign:autumn")  # another campaign's list: no effect
+        dnc_loads.add_numbers(con, [ANN], source="campaign:autumn")  # another campaign's list: no effect
         assert audience(con) == [ANN]
         assert export_audience(con, "spring", tmp_path / "out.csv") == 1
     exported = pl.read_csv(tmp_path / "out.csv", infer_schema=False)
@@ -93,7 +95,7 @@ def test_a_revoked_consent_is_suppressed_in_a_campaign_that_does_not_require_con
 def test_dnc_add_command_rebuilds_the_affected_audiences_before_returning(callaro_env, capsys):
     import os
 
-    from callaro_pipeline.cli import main
+    from callaro_pipeline.cli.app import main
 
     config = Path(os.environ["CALLARO_CONFIG"]) / "campaigns"
     (config / "spring.yaml").write_text(yaml.safe_dump({"name": "spring"}), encoding="utf-8")
@@ -244,7 +246,7 @@ def test_a_file_with_unreadable_lines_is_refused_whole_and_the_previous_snapshot
 
 
 def test_cli_refuses_an_unreadable_registry_file_with_exit_2_and_one_line(callaro_env, tmp_path, capsys):
-    from callaro_pipeline.cli import main
+    from callaro_pipeline.cli.app import main
 
     path = registry_file(tmp_path, "n.txt", ["415,5550134", "garbage"])
     assert main(["dnc", "import", str(path), "--source", "national"]) == 2
@@ -439,7 +441,7 @@ def test_windows_exports_get_the_live_members_and_the_national_cut(warehouse, tm
             con, registry_file(tmp_path, "415.txt", ["4155550199"]), source="national", snapshot_date=snapshot
         )
         build_audience(con, strict, now=NOW)
-        suppression.add_numbers(con, [BOB], source="internal")
+        dnc_loads.add_numbers(con, [BOB], source="internal")
         members, not_after = callable_members(con, "spring")
     assert not_after == datetime(2026, 3, 8, tzinfo=UTC)
     # campaign_audiences reads at the real now(): long after the cut, nobody is listed for this old snapshot
@@ -462,8 +464,8 @@ def test_no_export_ever_offers_a_listed_other_number(warehouse, tmp_path):
         built(con, campaign, {"phone_e164": ANN, **NEW_YORK, "other_phones_e164": [ALTERNATE, OTHER_ALTERNATE]})
         export_audience(con, "spring", tmp_path / "before.parquet")
         # listed after the build, rebuild never run: the contact stays callable on its phone, the number is gone
-        suppression.add_numbers(con, [ALTERNATE], source="internal", reason="asked on call")
-        suppression.add_numbers(con, [OTHER_ALTERNATE], source="campaign:autumn")  # another campaign's list
+        dnc_loads.add_numbers(con, [ALTERNATE], source="internal", reason="asked on call")
+        dnc_loads.add_numbers(con, [OTHER_ALTERNATE], source="campaign:autumn")  # another campaign's list
         assert audience(con) == [ANN]
         assert export_audience(con, "spring", tmp_path / "after.parquet") == 1
         export_audience(con, "spring", tmp_path / "after.csv")
@@ -478,7 +480,7 @@ def test_a_contact_whose_phone_is_listed_is_out_with_every_number(warehouse):
     campaign = Campaign(name="spring")
     with warehouse.transaction() as con:
         built(con, campaign, {"phone_e164": ANN, **NEW_YORK, "other_phones_e164": [ALTERNATE]})
-        suppression.add_numbers(con, [ANN], source="internal")
+        dnc_loads.add_numbers(con, [ANN], source="internal")
         assert audience(con) == []
         assert con.execute("SELECT count(*) FROM campaign_audiences").fetchone() == (0,)
 

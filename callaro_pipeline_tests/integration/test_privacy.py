@@ -17,7 +17,7 @@ import duckdb
 import pytest
 from dagster._serdes import serialize_value
 
-from callaro_pipeline.cli import main
+from callaro_pipeline.cli.app import main
 from callaro_pipeline.core import pandera_gate
 from callaro_pipeline.core.privacy import withheld_error_text, withheld_failure
 from callaro_pipeline.defs.suppress import assets as suppression_assets

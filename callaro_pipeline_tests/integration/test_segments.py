@@ -7,21 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from callaro_pipeline.cli import main
+from callaro_pipeline.cli.app import main
 from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.errors import ConfigError
+from callaro_pipeline.core.filter_parser import Condition, parse_where
 from callaro_pipeline.core.project_paths import PROJECT_ROOT
+from callaro_pipeline.core.segments import filters_dir, list_segments, model_sql, segment_contacts_sql
 from callaro_pipeline.storage.segments import (
-    Condition,
     create_filter_segment,
     create_missing_views,
     delete_filter_segment,
-    filters_dir,
-    list_segments,
-    model_sql,
-    parse_where,
     preview_segment_size,
-    segment_contacts_sql,
     views_missing,
 )
 from callaro_pipeline.storage.warehouse import Warehouse
@@ -455,7 +451,7 @@ def test_dbt_never_writes_compiled_files_outside_the_target(tmp_path, project, h
     The home's target keeps those files inside the home's dbt/target, never on a model file or elsewhere."""
     import os
 
-    from callaro_pipeline.storage.segments import dbt_models_path, dbt_models_path_within, target_dir
+    from callaro_pipeline.core.segments import dbt_models_path, dbt_models_path_within, target_dir
 
     home_path = tmp_path.joinpath(home.lstrip("/"))
     project_path = tmp_path.joinpath(project.lstrip("/"))

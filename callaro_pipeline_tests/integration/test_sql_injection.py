@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from callaro_pipeline.cli import main
+from callaro_pipeline.cli.app import main
 from callaro_pipeline.core.config import load_custom_fields
 from callaro_pipeline.core.errors import CallaroError
+from callaro_pipeline.core.filter_parser import parse_where
 from callaro_pipeline.core.mapping_files import load_mapping_file
-from callaro_pipeline.storage.segments import parse_where
 from callaro_pipeline_tests.conftest import open_lake, write_csv
 
 DOUBLE = 'x"; DROP TABLE contacts; --'

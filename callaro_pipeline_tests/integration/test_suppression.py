@@ -11,7 +11,8 @@ import pytest
 
 from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.errors import DncUnavailable
-from callaro_pipeline.storage.suppression import add_numbers, dnc_problems, import_dnc_file, remove_numbers, scrub
+from callaro_pipeline.storage.dnc_loads import add_numbers, import_dnc_file, remove_numbers
+from callaro_pipeline.storage.suppression import dnc_problems, scrub
 from callaro_pipeline.storage.warehouse import Warehouse
 
 LISTED = "+14155550134"

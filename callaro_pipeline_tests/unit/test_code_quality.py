@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from callaro_pipeline.cli import build_parser, main
+from callaro_pipeline.cli.app import build_parser, main
 from callaro_pipeline.cli.arguments import Parser
 from callaro_pipeline.core.project_paths import PROJECT_ROOT
 

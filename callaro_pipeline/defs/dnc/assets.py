@@ -7,7 +7,7 @@ import dagster as dg
 from callaro_pipeline.core.errors import CallaroError
 from callaro_pipeline.defs.failures import withhold_error_details
 from callaro_pipeline.defs.partitions import WAREHOUSE_POOL
-from callaro_pipeline.storage.suppression import import_dnc_file
+from callaro_pipeline.storage.dnc_loads import import_dnc_file
 from callaro_pipeline.storage.warehouse import Warehouse
 
 

@@ -36,9 +36,9 @@ from dagster_dbt import (
 )
 from filelock import FileLock
 
+from callaro_pipeline.core import segments
 from callaro_pipeline.core.project_paths import dbt_project_dir
 from callaro_pipeline.defs.partitions import WAREHOUSE_POOL
-from callaro_pipeline.storage import segments
 from callaro_pipeline.storage.lake import LakeLocation
 from callaro_pipeline.storage.warehouse import Warehouse
 

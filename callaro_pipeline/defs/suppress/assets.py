@@ -4,9 +4,9 @@ import time
 from datetime import UTC, datetime
 
 import dagster as dg
-import polars as pl
 
 from callaro_pipeline.core.config import load_campaign
+from callaro_pipeline.core.suppression import suppressed_rows
 from callaro_pipeline.defs.automation.conditions import follows_its_upload, runs_with_its_asset
 from callaro_pipeline.defs.failures import withhold_error_details
 from callaro_pipeline.defs.metadata import upload_metadata
@@ -42,36 +42,21 @@ def suppressed_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse)
         # DNC and opt-outs only: the consent a campaign requires is its audience's criterion (no_consent), so an
         # unconsented contact still enters the book and the campaign (the import still imports)
         scrubbed = scrub(con, valid, campaign=campaign, upload=True)
-        # the released rows' listed other numbers: taken off the contact (it stays callable on its phone)
-        others_suppressed = int(
-            scrubbed.filter(pl.col("reasons").list.len() == 0)
-            .get_column("other_phones_suppressed")
-            .list.len()
-            .fill_null(0)
-            .sum()
-        )
-        suppressed = scrubbed.filter(pl.col("reasons").list.len() > 0).select(
-            "row_number", "phone_e164", "reasons", pl.lit(datetime.now(UTC).replace(tzinfo=None)).alias("checked_at")
-        )
-        replace_partition(con, "suppressed_contacts", upload_id, suppressed)
-        by_reason = (
-            suppressed.explode("reasons").group_by("reasons").agg(pl.len().alias("n")).sort("reasons").iter_rows()
-            if suppressed.height
-            else []
-        )
+        suppressed = suppressed_rows(scrubbed, datetime.now(UTC).replace(tzinfo=None))
+        replace_partition(con, "suppressed_contacts", upload_id, suppressed.rows)
         update_upload(
             con,
             upload_id,
-            suppressed=suppressed.height,
-            suppressed_by_reason=dict(by_reason),
-            other_phones_suppressed=others_suppressed,
+            suppressed=suppressed.rows.height,
+            suppressed_by_reason=suppressed.by_reason,
+            other_phones_suppressed=suppressed.other_phones,
             timings={"suppress_seconds": round(time.perf_counter() - started, 3)},
         )
     return dg.MaterializeResult(
         metadata={
-            "suppressed": suppressed.height,
-            "suppressed_by_reason": dg.MetadataValue.json(dict(by_reason)),
-            "other_phones_suppressed": others_suppressed,
+            "suppressed": suppressed.rows.height,
+            "suppressed_by_reason": dg.MetadataValue.json(suppressed.by_reason),
+            "other_phones_suppressed": suppressed.other_phones,
         }
     )
 

@@ -17,6 +17,7 @@ from callaro_pipeline.core.mapping import Mapping
 from callaro_pipeline.core.pandera_gate import pandera_gate
 from callaro_pipeline.core.privacy import mask_frame
 from callaro_pipeline.core.report import write_csv_safely, write_error_report
+from callaro_pipeline.core.uploads import UploadRecord
 from callaro_pipeline.defs.automation.conditions import follows_its_upload, runs_with_its_asset
 from callaro_pipeline.defs.failures import withhold_error_details
 from callaro_pipeline.defs.ingest.assets import fail_upload, raw_upload
@@ -28,7 +29,7 @@ from callaro_pipeline.storage.stage_tables import (
     read_raw_upload,
     store_validated_upload,
 )
-from callaro_pipeline.storage.uploads import UploadRecord, load_upload, record_check, update_upload, upload_summary
+from callaro_pipeline.storage.uploads import load_upload, record_check, update_upload, upload_summary
 from callaro_pipeline.storage.warehouse import Warehouse, replace_partition
 
 VALIDATED_COLUMNS_SQL = "SELECT * EXCLUDE (upload_id) FROM validated_contacts WHERE upload_id = ? ORDER BY row_number"
