@@ -99,3 +99,10 @@ def store_validated_upload(
         replace_partition(con, "rejected_rows", upload_id, problems)
         update_upload(con, upload_id, **record)
         return upload_summary(con, upload_id)
+
+
+def read_validated_rows(con: duckdb.DuckDBPyConnection, upload_id: str) -> pl.DataFrame:
+    """The upload's validated contacts in row order, without the partition column."""
+    return con.execute(
+        "SELECT * EXCLUDE (upload_id) FROM validated_contacts WHERE upload_id = ? ORDER BY row_number", [upload_id]
+    ).pl()

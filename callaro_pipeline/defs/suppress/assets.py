@@ -11,7 +11,7 @@ from callaro_pipeline.defs.automation.conditions import follows_its_upload, runs
 from callaro_pipeline.defs.failures import withhold_error_details
 from callaro_pipeline.defs.metadata import upload_metadata
 from callaro_pipeline.defs.partitions import WAREHOUSE_POOL, upload_partitions
-from callaro_pipeline.defs.validate.assets import VALIDATED_COLUMNS_SQL
+from callaro_pipeline.storage.stage_tables import read_validated_rows
 from callaro_pipeline.storage.suppression import dnc_problems, scrub
 from callaro_pipeline.storage.uploads import load_upload, record_check, update_upload, upload_summary
 from callaro_pipeline.storage.warehouse import Warehouse, replace_partition
@@ -38,7 +38,7 @@ def suppressed_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse)
     with warehouse.transaction() as con:
         upload = load_upload(con, upload_id)
         campaign = load_campaign(upload.campaign, create=True)
-        valid = con.execute(VALIDATED_COLUMNS_SQL, [upload_id]).pl()
+        valid = read_validated_rows(con, upload_id)
         # DNC and opt-outs only: the consent a campaign requires is its audience's criterion (no_consent), so an
         # unconsented contact still enters the book and the campaign (the import still imports)
         scrubbed = scrub(con, valid, campaign=campaign, upload=True)

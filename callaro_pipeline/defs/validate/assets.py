@@ -27,12 +27,11 @@ from callaro_pipeline.storage.stage_tables import (
     campaign_contacts_sharing_keys,
     read_mapped_upload,
     read_raw_upload,
+    read_validated_rows,
     store_validated_upload,
 )
 from callaro_pipeline.storage.uploads import load_upload, record_check, update_upload, upload_summary
 from callaro_pipeline.storage.warehouse import Warehouse, replace_partition
-
-VALIDATED_COLUMNS_SQL = "SELECT * EXCLUDE (upload_id) FROM validated_contacts WHERE upload_id = ? ORDER BY row_number"
 
 
 @dg.asset(
@@ -284,7 +283,7 @@ def _gate_result(warehouse: Warehouse, upload_id: str, result: GateResult) -> dg
 def pandera_validated_contacts(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
     upload_id = context.partition_key
     with warehouse.connect() as con:
-        valid = con.execute(VALIDATED_COLUMNS_SQL, [upload_id]).pl()
+        valid = read_validated_rows(con, upload_id)
     return _gate_result(warehouse, upload_id, pandera_gate(valid))
 
 
