@@ -146,7 +146,7 @@ def test_concurrent_imports_queue_on_the_warehouse_lock(callaro_env: Path) -> No
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-    assert built
+    assert built, step_failures_of_last_run()
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err[-2000:]
         assert json.loads(out.strip().splitlines()[-1])["status"] == "imported"
@@ -155,6 +155,16 @@ def test_concurrent_imports_queue_on_the_warehouse_lock(callaro_env: Path) -> No
     assert con.execute("SELECT count(DISTINCT campaign) FROM campaign_contacts").fetchone()[0] == 2
     assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'segments'").fetchone()[0]
     con.close()
+
+
+def step_failures_of_last_run() -> str:
+    """Why the last run in this home failed: each failed step with its error (for the assertion message)."""
+    from callaro_pipeline.cli.runner import dagster_instance
+
+    instance = dagster_instance()
+    run = instance.get_runs(limit=1)[0]
+    failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    return "; ".join(f"{event.step_key}: {event.dagster_event.event_specific_data.error}" for event in failures)
 
 
 AFTER_RAW_UPLOAD = ("mapped_contacts", "validated_contacts", "rejected_rows", "suppressed_contacts", "contacts")
