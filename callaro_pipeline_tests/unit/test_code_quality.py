@@ -223,3 +223,39 @@ def test_the_private_import_rule_sees_both_forms(tmp_path: Path) -> None:
         ("callaro_pipeline.probe", "callaro_pipeline.core.problems", "_cut"),
         ("callaro_pipeline.probe", "callaro_pipeline.core.mapping", "_shown"),
     ]
+
+
+# duckdb connection methods that run SQL; no polars `.sql` is used outside storage (it would be caught too)
+SQL_METHODS = frozenset({"execute", "executemany", "sql", "query"})
+
+
+def _sql_calls(path: Path) -> list[str]:
+    """`line: name` of every call of an SQL-running method (`con.execute(...)`, `con.sql(...)`, ...) in a module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return [
+        f"{node.lineno}: .{node.func.attr}("
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SQL_METHODS
+    ]
+
+
+def test_only_storage_runs_sql() -> None:
+    """The wiring and the command line get a connection from storage and hand it to a named storage function;
+    they never run a statement on it themselves."""
+    offenders = [
+        f"{path.relative_to(PROJECT_ROOT)}:{call}"
+        for path in _modules(PACKAGE)
+        if "storage" not in path.relative_to(PACKAGE).parts
+        for call in _sql_calls(path)
+    ]
+    assert not offenders, "SQL run outside callaro_pipeline/storage/: " + ", ".join(offenders)
+
+
+def test_the_sql_rule_sees_every_method(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "con.execute('x')\ncon.sql('x')\ncon.executemany('x', [])\nwith w.read() as c:\n    c.query('x')\n"
+        "execute('x')\nframe.select('x')\n",
+        encoding="utf-8",
+    )
+    assert _sql_calls(probe) == ["1: .execute(", "2: .sql(", "3: .executemany(", "5: .query("]
