@@ -156,15 +156,6 @@ def config_error_from_validation(source: str, errors: ValidationError) -> Config
     return ConfigError("; ".join(problems))
 
 
-def parse_window(raw: Any, source: str) -> CallingWindow:
-    """A campaign's `window` setting; a wrong type or value is refused with the file (`source`), key and value.
-    Times must be quoted: YAML reads an unquoted 10:00 as the integer 600."""
-    try:
-        return calling_window_from_settings(CampaignSettingsFile.model_validate({"window": raw}).window)
-    except ValidationError as errors:
-        raise config_error_from_validation(source, errors) from None
-
-
 def calling_window_from_settings(window: _WindowSettings) -> CallingWindow:
     return CallingWindow(
         start=window.start, end=window.end, days=tuple(window.days), last_call_minutes=window.last_call_minutes
