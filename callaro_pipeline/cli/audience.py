@@ -34,7 +34,7 @@ def register(commands: Parser) -> None:
 
 
 def cmd_audience(args: argparse.Namespace) -> int:
-    from callaro_pipeline.storage.audiences import export_audience
+    from callaro_pipeline.storage.audiences import audience_size, export_audience
 
     if args.windows:
         return audience_windows(args)
@@ -48,10 +48,8 @@ def cmd_audience(args: argparse.Namespace) -> int:
         print(f"{count} callable contacts written to {args.out}")
         return 0
     with warehouse.read() as con:
-        row = con.execute(
-            "SELECT count(*), max(build_id) FROM campaign_audiences WHERE campaign = ?", [args.campaign]
-        ).fetchone() or (0, None)
-    print(f"campaign {args.campaign}: {row[0]} callable contacts (build {row[1]})")
+        count, build = audience_size(con, args.campaign)
+    print(f"campaign {args.campaign}: {count} callable contacts (build {build})")
     return 0
 
 

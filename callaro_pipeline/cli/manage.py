@@ -48,9 +48,9 @@ def checked_changes(changes: dict[str, str]) -> dict[str, str]:
     if changes.get("consent"):
         import polars as pl
 
-        from callaro_pipeline.core.field_checks import _consent
+        from callaro_pipeline.core.field_checks import consent_answer
 
-        consent = pl.select(_consent(pl.lit(changes["consent"].strip(), dtype=pl.Utf8))).item()
+        consent = pl.select(consent_answer(pl.lit(changes["consent"].strip(), dtype=pl.Utf8))).item()
         if consent is None:
             raise ConfigError("consent must be yes, no or unknown (or a synonym such as opt-in / opt-out)")
         changes["consent"] = consent

@@ -15,6 +15,8 @@ from callaro_pipeline.core.landing import check_source_file, open_regular_file
 from callaro_pipeline.core.reading import read_table
 from callaro_pipeline.core.table_frames import ReadLimits, check_size
 from callaro_pipeline.core.uploads import UploadOptions
+from callaro_pipeline.storage.contact_book import campaign_contact_keys
+from callaro_pipeline.storage.stage_tables import remembered_campaign_state
 from callaro_pipeline.storage.warehouse import Warehouse
 
 SHOWN_FIELDS = (
@@ -34,15 +36,8 @@ def _campaign_state(campaign: str) -> tuple[str | None, str | None, pl.DataFrame
     """The campaign's remembered mapping, last columns and existing contacts, read without a lock from the last
     committed snapshot, so a preview never waits for an import or creates anything."""
     with Warehouse().read() as con:
-        state = con.execute(
-            "SELECT last_mapping, last_columns FROM campaign_state WHERE campaign = ?", [campaign]
-        ).fetchone()
-        existing = con.execute(
-            "SELECT c.phone_e164, c.phone_extension, c.external_id, cc.upload_id "
-            "FROM campaign_contacts cc JOIN contacts c USING (contact_id) "
-            "WHERE cc.campaign = ?",
-            [campaign],
-        ).pl()
+        state = remembered_campaign_state(con, campaign)
+        existing = campaign_contact_keys(con, campaign)
     return (state[0], state[1], existing) if state else (None, None, existing)
 
 

@@ -9,16 +9,16 @@ import polars as pl
 
 from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.errors import MappingError
-from callaro_pipeline.core.header_matching import _alias_table, _exact_matches
+from callaro_pipeline.core.header_matching import alias_table, exact_alias_matches
 from callaro_pipeline.core.mapping import (
     CUSTOM_PREFIX,
     Mapping,
-    _is_custom,
+    is_custom_target,
     normalize_header,
     phone_columns,
     source_columns,
 )
-from callaro_pipeline.core.mapping_files import _check_target
+from callaro_pipeline.core.mapping_files import check_mapping_target
 from callaro_pipeline.core.schema import STANDARD_FIELDS
 
 # Spreadsheet vocabulary for yes/no cells, shared by boolean custom fields and consent.
@@ -107,7 +107,7 @@ def apply_mapping(rows: pl.DataFrame, mapping: Mapping, registry: dict[str, Cust
     if missing:
         raise MappingError(f"mapped column(s) not in the file: {', '.join(repr(c) for c in missing)}")
     for column, target in mapping.fields.items():
-        _check_target(target, column, registry)
+        check_mapping_target(target, column, registry)
     by_field = source_columns(mapping)
     if "row_number" not in rows.columns:
         rows = rows.with_row_index("row_number", offset=2)
@@ -118,7 +118,7 @@ def apply_mapping(rows: pl.DataFrame, mapping: Mapping, registry: dict[str, Cust
     custom = {
         target[len(CUSTOM_PREFIX) :]: (column, registry[target[len(CUSTOM_PREFIX) :]].type)
         for target, column in by_field.items()
-        if _is_custom(target)
+        if is_custom_target(target)
     }
     alternates = phone_columns(mapping)[1:]
     extra = []
@@ -131,6 +131,6 @@ def apply_mapping(rows: pl.DataFrame, mapping: Mapping, registry: dict[str, Cust
     return rows.select(pl.col("row_number").cast(pl.Int64), *standard, custom_fields_json(custom), *extra)
 
 
-def _standard_field(column: str) -> str | None:
-    matches = _exact_matches(normalize_header(column), _alias_table({}))
+def standard_field_for_header(column: str) -> str | None:
+    matches = exact_alias_matches(normalize_header(column), alias_table({}))
     return min(matches)[2] if matches else None

@@ -97,7 +97,7 @@ def _or_default(default: Any) -> BeforeValidator:
     return BeforeValidator(lambda value: value or default)
 
 
-class _CampaignSettings(BaseModel):
+class CampaignSettingsFile(BaseModel):
     """A campaign file (or `_defaults.yaml`) as written; unknown top-level keys are ignored."""
 
     # before-validators run last-listed first: the default replaces an empty value, then it is read as text
@@ -150,22 +150,13 @@ def _config_problem(source: str, error: Any) -> str:
     return f"{source}: {key} is {error['input']!r} ({reason})"
 
 
-def _config_error(source: str, errors: ValidationError) -> ConfigError:
+def config_error_from_validation(source: str, errors: ValidationError) -> ConfigError:
     """Every problem of a configuration file on one line (the CLI prints one line)."""
     problems = dict.fromkeys(_config_problem(source, error) for error in errors.errors())
     return ConfigError("; ".join(problems))
 
 
-def parse_window(raw: Any, source: str) -> CallingWindow:
-    """A campaign's `window` setting; a wrong type or value is refused with the file (`source`), key and value.
-    Times must be quoted: YAML reads an unquoted 10:00 as the integer 600."""
-    try:
-        return _calling_window(_CampaignSettings.model_validate({"window": raw}).window)
-    except ValidationError as errors:
-        raise _config_error(source, errors) from None
-
-
-def _calling_window(window: _WindowSettings) -> CallingWindow:
+def calling_window_from_settings(window: _WindowSettings) -> CallingWindow:
     return CallingWindow(
         start=window.start, end=window.end, days=tuple(window.days), last_call_minutes=window.last_call_minutes
     )

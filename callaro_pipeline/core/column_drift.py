@@ -6,8 +6,14 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
 
-from callaro_pipeline.core.applying_mapping import _standard_field
-from callaro_pipeline.core.mapping import EXACT_SCORE, RENAME_THRESHOLD, Mapping, _shown, normalize_header
+from callaro_pipeline.core.applying_mapping import standard_field_for_header
+from callaro_pipeline.core.mapping import (
+    EXACT_SCORE,
+    RENAME_THRESHOLD,
+    Mapping,
+    normalize_header,
+    shortened_for_message,
+)
 
 
 @dataclass
@@ -36,7 +42,9 @@ class ColumnDrift:
         """Why the drift blocks the upload, in words (None when it does not)."""
         if not self.unmapped_fields:
             return None
-        lost = ", ".join(f"{name} (was column {_shown(column)!r})" for name, column in self.unmapped_fields)
+        lost = ", ".join(
+            f"{name} (was column {shortened_for_message(column)!r})" for name, column in self.unmapped_fields
+        )
         return (
             f"column drift since the campaign's last upload leaves {lost} unmapped; fix the file, or import it "
             "with --mapping naming its columns to accept the new layout"
@@ -61,8 +69,8 @@ def lost_fields(
 
 def _rename_score(old: str, new: str) -> float:
     """How sure we are that `new` is `old` renamed: 100 when both are aliases of one field, else name similarity."""
-    field_of_old = _standard_field(old)
-    if field_of_old is not None and field_of_old == _standard_field(new):
+    field_of_old = standard_field_for_header(old)
+    if field_of_old is not None and field_of_old == standard_field_for_header(new):
         return EXACT_SCORE
     return fuzz.token_sort_ratio(normalize_header(old), normalize_header(new))
 

@@ -25,11 +25,11 @@ from callaro_pipeline.core.campaign_settings import (
     CUSTOM_FIELD_TYPES,
     AgentVariable,
     CallingWindow,
+    CampaignSettingsFile,
     CustomField,
     DuplicatePolicy,
-    _calling_window,
-    _CampaignSettings,
-    _config_error,
+    calling_window_from_settings,
+    config_error_from_validation,
 )
 from callaro_pipeline.core.errors import ConfigError
 from callaro_pipeline.core.project_paths import callaro_home, check_name, config_dir
@@ -123,9 +123,9 @@ def default_campaign(name: str) -> Campaign:
 def _parse_campaign(name: str, raw: dict[str, Any], source: str | None = None) -> Campaign:
     """A campaign from its settings; a wrong type or value is refused with the file (`source`), key and value."""
     try:
-        settings = _CampaignSettings.model_validate(raw)
+        settings = CampaignSettingsFile.model_validate(raw)
     except ValidationError as errors:
-        raise _config_error(source or f"campaign {name}", errors) from None
+        raise config_error_from_validation(source or f"campaign {name}", errors) from None
     return Campaign(
         name=name,
         description=settings.description,
@@ -139,7 +139,7 @@ def _parse_campaign(name: str, raw: dict[str, Any], source: str | None = None) -
         max_rejected_share=settings.max_rejected_share,
         audience_uploads=settings.audience.uploads,
         audience_segments=list(settings.audience.segments or []),
-        window=_calling_window(settings.window),
+        window=calling_window_from_settings(settings.window),
         agent_variables=list(settings.agent_variables),
     )
 

@@ -18,7 +18,7 @@ _BINARY_SAMPLE_CHARS = 100_000
 _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 
-def _decode_text(data: bytes) -> tuple[str, str]:
+def decode_text(data: bytes) -> tuple[str, str]:
     """Decode with cheap rules first (BOMs, UTF-16 without BOM, strict UTF-8, Windows-1252), then charset-normalizer."""
     for bom, codec, name in (
         (codecs.BOM_UTF8, "utf-8-sig", "utf-8-sig"),

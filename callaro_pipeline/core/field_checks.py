@@ -12,7 +12,7 @@ from callaro_pipeline.core import schema
 from callaro_pipeline.core.applying_mapping import FALSE_WORDS, TRUE_WORDS, typed_custom_value
 from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.mapping import CUSTOM_PREFIX
-from callaro_pipeline.core.problems import FIELD_MAX_LENGTHS, Check, _cut
+from callaro_pipeline.core.problems import FIELD_MAX_LENGTHS, Check, cut_text
 
 CUSTOM_FIELD_MAX_LENGTH = 1000
 SHOWN_VALUE_CHARS = 80  # a too-long value appears in the report cut to this, with an ellipsis
@@ -25,7 +25,7 @@ _MOJIBAKE = (
 )
 CONSENT_YES = (*TRUE_WORDS, "opt-in", "opt in", "optin", "opted in", "opted-in", "granted", "consented")
 CONSENT_NO = (*FALSE_WORDS, "opt-out", "opt out", "optout", "opted out", "opted-out", "declined", "withdrawn")
-# email-validator's DOT_ATOM_TEXT local part, one "@", then ASCII hostname characters (see _email_verdicts).
+# email-validator's DOT_ATOM_TEXT local part, one "@", then ASCII hostname characters (see email_verdicts).
 _EMAIL_ATEXT = r"A-Za-z0-9_!#$%&'*+/=?^`{|}~\-"
 _SIMPLE_EMAIL = rf"^[{_EMAIL_ATEXT}]+(?:\.[{_EMAIL_ATEXT}]+)*@[A-Za-z0-9.\-]+$"
 CUSTOM_TYPE_HINTS = {
@@ -36,7 +36,7 @@ CUSTOM_TYPE_HINTS = {
 }
 
 
-def _email_verdicts(emails: pl.Series) -> pl.DataFrame:
+def email_verdicts(emails: pl.Series) -> pl.DataFrame:
     """email -> (normalized form, error message): exactly what email-validator says about each distinct address.
 
     email-validator costs ~0.15 ms an address (1M distinct addresses: minutes), almost all of it on the domain.
@@ -103,7 +103,7 @@ def _domain_verdict(domain: str) -> tuple[str | None, str | None]:
     return checked.domain, checked.ascii_domain
 
 
-def _consent(raw: pl.Expr) -> pl.Expr:
+def consent_answer(raw: pl.Expr) -> pl.Expr:
     """yes / no / unknown, or null for a value we cannot read (reported as invalid_consent)."""
     words = dict.fromkeys(CONSENT_YES, "yes") | dict.fromkeys(CONSENT_NO, "no") | {"unknown": "unknown"}
     word = raw.str.to_lowercase().str.replace_all(r"\s+", " ")
@@ -126,7 +126,7 @@ def consent_date_value(raw: pl.Expr) -> pl.Expr:
     )
 
 
-def _consent_date_problem(consent: pl.Expr, raw: pl.Expr, today: date) -> pl.Expr:
+def consent_date_problem(consent: pl.Expr, raw: pl.Expr, today: date) -> pl.Expr:
     """A consent date given that is not a real date, or lies in the future (`invalid_consent`). An opt-out
     needs no date: a "no" is never rejected for its date (that would lose the revocation)."""
     given = (raw.cast(pl.Utf8).str.strip_chars().str.len_chars() > 0).fill_null(False)
@@ -135,18 +135,18 @@ def _consent_date_problem(consent: pl.Expr, raw: pl.Expr, today: date) -> pl.Exp
     return bad & (consent != "no").fill_null(True)
 
 
-def _too_long(name: str, limit: int) -> pl.Expr:
+def is_too_long(name: str, limit: int) -> pl.Expr:
     return (pl.col(name).str.len_chars() > limit).fill_null(False)
 
 
-def _length_checks(registry: dict[str, CustomField], mapped_fields: set[str]) -> list[Check]:
+def length_checks(registry: dict[str, CustomField], mapped_fields: set[str]) -> list[Check]:
     checks = [
         Check(
             name,
             "value_too_long",
-            _too_long(name, limit),
+            is_too_long(name, limit),
             pl.format(f"{name} is {{}} characters long; at most {limit} are allowed", pl.col(name).str.len_chars()),
-            _cut(pl.col(name), SHOWN_VALUE_CHARS),
+            cut_text(pl.col(name), SHOWN_VALUE_CHARS),
         )
         for name, limit in FIELD_MAX_LENGTHS.items()
         if name in mapped_fields
@@ -164,18 +164,18 @@ def _length_checks(registry: dict[str, CustomField], mapped_fields: set[str]) ->
                     f"{name} is {{}} characters long; at most {CUSTOM_FIELD_MAX_LENGTH} are allowed",
                     text.str.len_chars(),
                 ),
-                _cut(text, SHOWN_VALUE_CHARS),
+                cut_text(text, SHOWN_VALUE_CHARS),
             )
         )
     return checks
 
 
-def _garbled_checks(mapped_fields: set[str]) -> list[Check]:
+def garbled_text_checks(mapped_fields: set[str]) -> list[Check]:
     return [
         Check(
             name,
             "garbled_text",
-            pl.col(name).str.contains(_MOJIBAKE).fill_null(False) & ~_too_long(name, FIELD_MAX_LENGTHS[name]),
+            pl.col(name).str.contains(_MOJIBAKE).fill_null(False) & ~is_too_long(name, FIELD_MAX_LENGTHS[name]),
             pl.lit(
                 f"{name} looks double-encoded (UTF-8 read as Windows-1252, e.g. \u00c3\u00bc for \u00fc): "
                 "re-export the file as UTF-8"
@@ -187,7 +187,7 @@ def _garbled_checks(mapped_fields: set[str]) -> list[Check]:
     ]
 
 
-def _custom_checks(registry: dict[str, CustomField], mapped_fields: set[str]) -> list[Check]:
+def custom_field_checks(registry: dict[str, CustomField], mapped_fields: set[str]) -> list[Check]:
     checks = []
     for name, spec in registry.items():
         if CUSTOM_PREFIX + name not in mapped_fields or spec.type == "string":

@@ -31,7 +31,7 @@ _CUSTOM_TYPES = {"string": "text", "integer": "number", "number": "number", "boo
 _CUSTOM_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 
 OPERATORS = ("=", "!=", "in", "not in", "contains", "starts_with", ">=", "<=", "is_null", "not_null")
-_OPERATORS_BY_TYPE = {
+OPERATORS_BY_TYPE = {
     "text": set(OPERATORS),
     "number": {"=", "!=", "in", "not in", ">=", "<=", "is_null", "not_null"},
     "boolean": {"=", "!=", "is_null", "not_null"},
@@ -66,7 +66,7 @@ def field_types(registry: Mapping[str, CustomField] | None = None) -> dict[str, 
     return fields
 
 
-def _field_expr(field: str) -> str:
+def field_sql_expression(field: str) -> str:
     """The SQL expression for an allowlisted field (defence in depth: re-checked whenever SQL is made)."""
     if field in CONTACT_FIELDS:
         return CONTACT_FIELDS[field][0]
@@ -176,8 +176,8 @@ class _Parser:
             )
         kind = self.fields[field]
         operator = self.operator()
-        if operator not in _OPERATORS_BY_TYPE[kind]:
-            allowed = ", ".join(op for op in OPERATORS if op in _OPERATORS_BY_TYPE[kind])
+        if operator not in OPERATORS_BY_TYPE[kind]:
+            allowed = ", ".join(op for op in OPERATORS if op in OPERATORS_BY_TYPE[kind])
             raise self.error(tok, f"operator '{operator}' does not apply to {field} ({kind}); use one of: {allowed}")
         if operator in _NO_VALUE:
             value: Any = None

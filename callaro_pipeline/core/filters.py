@@ -19,7 +19,13 @@ import re
 from typing import Any
 
 from callaro_pipeline.core.errors import ConfigError
-from callaro_pipeline.core.filter_parser import _OPERATORS_BY_TYPE, CONTACT_FIELDS, OPERATORS, Condition, _field_expr
+from callaro_pipeline.core.filter_parser import (
+    CONTACT_FIELDS,
+    OPERATORS,
+    OPERATORS_BY_TYPE,
+    Condition,
+    field_sql_expression,
+)
 
 _FILTER_VALUES_CTE = """with filter_values as (
     -- one row per condition of this segment: the value as text, as a list (in / not in), and as a time
@@ -47,10 +53,10 @@ def _condition_sql(cond: Condition, position: int) -> str:
         raise ConfigError(f"unknown operator {str(cond.operator)[:30]!r}")
     # standard fields have a fixed type; custom fields carry theirs from the registry (parse_where sets it)
     kind = CONTACT_FIELDS[cond.field][1] if cond.field in CONTACT_FIELDS else cond.type
-    kind = kind if kind in _OPERATORS_BY_TYPE else "text"
-    if cond.operator not in _OPERATORS_BY_TYPE[kind]:
+    kind = kind if kind in OPERATORS_BY_TYPE else "text"
+    if cond.operator not in OPERATORS_BY_TYPE[kind]:
         raise ConfigError(f"operator '{cond.operator}' does not apply to {cond.field} ({kind})")
-    expr = _field_expr(cond.field)
+    expr = field_sql_expression(cond.field)
     # code-made SQL only: integer positions, allowlisted expressions (S608 is a false positive here)
     text = f"(select value_text from filter_values where position = {int(position)})"  # noqa: S608
     items = f"(select {{item}} from filter_list_values where position = {int(position)})"  # noqa: S608

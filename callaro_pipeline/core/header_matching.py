@@ -5,7 +5,14 @@ from __future__ import annotations
 from rapidfuzz import fuzz, process
 
 from callaro_pipeline.core.campaign_settings import CustomField
-from callaro_pipeline.core.mapping import CUSTOM_PREFIX, EXACT_SCORE, Mapping, _compact, _is_custom, normalize_header
+from callaro_pipeline.core.mapping import (
+    CUSTOM_PREFIX,
+    EXACT_SCORE,
+    Mapping,
+    compact_header,
+    is_custom_target,
+    normalize_header,
+)
 from callaro_pipeline.core.schema import STANDARD_FIELDS
 
 # Per field, the headers people actually use (English, German, Spanish, French). Order matters: when two columns
@@ -97,7 +104,7 @@ NOT_FIELDS = frozenset(
 )  # fmt: skip
 
 
-def _alias_table(registry: dict[str, CustomField]) -> list[tuple[str, str, int]]:
+def alias_table(registry: dict[str, CustomField]) -> list[tuple[str, str, int]]:
     """(normalized alias, target field, rank within the field) for every standard field and custom field."""
     table = []
     for target, aliases in FIELD_ALIASES.items():
@@ -108,8 +115,10 @@ def _alias_table(registry: dict[str, CustomField]) -> list[tuple[str, str, int]]
     return table
 
 
-def _exact_matches(header: str, table: list[tuple[str, str, int]]) -> list[tuple[float, int, str]]:
-    return [(EXACT_SCORE, rank, target) for alias, target, rank in table if _compact(alias) == _compact(header)]
+def exact_alias_matches(header: str, table: list[tuple[str, str, int]]) -> list[tuple[float, int, str]]:
+    return [
+        (EXACT_SCORE, rank, target) for alias, target, rank in table if compact_header(alias) == compact_header(header)
+    ]
 
 
 def _fuzzy_matches(header: str, table: list[tuple[str, str, int]], threshold: float) -> list[tuple[float, int, str]]:
@@ -125,7 +134,7 @@ def _candidates(column: str, table: list[tuple[str, str, int]], threshold: float
     header = normalize_header(column)
     if not header:
         return []
-    exact = _exact_matches(header, table)
+    exact = exact_alias_matches(header, table)
     if exact or header in NOT_FIELDS:
         return exact
     return _fuzzy_matches(header, table, threshold)
@@ -154,7 +163,7 @@ def _usable_remembered(remembered: Mapping, registry: dict[str, CustomField]) ->
     return {
         column: target
         for column, target in remembered.fields.items()
-        if target in STANDARD_FIELDS or (_is_custom(target) and target[len(CUSTOM_PREFIX) :] in registry)
+        if target in STANDARD_FIELDS or (is_custom_target(target) and target[len(CUSTOM_PREFIX) :] in registry)
     }
 
 
@@ -175,7 +184,7 @@ def auto_map(
             if column in reusable and reusable[column] not in fields.values():
                 fields[column], scores[column] = reusable[column], EXACT_SCORE
     reused = bool(fields)
-    table = [entry for entry in _alias_table(registry) if entry[1] not in fields.values()]
+    table = [entry for entry in alias_table(registry) if entry[1] not in fields.values()]
     open_columns = [column for column in columns if column not in fields]
     candidates = {column: _candidates(column, table, threshold) for column in open_columns}
     for column, (target, score) in _assign(open_columns, candidates).items():
@@ -202,7 +211,7 @@ def _phone_columns_by_name(
     primary = [column for column in columns if fields.get(column) == "phone"]
     if remembered is not None and remembered.phone_columns:
         primary = [c for c in remembered.phone_columns if c in columns and fields.get(c, "phone") == "phone"] or primary
-    ranks = {alias: rank for alias, target, rank in _alias_table({}) if target == "phone"}
+    ranks = {alias: rank for alias, target, rank in alias_table({}) if target == "phone"}
     extra: list[tuple[int, int, str]] = []
     for position, column in enumerate(columns):
         alias = _compact_alias(column, ranks) if column not in fields and column not in primary else None
@@ -213,5 +222,5 @@ def _phone_columns_by_name(
 
 
 def _compact_alias(column: str, ranks: dict[str, int]) -> str | None:
-    header = _compact(normalize_header(column))
-    return next((alias for alias in ranks if _compact(alias) == header), None)
+    header = compact_header(normalize_header(column))
+    return next((alias for alias in ranks if compact_header(alias) == header), None)

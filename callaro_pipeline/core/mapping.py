@@ -55,7 +55,7 @@ class Mapping:
             raise MappingError(f"stored mapping is unreadable: {exc}") from None
 
 
-def _shown(text: str, limit: int = 80) -> str:
+def shortened_for_message(text: str, limit: int = 80) -> str:
     """A user-given name or value cut for a message: 80 characters and an ellipsis."""
     return text if len(text) <= limit else text[:limit] + "\u2026"
 
@@ -67,12 +67,12 @@ def normalize_header(header: str) -> str:
     return " ".join(re.sub(r"[^0-9a-z#]+", " ", ascii_text).split())
 
 
-def _compact(normalized: str) -> str:
+def compact_header(normalized: str) -> str:
     """Spacing and `_` / `-` differences never matter: "E-mail", "email" and "e mail" are one header."""
     return normalized.replace(" ", "")
 
 
-def _is_custom(target: str) -> bool:
+def is_custom_target(target: str) -> bool:
     return target.startswith(CUSTOM_PREFIX)
 
 

@@ -9,15 +9,15 @@ import yaml
 
 from callaro_pipeline.core.campaign_settings import DUPLICATE_POLICIES, CustomField
 from callaro_pipeline.core.errors import MappingError
-from callaro_pipeline.core.mapping import CUSTOM_PREFIX, EXACT_SCORE, Mapping, _is_custom, _shown
+from callaro_pipeline.core.mapping import CUSTOM_PREFIX, EXACT_SCORE, Mapping, is_custom_target, shortened_for_message
 from callaro_pipeline.core.schema import STANDARD_FIELDS
 
 # Source columns that may feed `phone` together, in priority order: the first valid number is the phone.
 MULTI_SOURCE_FIELDS = ("phone",)
 
 
-def _check_target(target: str, column: str, registry: dict[str, CustomField]) -> None:
-    if _is_custom(target):
+def check_mapping_target(target: str, column: str, registry: dict[str, CustomField]) -> None:
+    if is_custom_target(target):
         name = target[len(CUSTOM_PREFIX) :]
         if name not in registry:
             declared = ", ".join(sorted(registry)) or "none"
@@ -50,22 +50,24 @@ def load_mapping_file(path: Path, columns: list[str], registry: dict[str, Custom
         pairs = [(str(source), str(key)) for source in value] if isinstance(value, list) else [(str(key), value)]
         for column, target in pairs:
             if column not in columns:
-                raise MappingError(f"mapping file names column {_shown(column)!r}, which is not in the uploaded file")
+                raise MappingError(
+                    f"mapping file names column {shortened_for_message(column)!r}, which is not in the uploaded file"
+                )
             if target is None or str(target).strip() == "":
                 continue  # an explicit "import nothing from this column"
             target = str(target).strip()
-            _check_target(target, column, registry)
+            check_mapping_target(target, column, registry)
             if isinstance(value, list) and target not in MULTI_SOURCE_FIELDS:
                 raise MappingError(
-                    f"only {', '.join(MULTI_SOURCE_FIELDS)} may name several columns in a list, not {_shown(target)!r}"
+                    f"only {', '.join(MULTI_SOURCE_FIELDS)} may name several columns in a list, not {shortened_for_message(target)!r}"
                 )
             twin = next((other for other, used in fields.items() if used == target), None)
             if twin is not None and target not in MULTI_SOURCE_FIELDS:
                 raise MappingError(
-                    f"columns {_shown(twin)!r} and {_shown(column)!r} are both mapped to {target}: map only one"
+                    f"columns {shortened_for_message(twin)!r} and {shortened_for_message(column)!r} are both mapped to {target}: map only one"
                 )
             if column in fields and fields[column] != target:
-                raise MappingError(f"column {_shown(column)!r} is mapped twice")
+                raise MappingError(f"column {shortened_for_message(column)!r} is mapped twice")
             fields[column] = target
             if target == "phone" and column not in phone_columns:
                 phone_columns.append(column)

@@ -54,6 +54,6 @@ def empty_problems() -> pl.DataFrame:
     return pl.DataFrame(schema=PROBLEM_SCHEMA)
 
 
-def _cut(text: pl.Expr, limit: int) -> pl.Expr:
+def cut_text(text: pl.Expr, limit: int) -> pl.Expr:
     """Text cut to `limit` characters with an ellipsis, so no report line or message carries a huge value."""
     return pl.when(text.str.len_chars() > limit).then(text.str.slice(0, limit) + "\u2026").otherwise(text)

@@ -8,9 +8,9 @@ header count. Error messages name rows and sizes, never cell values: those are p
 from __future__ import annotations
 
 from callaro_pipeline.core.errors import UnusableInput
-from callaro_pipeline.core.reading_csv import _read_delimited
-from callaro_pipeline.core.reading_xlsx import _read_xlsx
-from callaro_pipeline.core.table_frames import RawTable, ReadLimits, _size_text
+from callaro_pipeline.core.reading_csv import read_delimited
+from callaro_pipeline.core.reading_xlsx import read_xlsx
+from callaro_pipeline.core.table_frames import RawTable, ReadLimits, size_text
 
 TEXT_EXTENSIONS = (".csv", ".tsv", ".txt")
 XLSX_EXTENSIONS = (".xlsx",)
@@ -45,9 +45,9 @@ def read_table(data: bytes, filename: str, *, sheet: str | None = None, limits: 
     if not data:
         raise UnusableInput("the file is empty")
     if len(data) > limits.max_bytes:
-        raise UnusableInput(f"the file is {_size_text(len(data))}; the limit is {_size_text(limits.max_bytes)}")
+        raise UnusableInput(f"the file is {size_text(len(data))}; the limit is {size_text(limits.max_bytes)}")
     if data.startswith(_ZIP_MAGICS):
-        return _read_xlsx(data, sheet, limits)
+        return read_xlsx(data, sheet, limits)
     if data.startswith(_OLE2_MAGIC):
         raise UnusableInput(
             "the file is a legacy Excel (.xls) or password-protected workbook: save it as .xlsx or CSV without a password"
@@ -62,7 +62,7 @@ def read_table(data: bytes, filename: str, *, sheet: str | None = None, limits: 
         )
     if extension in XLSX_EXTENSIONS:
         raise UnusableInput("the file is named .xlsx but is not an Excel workbook")
-    return _read_delimited(data, limits)
+    return read_delimited(data, limits)
 
 
 def file_extension(filename: str) -> str:

@@ -12,21 +12,21 @@ from typing import Any
 
 import polars as pl
 
-from callaro_pipeline.core.encodings import _decode_text
+from callaro_pipeline.core.encodings import decode_text
 from callaro_pipeline.core.errors import UnusableInput
 from callaro_pipeline.core.table_frames import (
-    _HEADER_SEARCH_ROWS,
-    _SAMPLE_RECORDS,
+    HEADER_SEARCH_ROWS,
     ROW_NUMBER,
+    SAMPLE_RECORDS,
     RawTable,
     ReadLimits,
-    _cell_text,
-    _cells_frame,
-    _chunk_frame,
-    _finish,
-    _fit_width,
-    _gc_paused,
-    _unique_column_names,
+    cell_text,
+    cells_frame,
+    chunk_frame,
+    finish_raw_table,
+    fit_width,
+    gc_paused,
+    unique_column_names,
 )
 
 DELIMITERS = ("\t", "|", ";", ",")  # tie-break order: tabs and pipes rarely occur inside values, commas often do
@@ -50,8 +50,8 @@ _REPORT_FOOTER = re.compile(
 _MAX_FOOTER_ROWS = 20
 
 
-def _read_delimited(data: bytes, limits: ReadLimits) -> RawTable:
-    text, encoding = _decode_text(data)
+def read_delimited(data: bytes, limits: ReadLimits) -> RawTable:
+    text, encoding = decode_text(data)
     if not text.strip():
         raise UnusableInput("the file holds only blank lines")
     delimiter, sample = _detect_delimiter(text)
@@ -61,17 +61,17 @@ def _read_delimited(data: bytes, limits: ReadLimits) -> RawTable:
     width = _dominant_width(sample)
     if width > limits.max_columns:
         raise UnusableInput(f"the table has {width} columns; the limit is {limits.max_columns}")
-    header_index, header = _find_header(sample, width)
+    header_index, header = find_header_row(sample, width)
     plain = _parse_plain(text, delimiter, header_index, len(header), limits)
     malformed: list[tuple[int, str]] = []
     if plain is not None:
         frame = plain
     else:
-        with _gc_paused():
+        with gc_paused():
             frame, malformed = _parse_records(text, delimiter, header_index, len(header), limits)
-    return _finish(
+    return finish_raw_table(
         frame,
-        _unique_column_names(header),
+        unique_column_names(header),
         malformed,
         encoding=encoding,
         delimiter=delimiter,
@@ -115,10 +115,10 @@ def _sample_records(text: str, delimiter: str) -> list[list[str]]:
     """The first records, parsed from a prefix (cheap for every candidate); a cut last record is dropped."""
     records: list[list[str]] = []
     try:
-        records.extend(itertools.islice(_csv_records(text[:_SAMPLE_CHARS], delimiter), _SAMPLE_RECORDS))
+        records.extend(itertools.islice(_csv_records(text[:_SAMPLE_CHARS], delimiter), SAMPLE_RECORDS))
     except UnusableInput:
         return records  # the records before a parse error; the full parse reports the error with its row
-    if len(text) > _SAMPLE_CHARS and len(records) < _SAMPLE_RECORDS:
+    if len(text) > _SAMPLE_CHARS and len(records) < SAMPLE_RECORDS:
         return records[:-1]
     return records
 
@@ -135,17 +135,17 @@ def _dominant_width(sample: list[list[str]]) -> int:
     return _consistency(sample)[1]
 
 
-def _find_header(sample: list[list[str]], width: int) -> tuple[int, list[str]]:
+def find_header_row(sample: list[list[str]], width: int) -> tuple[int, list[str]]:
     """The first record that reads as column labels for rows of `width` cells (title rows above are skipped)."""
-    for index, record in enumerate(sample[:_HEADER_SEARCH_ROWS]):
+    for index, record in enumerate(sample[:HEADER_SEARCH_ROWS]):
         if _looks_like_labels(record, width) and not _blank_over_data(record, sample[index + 1 :]):
-            fitted = _fit_width(record, width)
+            fitted = fit_width(record, width)
             if len(fitted) == width:
                 return index, fitted
             if len(record) < width:  # the data rows end in surplus delimiters: their blank tails are trimmed
                 return index, record
     raise UnusableInput(
-        f"no header row found: none of the first {_HEADER_SEARCH_ROWS} rows holds column names for a "
+        f"no header row found: none of the first {HEADER_SEARCH_ROWS} rows holds column names for a "
         f"{width}-column table"
     )
 
@@ -201,11 +201,11 @@ def _drop_footer_lines(text: str, delimiter: str) -> tuple[str, int]:
     return (text[:cut], dropped) if cut is not None else (text, 0)
 
 
-def _drop_footer_rows(values: list[list[Any]]) -> int:
+def drop_footer_rows(values: list[list[Any]]) -> int:
     """The sheet version of `_drop_footer_lines`: trailing rows dropped from `values` in place; their count."""
     dropped = 0
     while values and dropped < _MAX_FOOTER_ROWS:
-        cells = [_cell_text(value) for value in values[-1]]
+        cells = [cell_text(value) for value in values[-1]]
         if any(cell.strip() for cell in cells) and not _footer_cell(cells):
             break
         if any(cell.strip() for cell in cells):
@@ -236,18 +236,18 @@ def _parse_records(
     while chunk := list(itertools.islice(records, _CHUNK_ROWS)):
         if next_row + len(chunk) - first_data_row > limits.max_rows:
             raise UnusableInput(f"the file has more than {limits.max_rows} rows; the limit is {limits.max_rows}")
-        frame, chunk_malformed = _chunk_frame(chunk, next_row, width)
+        frame, chunk_malformed = chunk_frame(chunk, next_row, width)
         frames.append(frame)
         malformed.extend(chunk_malformed)
         next_row += len(chunk)
-    return (pl.concat(frames) if frames else _cells_frame([], [], width)), malformed
+    return (pl.concat(frames) if frames else cells_frame([], [], width)), malformed
 
 
 def _parse_plain(text: str, delimiter: str, header_index: int, width: int, limits: ReadLimits) -> pl.DataFrame | None:
     """The common case in bulk: quotes only around whole cells that need none ("", "Ann"), one line per record,
     every data line with exactly `width` cells and none blank. Then the csv module's records are simply the
     lines split at the delimiter with those quotes removed, and polars' reader (multi-threaded, no Python
-    object per cell) gives the same cells (an empty cell reads as null, which `_finish` makes of "" anyway).
+    object per cell) gives the same cells (an empty cell reads as null, which `finish_raw_table` makes of "" anyway).
     Anything else returns None for `_parse_records`.
     """
     if text.count("\r") != text.count("\r\n") or not _only_wrapping_quotes(text, delimiter):

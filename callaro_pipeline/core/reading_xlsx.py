@@ -14,19 +14,19 @@ import polars as pl
 import python_calamine
 
 from callaro_pipeline.core.errors import UnusableInput
-from callaro_pipeline.core.reading_csv import _drop_footer_rows, _find_header
+from callaro_pipeline.core.reading_csv import drop_footer_rows, find_header_row
 from callaro_pipeline.core.table_frames import (
-    _HEADER_SEARCH_ROWS,
-    _MEGABYTE,
-    _SAMPLE_RECORDS,
+    HEADER_SEARCH_ROWS,
+    MEGABYTE,
     ROW_NUMBER,
+    SAMPLE_RECORDS,
     RawTable,
     ReadLimits,
-    _cell_text,
-    _finish,
-    _gc_paused,
-    _size_text,
-    _unique_column_names,
+    cell_text,
+    finish_raw_table,
+    gc_paused,
+    size_text,
+    unique_column_names,
 )
 
 _MAX_ZIP_ENTRIES = 10_000
@@ -37,13 +37,13 @@ _RATIO_CHECK_MIN_BYTES = 1024 * 1024
 _MAX_SPARSE_AREA = 5_000_000  # cells: a range up to this size is read whatever it holds
 _MAX_AREA_PER_CELL = 10  # beyond it, the range may be at most this many times the cells present
 _CELL_REF = re.compile(rb"<(?:\w+:)?c\b[^>]*?\sr=\"\$?([A-Za-z]+)\$?([0-9]+)\"[^>]*?(/?)>")
-_XML_CHUNK = 4 * _MEGABYTE
+_XML_CHUNK = 4 * MEGABYTE
 
 
-def _read_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> RawTable:
+def read_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> RawTable:
     _check_workbook_archive(data, limits)
     _check_used_range(data, sheet, limits)
-    with _gc_paused():
+    with gc_paused():
         return _read_checked_xlsx(data, sheet, limits)
 
 
@@ -61,10 +61,10 @@ def _read_checked_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> Ra
         last_row, last_column = chosen.end or (-1, -1)  # 0-based position of the last used cell
         if last_column + 1 > limits.max_columns:
             raise UnusableInput(f"the sheet has {last_column + 1} columns; the limit is {limits.max_columns}")
-        if last_row + 1 > limits.max_rows + _HEADER_SEARCH_ROWS:
+        if last_row + 1 > limits.max_rows + HEADER_SEARCH_ROWS:
             raise UnusableInput(f"the sheet has more than {limits.max_rows} rows; the limit is {limits.max_rows}")
         values = chosen.to_python(skip_empty_area=False)
-        footer_rows = _drop_footer_rows(values)
+        footer_rows = drop_footer_rows(values)
     except UnusableInput:
         raise
     except Exception as exc:  # calamine raises many error types whose messages may quote cell content
@@ -72,8 +72,8 @@ def _read_checked_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> Ra
     width = max(map(len, values), default=0)
     if width == 0:
         raise UnusableInput(f"the sheet {chosen.name!r} is empty")
-    sample = [[_cell_text(value) for value in row] for row in values[:_SAMPLE_RECORDS]]
-    header_index, header = _find_header(sample, width)
+    sample = [[cell_text(value) for value in row] for row in values[:SAMPLE_RECORDS]]
+    header_index, header = find_header_row(sample, width)
     data_rows = values[header_index + 1 :]
     if len(data_rows) > limits.max_rows:
         raise UnusableInput(f"the sheet has more than {limits.max_rows} rows; the limit is {limits.max_rows}")
@@ -85,9 +85,9 @@ def _read_checked_xlsx(data: bytes, sheet: str | None, limits: ReadLimits) -> Ra
             for position, column in enumerate(_sheet_columns(data_rows, width))
         ]
     )
-    return _finish(
+    return finish_raw_table(
         frame,
-        _unique_column_names(header),
+        unique_column_names(header),
         [],
         encoding=None,
         delimiter=None,
@@ -114,7 +114,7 @@ def _check_workbook_archive(data: bytes, limits: ReadLimits) -> None:
     declared = sum(entry.file_size for entry in entries)
     if declared > limits.max_xlsx_uncompressed_bytes:
         raise UnusableInput(
-            f"the workbook expands to {_size_text(declared)}; the limit is {_size_text(limits.max_xlsx_uncompressed_bytes)}"
+            f"the workbook expands to {size_text(declared)}; the limit is {size_text(limits.max_xlsx_uncompressed_bytes)}"
         )
     if any(map(_compressed_like_a_bomb, entries)):
         raise UnusableInput("the workbook is compressed far beyond any real spreadsheet (a zip bomb); refused")
@@ -140,7 +140,7 @@ def _check_used_range(data: bytes, sheet: str | None, limits: ReadLimits) -> Non
             )
         if last_column > limits.max_columns:
             raise UnusableInput(f"the sheet has {last_column} columns; the limit is {limits.max_columns}")
-        if last_row > limits.max_rows + _HEADER_SEARCH_ROWS:
+        if last_row > limits.max_rows + HEADER_SEARCH_ROWS:
             raise UnusableInput(f"the sheet has more than {limits.max_rows} rows; the limit is {limits.max_rows}")
 
 
@@ -229,7 +229,7 @@ def _verify_inflated_sizes(archive: zipfile.ZipFile, entries: list[zipfile.ZipIn
     try:
         for entry in entries:
             with archive.open(entry) as stream:
-                while stream.read(_MEGABYTE):
+                while stream.read(MEGABYTE):
                     pass
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, OSError, EOFError, RuntimeError):
         raise UnusableInput("the workbook archive is damaged or uses unsupported compression") from None
@@ -245,4 +245,4 @@ def _sheet_columns(rows: Sequence[Sequence[object]], width: int) -> list[tuple[o
 def _column_text(column: tuple[object, ...]) -> tuple[object, ...] | list[str]:
     if set(map(type, column)) <= {str}:
         return column
-    return [_cell_text(value) for value in column]
+    return [cell_text(value) for value in column]

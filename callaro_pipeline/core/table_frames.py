@@ -17,10 +17,10 @@ from callaro_pipeline.core.errors import ConfigError, NothingToImport, UnusableI
 
 ROW_NUMBER = "row_number"
 
-_SAMPLE_RECORDS = 200
-_HEADER_SEARCH_ROWS = 50
+SAMPLE_RECORDS = 200
+HEADER_SEARCH_ROWS = 50
 _REPAIRABLE_NUMBER = r"^[0-9]{6,}\.0+$"
-_MEGABYTE = 1024 * 1024
+MEGABYTE = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -71,34 +71,34 @@ class RawTable:
 def check_size(size: int, limits: ReadLimits) -> None:
     """Refuse a file over the byte limit from its size alone, before its bytes are read into memory."""
     if size > limits.max_bytes:
-        raise UnusableInput(f"the file is {_size_text(size)}; the limit is {_size_text(limits.max_bytes)}")
+        raise UnusableInput(f"the file is {size_text(size)}; the limit is {size_text(limits.max_bytes)}")
 
 
-def _fit_width(record: list[str], width: int) -> list[str]:
+def fit_width(record: list[str], width: int) -> list[str]:
     """Drop surplus trailing cells when all are blank (a lossless trim of spreadsheet padding)."""
     if len(record) > width and not any(cell.strip() for cell in record[width:]):
         return record[:width]
     return record
 
 
-def _chunk_frame(chunk: list[list[str]], first_row: int, width: int) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+def chunk_frame(chunk: list[list[str]], first_row: int, width: int) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
     lengths = list(map(len, chunk))
     if lengths.count(width) == len(chunk):
-        return _cells_frame(range(first_row, first_row + len(chunk)), chunk, width), []
+        return cells_frame(range(first_row, first_row + len(chunk)), chunk, width), []
     kept: list[list[str]] = []
     row_numbers: list[int] = []
     malformed: list[tuple[int, str]] = []
     for row_number, record, length in zip(itertools.count(first_row), chunk, lengths, strict=False):
-        cells = _fit_width(record, width) if length > width else record
+        cells = fit_width(record, width) if length > width else record
         if len(cells) == width:
             kept.append(cells)
             row_numbers.append(row_number)
         elif any(cell.strip() for cell in record):
             malformed.append((row_number, f"the row has {length} cells but the header has {width}"))
-    return _cells_frame(row_numbers, kept, width), malformed
+    return cells_frame(row_numbers, kept, width), malformed
 
 
-def _cells_frame(row_numbers: range | list[int], records: list[list[str]], width: int) -> pl.DataFrame:
+def cells_frame(row_numbers: range | list[int], records: list[list[str]], width: int) -> pl.DataFrame:
     """Positional columns c0..cN (C-level transpose): names are applied once at the end."""
     columns = list(zip(*records, strict=True)) if records else [()] * width
     return pl.DataFrame(
@@ -108,7 +108,7 @@ def _cells_frame(row_numbers: range | list[int], records: list[list[str]], width
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Millions of short-lived lists trigger needless cyclic-GC passes (measured: halves the parse time)."""
     was_enabled = gc.isenabled()
     gc.disable()
@@ -119,7 +119,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _cell_text(value: object) -> str:
+def cell_text(value: object) -> str:
     """Cell values as text without loss: integral numbers without `.0`, dates as ISO text."""
     if isinstance(value, str):
         return value
@@ -135,7 +135,7 @@ def _cell_text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _unique_column_names(header: list[str]) -> list[str]:
+def unique_column_names(header: list[str]) -> list[str]:
     """Header labels with whitespace collapsed; blanks become `column_<n>`, repeats `Phone (2)` (case-insensitive)."""
     seen = {ROW_NUMBER}
     names: list[str] = []
@@ -150,7 +150,7 @@ def _unique_column_names(header: list[str]) -> list[str]:
     return names
 
 
-def _finish(
+def finish_raw_table(
     frame: pl.DataFrame,
     columns: list[str],
     malformed: list[tuple[int, str]],
@@ -202,5 +202,5 @@ def _malformed_frame(malformed: list[tuple[int, str]]) -> pl.DataFrame:
     )
 
 
-def _size_text(size: int) -> str:
-    return f"{size / _MEGABYTE:,.1f} MB" if size >= _MEGABYTE else f"{size / 1024:,.1f} KB"
+def size_text(size: int) -> str:
+    return f"{size / MEGABYTE:,.1f} MB" if size >= MEGABYTE else f"{size / 1024:,.1f} KB"

@@ -20,19 +20,19 @@ def read_reference(name: str) -> pl.DataFrame:
 
 
 @cache
-def _iana_names() -> frozenset[str]:
+def iana_zone_names() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
 @cache
-def _npa_zone_table() -> dict[str, str]:
+def npa_zone_table() -> dict[str, str]:
     """NANP area code -> ";"-joined zones: phonenumbers' union over the area code, then the corrections."""
     from phonenumbers.tzdata import TIMEZONE_DATA
 
     unions: dict[str, set[str]] = {}
     for prefix, zones in TIMEZONE_DATA.items():
         if prefix.startswith("1") and len(prefix) >= 4:
-            unions.setdefault(prefix[1:4], set()).update(zone for zone in zones if zone in _iana_names())
+            unions.setdefault(prefix[1:4], set()).update(zone for zone in zones if zone in iana_zone_names())
     table = {npa: ";".join(sorted(zones)) for npa, zones in unions.items() if zones}
     for row in read_reference("area_code_timezones.csv").iter_rows(named=True):
         table[row["area_code"]] = row["zones"]
@@ -40,7 +40,7 @@ def _npa_zone_table() -> dict[str, str]:
 
 
 @cache
-def _corrected_area_codes() -> dict[str, str]:
+def corrected_area_codes() -> dict[str, str]:
     return dict(read_reference("area_code_timezones.csv").select("area_code", "zones").iter_rows())
 
 
@@ -50,13 +50,13 @@ def _exchange_table() -> dict[str, str]:
     from phonenumbers.tzdata import TIMEZONE_DATA
 
     return {
-        prefix: ";".join(sorted(zone for zone in zones if zone in _iana_names()))
+        prefix: ";".join(sorted(zone for zone in zones if zone in iana_zone_names()))
         for prefix, zones in TIMEZONE_DATA.items()
         if prefix.startswith("1") and len(prefix) > 4
     }
 
 
-def _exchange_zones(e164: pl.Expr) -> pl.Expr:
+def exchange_zones(e164: pl.Expr) -> pl.Expr:
     """The zones of the longest exchange-level prefix phonenumbers has for a NANP number, else null."""
     table = _exchange_table()
     digits = e164.str.extract(_NANP_E164_DIGITS, 1)
@@ -67,18 +67,18 @@ def _exchange_zones(e164: pl.Expr) -> pl.Expr:
 
 
 @cache
-def _zip5_table() -> pl.DataFrame:
+def zip5_zone_table() -> pl.DataFrame:
     return read_reference("zip5_timezones.csv").select(zip5=pl.col("zip5").cast(pl.Int32), zones="zones")
 
 
 @cache
-def _state_zone_table() -> dict[str, str]:
+def state_zone_table() -> dict[str, str]:
     """State / province -> its zones: state_timezones.csv united with the centroid zones of the state's ZIPs."""
     table = {
         state: set(zones.split(";"))
         for state, zones in read_reference("state_timezones.csv").select("state", "zones").iter_rows()
     }
-    zips = _zip5_table()
+    zips = zip5_zone_table()
     zips = zips.with_columns(state=places.postal_state(zips["zip5"].cast(pl.Utf8).str.zfill(5)))
     for state, zones in (
         zips.drop_nulls("state").group_by("state").agg(pl.col("zones").str.split(";").list.first().unique()).iter_rows()
@@ -88,5 +88,5 @@ def _state_zone_table() -> dict[str, str]:
 
 
 @cache
-def _fsa_zone_table() -> dict[str, str]:
+def fsa_zone_table() -> dict[str, str]:
     return dict(read_reference("ca_postal_timezones.csv").select("letter", "zones").iter_rows())

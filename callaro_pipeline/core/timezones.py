@@ -34,15 +34,15 @@ import polars as pl
 from callaro_pipeline.core import places
 from callaro_pipeline.core.lists import distinct_sorted
 from callaro_pipeline.core.timezone_references import (
-    _corrected_area_codes,
-    _exchange_zones,
-    _fsa_zone_table,
-    _npa_zone_table,
-    _state_zone_table,
-    _zip5_table,
+    corrected_area_codes,
+    exchange_zones,
+    fsa_zone_table,
+    npa_zone_table,
+    state_zone_table,
+    zip5_zone_table,
 )
 from callaro_pipeline.core.typed_timezones import parse_timezone_text
-from callaro_pipeline.core.zone_clocks import _ZONE_LIST, _zone_order, zone_clock
+from callaro_pipeline.core.zone_clocks import ZONE_LIST_TYPE, zone_clock, zone_order
 
 # provided / phone / state / postal_code: that evidence alone decided one zone (the others agree or are absent);
 # combined: several pieces of evidence, none alone, narrowed to one zone; ambiguous: the evidence agrees on
@@ -99,13 +99,13 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
         _fsa=pl.when(north_american).then(code.str.extract(places.FSA_PATTERN, 1)),
     )
     state_codes = places.normalize_state(rows["state"], rows["_group"])
-    npa_table = _npa_zone_table()
-    fsa_table = _fsa_zone_table()
+    npa_table = npa_zone_table()
+    fsa_table = fsa_zone_table()
     typed = parse_timezone_text(rows["timezone"])
     rows = rows.with_columns(
         _state_code=state_codes,
         _fsa_letter=pl.col("_fsa").str.slice(0, 1),
-    ).join(_zip5_table().rename({"zip5": "_zip5", "zones": "_zip_zones"}), on="_zip5", how="left")
+    ).join(zip5_zone_table().rename({"zip5": "_zip5", "zones": "_zip_zones"}), on="_zip5", how="left")
     phone_list = distinct_sorted(pl.col("phone_timezones")).list.join(";")
     return pl.DataFrame(
         {
@@ -116,18 +116,18 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
     ).with_columns(
         rows.select(
             phone=pl.coalesce(
-                pl.col("_npa").replace_strict(_corrected_area_codes(), default=None),
-                _exchange_zones(pl.col("phone_e164")),
+                pl.col("_npa").replace_strict(corrected_area_codes(), default=None),
+                exchange_zones(pl.col("phone_e164")),
                 pl.col("_npa").replace_strict(npa_table, default=None),
                 # outside the NANP, the country's zones; a NANP code without a place (toll-free 8XX, 5XX, 900)
                 # tells nothing, whatever phonenumbers lists for the whole country
                 pl.when(pl.col("_npa").is_null()).then(phone_list.replace("", None)),
             ),
-            state=pl.col("_state_code").replace_strict(_state_zone_table(), default=None),
+            state=pl.col("_state_code").replace_strict(state_zone_table(), default=None),
             postal_code=pl.coalesce(
                 pl.col("_zip_zones"),
                 pl.when(pl.col("_fsa").is_in(["X0A", "X0B", "X0C"]))
-                .then(pl.lit(_state_zone_table().get("NU")))
+                .then(pl.lit(state_zone_table().get("NU")))
                 .otherwise(pl.col("_fsa_letter").replace_strict(fsa_table, default=None)),
             ),
         )
@@ -169,7 +169,7 @@ def _combine(evidence: dict[str, str | None], invalid: bool) -> tuple[list[str],
             chosen = chosen | typed
             conflict = True
     names = sorted(
-        (next(by_clock[clock] for by_clock in sets.values() if clock in by_clock) for clock in chosen), key=_zone_order
+        (next(by_clock[clock] for by_clock in sets.values() if clock in by_clock) for clock in chosen), key=zone_order
     )
     if conflict:
         return names, "conflict"
@@ -195,7 +195,7 @@ def resolve_timezones(df: pl.DataFrame) -> pl.DataFrame:
     distinct = evidence.select(keys).unique()
     combined = [_combine(row, row["tz_error"] is not None) for row in distinct.iter_rows(named=True)]
     resolved = distinct.with_columns(
-        pl.Series("resolved_timezone_candidates", [zones for zones, _ in combined], dtype=_ZONE_LIST),
+        pl.Series("resolved_timezone_candidates", [zones for zones, _ in combined], dtype=ZONE_LIST_TYPE),
         pl.Series("resolved_timezone_source", [source for _, source in combined], dtype=pl.Utf8),
     ).with_columns(resolved_timezone=pl.col("resolved_timezone_candidates").list.first())
     joined = evidence.join(resolved, on=keys, how="left", nulls_equal=True, maintain_order="left").with_columns(

@@ -7,8 +7,8 @@ from functools import cache
 
 import polars as pl
 
-from callaro_pipeline.core.timezone_references import _iana_names, read_reference
-from callaro_pipeline.core.zone_clocks import _ZONE_LIST, offset_zones, zone_clock
+from callaro_pipeline.core.timezone_references import iana_zone_names, read_reference
+from callaro_pipeline.core.zone_clocks import ZONE_LIST_TYPE, offset_zones, zone_clock
 
 INVALID_TIMEZONE_MESSAGE = "not a recognised time zone name, abbreviation or UTC offset"
 _OFFSET_PATTERN = re.compile(r"^(?:utc|gmt)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$")
@@ -57,7 +57,7 @@ def _offset_minutes(text: str) -> int | None:
 
 def _zone_reading(zone: str) -> tuple | None:
     """An IANA zone as a reading; a fixed-offset Etc zone becomes an offset reading (its DST-aware zones)."""
-    if zone not in _iana_names():
+    if zone not in iana_zone_names():
         return None
     if zone.startswith("Etc/") or zone in ("UTC", "GMT", "UCT", "Zulu", "Universal", "Greenwich"):
         (offset,) = zone_clock(zone)[1]
@@ -67,7 +67,7 @@ def _zone_reading(zone: str) -> tuple | None:
 
 @cache
 def _iana_by_key() -> dict[str, str]:
-    return {name.lower(): name for name in _iana_names()}
+    return {name.lower(): name for name in iana_zone_names()}
 
 
 @cache
@@ -106,6 +106,6 @@ def parse_timezone_text(values: pl.Series) -> pl.DataFrame:
             "tz_candidates": [list(reading or ()) for reading in readings],
             "tz_error": ["invalid_timezone" if reading is None else None for reading in readings],
         },
-        schema={"text": pl.Utf8, "tz_candidates": _ZONE_LIST, "tz_error": pl.Utf8},
+        schema={"text": pl.Utf8, "tz_candidates": ZONE_LIST_TYPE, "tz_error": pl.Utf8},
     ).with_columns(tz_error_message=pl.when(pl.col("tz_error").is_not_null()).then(pl.lit(INVALID_TIMEZONE_MESSAGE)))
     return text.join(parsed, on="text", how="left", nulls_equal=True, maintain_order="left").drop("text")

@@ -15,17 +15,17 @@ from callaro_pipeline.core import schema
 from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.config import load_custom_fields
 from callaro_pipeline.core.field_checks import (
-    _consent,
-    _consent_date_problem,
-    _custom_checks,
-    _email_verdicts,
-    _garbled_checks,
-    _length_checks,
-    _too_long,
+    consent_answer,
+    consent_date_problem,
     consent_date_value,
+    custom_field_checks,
+    email_verdicts,
+    garbled_text_checks,
+    is_too_long,
+    length_checks,
 )
 from callaro_pipeline.core.phones import PHONE_COLUMNS, normalize_phones
-from callaro_pipeline.core.problems import FIELD_MAX_LENGTHS, Check, _cut
+from callaro_pipeline.core.problems import FIELD_MAX_LENGTHS, Check, cut_text
 from callaro_pipeline.core.timezones import resolve_timezones
 
 # The validated_contacts columns (without upload_id), the longest value accepted per field in characters (a
@@ -116,7 +116,7 @@ def _checks(source_columns: dict[str, str], registry: dict[str, CustomField]) ->
         Check(
             "email",
             "invalid_email",
-            pl.col("email_error").is_not_null() & ~_too_long("email", FIELD_MAX_LENGTHS["email"]),
+            pl.col("email_error").is_not_null() & ~is_too_long("email", FIELD_MAX_LENGTHS["email"]),
             pl.col("email_error"),
             pl.col("email"),
         ),
@@ -136,9 +136,9 @@ def _checks(source_columns: dict[str, str], registry: dict[str, CustomField]) ->
             pl.lit("consent_date must be a real date, not in the future (YYYY-MM-DD or MM/DD/YYYY)"),
             pl.col("consent_date"),
         ),
-        *_custom_checks(registry, set(source_columns)),
-        *_length_checks(registry, set(source_columns)),
-        *_garbled_checks(set(source_columns)),
+        *custom_field_checks(registry, set(source_columns)),
+        *length_checks(registry, set(source_columns)),
+        *garbled_text_checks(set(source_columns)),
     ]
 
 
@@ -152,8 +152,8 @@ def _problem_lines(checked: pl.DataFrame, check: Check, source_columns: dict[str
         pl.lit(column, pl.Utf8).alias("column"),
         pl.lit(check.field).alias("field"),
         pl.lit(check.code).alias("code"),
-        _cut(check.message.cast(pl.Utf8), MAX_MESSAGE_CHARS).alias("message"),
-        _cut(check.value.cast(pl.Utf8), MAX_REPORT_VALUE_CHARS).alias("value"),
+        cut_text(check.message.cast(pl.Utf8), MAX_MESSAGE_CHARS).alias("message"),
+        cut_text(check.value.cast(pl.Utf8), MAX_REPORT_VALUE_CHARS).alias("value"),
     )
 
 
@@ -185,18 +185,16 @@ def validate_contacts(
     with_phones = pl.concat([mapped.drop("phone", "phone_alternates", strict=False), phones], how="horizontal")
     # the verdicts joined to the e-mail column alone: a join of the whole frame would copy every column
     emails = mapped.select("email").join(
-        _email_verdicts(mapped.get_column("email")), on="email", how="left", maintain_order="left"
+        email_verdicts(mapped.get_column("email")), on="email", how="left", maintain_order="left"
     )
     checked = resolve_timezones(with_phones.with_columns(pl.col("timezone").alias("timezone_given"))).with_columns(
         emails.get_column("email_normalized"),
         emails.get_column("email_error"),
-        _consent(pl.col("consent")).alias("consent_normalized"),
+        consent_answer(pl.col("consent")).alias("consent_normalized"),
     )
     today = today or datetime.now(UTC).date()
     checked = checked.with_columns(
-        _consent_date_problem(pl.col("consent_normalized"), pl.col("consent_date"), today).alias(
-            "consent_date_problem"
-        ),
+        consent_date_problem(pl.col("consent_normalized"), pl.col("consent_date"), today).alias("consent_date_problem"),
         consent_date_value(pl.col("consent_date")).dt.to_string("%Y-%m-%d").alias("consent_date_normalized"),
     )
     malformed = (

@@ -9,7 +9,7 @@ from functools import cache
 
 import polars as pl
 
-from callaro_pipeline.core.timezone_references import _iana_names, _zip5_table, read_reference
+from callaro_pipeline.core.timezone_references import iana_zone_names, read_reference, zip5_zone_table
 
 CLOCK_SPAN = (datetime(2026, 1, 1), datetime(2029, 1, 1))
 # The name used for a clock when the evidence itself names none of its zones (offset readings).
@@ -30,7 +30,7 @@ PREFERRED_ZONES = (
     "Pacific/Guam",
     "Pacific/Pago_Pago",
 )
-_ZONE_LIST = pl.List(pl.Utf8)
+ZONE_LIST_TYPE = pl.List(pl.Utf8)
 
 
 _CLOCK_IDS: dict[bytes, int] = {}
@@ -81,8 +81,8 @@ def north_american_zones() -> tuple[str, ...]:
     """Every zone the reference data can give a US / Canadian contact: the universe of offset readings."""
     zones = _zones_in("state_timezones.csv") | _zones_in("ca_postal_timezones.csv")
     zones |= _zones_in("area_code_timezones.csv")
-    zones |= {zone for value in _zip5_table()["zones"].unique().to_list() for zone in value.split(";")}
-    return tuple(sorted(zone for zone in zones if zone in _iana_names()))
+    zones |= {zone for value in zip5_zone_table()["zones"].unique().to_list() for zone in value.split(";")}
+    return tuple(sorted(zone for zone in zones if zone in iana_zone_names()))
 
 
 @cache
@@ -90,7 +90,7 @@ def _world_zones() -> tuple[str, ...]:
     return tuple(
         sorted(
             zone
-            for zone in _iana_names()
+            for zone in iana_zone_names()
             if "/" in zone and not zone.startswith(("Etc/", "posix/", "right/", "SystemV/", "US/", "Canada/"))
         )
     )
@@ -118,9 +118,9 @@ def offset_zones(minutes: int, kind: str) -> tuple[str, ...]:
             ):
                 matching.append(zone)
         if matching:
-            return tuple(sorted((_representative(group) for group in clock_classes(matching)), key=_zone_order))
+            return tuple(sorted((_representative(group) for group in clock_classes(matching)), key=zone_order))
     return ()
 
 
-def _zone_order(zone: str) -> tuple[int, str]:
+def zone_order(zone: str) -> tuple[int, str]:
     return (PREFERRED_ZONES.index(zone) if zone in PREFERRED_ZONES else len(PREFERRED_ZONES), zone)

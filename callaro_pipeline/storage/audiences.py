@@ -211,6 +211,14 @@ def build_and_report(
 # --- export ------------------------------------------------------------------------------------------------
 
 
+def audience_size(con: duckdb.DuckDBPyConnection, campaign: str) -> tuple[int, str | None]:
+    """How many callable contacts the campaign's current audience holds, and the build that made it."""
+    row = con.execute(
+        "SELECT count(*), max(build_id) FROM campaign_audiences WHERE campaign = ?", [campaign]
+    ).fetchone() or (0, None)
+    return row[0], row[1]
+
+
 def export_audience(con: duckdb.DuckDBPyConnection, campaign: str, out: Path) -> int:
     """Write the campaign's current audience to `.csv` (formula-safe) or `.parquet`; returns the row count."""
     out = Path(out)

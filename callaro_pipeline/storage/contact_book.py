@@ -155,6 +155,17 @@ def where_sql(conditions: Sequence[Condition]) -> tuple[str, list[Any]]:
     return (" AND ".join(f"({clause})" for clause in clauses) or "TRUE"), params
 
 
+def campaign_contact_keys(con: duckdb.DuckDBPyConnection, campaign: str) -> pl.DataFrame:
+    """The campaign's contacts by their keys (phone_e164, phone_extension, external_id) and the upload that
+    brought each in: what a new upload of the campaign is matched against."""
+    return con.execute(
+        "SELECT c.phone_e164, c.phone_extension, c.external_id, cc.upload_id "
+        "FROM campaign_contacts cc JOIN contacts c USING (contact_id) "
+        "WHERE cc.campaign = ?",
+        [campaign],
+    ).pl()
+
+
 def find_contacts(con: duckdb.DuckDBPyConnection, conditions: Sequence[Condition]) -> pl.DataFrame:
     where, params = where_sql(conditions)
     return con.execute(f"SELECT * FROM contacts WHERE {where} ORDER BY contact_id", params).pl()  # noqa: S608

@@ -39,7 +39,6 @@ from callaro_pipeline.core.dnc_files import (
     read_numbers,
 )
 from callaro_pipeline.core.errors import ConfigError, DncUnavailable
-from callaro_pipeline.storage.suppression import listed_numbers
 from callaro_pipeline.storage.warehouse import home_of, stage
 
 FILE_KINDS = ("full", "add", "delete")
@@ -125,22 +124,6 @@ def import_dnc_file(
         if kind == "full" and source == "national" and area_codes is not None:
             _record_area_codes(con, area_codes, load_id)
     return DncLoadResult(load_id, source, numbers.height, rejected, snapshot)
-
-
-def remove_numbers(con: duckdb.DuckDBPyConnection, phones: list[str], *, source: str, reason: str) -> int:
-    """Unlist numbers from one source by recording removal events; returns how many were listed."""
-    check_source(source)
-    if not reason or not reason.strip():
-        raise ConfigError("a DNC removal needs a reason (it is audited)")
-    candidates, _ = normalize_to_numbers(pl.Series("phone", phones, dtype=pl.Utf8), "US")
-    with _atomic(con):
-        listed = listed_numbers(con, candidates, [source])
-        if listed.is_empty():
-            return 0
-        numbers = listed.select("number")
-        load_id = _record_load(con, source=source, kind="delete", rows_loaded=numbers.height, rows_rejected=0)
-        _insert_removals(con, numbers, source=source, load_id=load_id, reason=reason.strip())
-    return numbers.height
 
 
 def _check_not_shrunk(

@@ -51,10 +51,15 @@ def read_raw_upload(
         ).fetchall()
     ]
     rows = read_raw_rows(con, upload_id, columns)
+    return columns, rows, remembered_campaign_state(con, campaign)
+
+
+def remembered_campaign_state(con: duckdb.DuckDBPyConnection, campaign: str) -> tuple[Any, Any] | None:
+    """The campaign's remembered (last_mapping, last_columns) JSON texts, None for a new campaign."""
     state = con.execute(
         "SELECT last_mapping, last_columns FROM campaign_state WHERE campaign = ?", [campaign]
     ).fetchone()
-    return columns, rows, (state[0], state[1]) if state else None
+    return (state[0], state[1]) if state else None
 
 
 def read_mapped_upload(con: duckdb.DuckDBPyConnection, upload_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:

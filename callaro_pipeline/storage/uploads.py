@@ -74,6 +74,23 @@ def find_upload_by_sha(con: duckdb.DuckDBPyConnection, campaign: str, sha256: st
     return row[0] if row else None
 
 
+def inbox_upload_by_sha(con: duckdb.DuckDBPyConnection, campaign: str, sha256: str) -> str | None:
+    """The upload the inbox sensor registered for these bytes in this campaign (whatever its status), if any."""
+    row = con.execute(
+        "SELECT upload_id FROM uploads WHERE campaign = ? AND sha256 = ? AND json_extract_string(summary, '$.via') = 'inbox' "
+        "ORDER BY received_at LIMIT 1",
+        [campaign, sha256],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def mark_upload_from_inbox(con: duckdb.DuckDBPyConnection, upload_id: str) -> None:
+    """Note in the upload's summary that it came through the inbox (`"via": "inbox"`)."""
+    con.execute(
+        'UPDATE uploads SET summary = json_merge_patch(summary, \'{"via": "inbox"}\') WHERE upload_id = ?', [upload_id]
+    )
+
+
 def update_upload(con: duckdb.DuckDBPyConnection, upload_id: str, *, status: str | None = None, **fields: Any) -> None:
     """Merge `fields` into the summary JSON and copy the headline counts into their columns."""
     columns = ("rows_read", "imported", "rejected", "duplicates", "suppressed", "error_report")

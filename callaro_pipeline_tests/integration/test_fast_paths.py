@@ -17,7 +17,7 @@ from test_contact_book import register_upload, released_rows
 from callaro_pipeline.core import contact_book, dnc_files, reading_csv
 from callaro_pipeline.core.campaign_settings import AgentVariable
 from callaro_pipeline.core.config import Campaign
-from callaro_pipeline.core.field_checks import _email_verdicts
+from callaro_pipeline.core.field_checks import email_verdicts
 from callaro_pipeline.core.reading import read_table
 from callaro_pipeline.core.table_frames import ReadLimits
 from callaro_pipeline.storage import contact_book_merge, dnc_loads
@@ -122,7 +122,7 @@ def test_email_verdicts_are_email_validators_own() -> None:
     values += [
         "".join(rng.choice(atext) for _ in range(rng.randint(1, 12))) + "@" + rng.choice(domains) for _ in range(3000)
     ]
-    verdicts = _email_verdicts(pl.Series("email", values, dtype=pl.Utf8))
+    verdicts = email_verdicts(pl.Series("email", values, dtype=pl.Utf8))
     assert verdicts.height == len({v for v in values if v is not None})
     for email, normalized, error in verdicts.iter_rows():
         try:

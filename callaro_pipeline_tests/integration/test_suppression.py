@@ -11,7 +11,7 @@ import pytest
 
 from callaro_pipeline.core.config import Campaign
 from callaro_pipeline.core.errors import DncUnavailable
-from callaro_pipeline.storage.dnc_loads import add_numbers, import_dnc_file, remove_numbers
+from callaro_pipeline.storage.dnc_loads import add_numbers, import_dnc_file
 from callaro_pipeline.storage.suppression import dnc_problems, scrub
 from callaro_pipeline.storage.warehouse import Warehouse
 
@@ -113,15 +113,15 @@ def test_scrub_keeps_rows_and_records_the_snapshot_checked(warehouse, tmp_path):
     assert snapshot["internal"] is None
 
 
-def test_removal_is_an_audited_event_not_a_delete(warehouse):
+def test_removal_is_an_audited_event_not_a_delete(warehouse, tmp_path):
+    """`callaro dnc import --kind delete --source internal FILE`: the numbers are unlisted by removal events."""
     with warehouse.connect() as con:
         add_numbers(con, [LISTED, OTHER])
-        assert (
-            remove_numbers(con, ["(415) 555-0134", "+13125550100"], source="internal", reason="added by mistake") == 1
-        )
+        mistakes = national_file(tmp_path, "mistakes.txt", [4155550134])
+        assert import_dnc_file(con, mistakes, source="internal", kind="delete").rows_loaded == 1
         assert reasons_for(con, [LISTED, OTHER]) == [[], ["dnc:internal"]]
         assert con.execute("SELECT count(*) FROM dnc_numbers").fetchone()[0] == 2
-        assert con.execute("SELECT reason FROM dnc_removals").fetchall() == [("added by mistake",)]
+        assert con.execute("SELECT reason FROM dnc_removals").fetchall() == [("delete list mistakes.txt",)]
         assert con.execute("SELECT active FROM dnc WHERE phone_e164 = ?", [LISTED]).fetchone() == (False,)
         add_numbers(con, [LISTED], reason="asked again")
         assert reasons_for(con, [LISTED]) == [["dnc:internal"]]

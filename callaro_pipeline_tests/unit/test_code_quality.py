@@ -158,3 +158,104 @@ def test_the_asset_body_rule_sees_every_decorator_form(tmp_path: Path) -> None:
     path = tmp_path / "probe.py"
     path.write_text(source, encoding="utf-8")
     assert _asset_bodies(path) == [("a", 3), ("b", 1), ("c", 1), ("d", 1)]
+
+
+# (importing module, imported module, name) a module may still take across the module line; keep it empty.
+PRIVATE_IMPORT_ALLOWLIST = {
+    # being renamed by the gx gate rewrite; drop this entry once that lands
+    ("callaro_pipeline.core.gx_gate", "callaro_pipeline.core.gx_side_process", "_validate_in_side_process"),
+}
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _private_imports(path: Path, root: Path = PROJECT_ROOT) -> list[tuple[str, str, str]]:
+    """(this module, other project module, name) for every `_name` taken from another project module, by
+    `from module import _name` or by `module._name` on a module imported by name."""
+    here = _module_name(path, root)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    modules: dict[str, str] = {}  # local name -> project module it stands for
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "callaro_pipeline":
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__") and node.module != here:
+                    found.append((here, node.module, alias.name))
+                modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "callaro_pipeline" and alias.asname:
+                    modules[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            owner = node.value
+            if isinstance(owner, ast.Name) and owner.id in modules and modules[owner.id] != here:
+                found.append((here, modules[owner.id], node.attr))
+    return found
+
+
+def test_no_module_imports_a_private_name_of_another() -> None:
+    """A name one module needs from another is public there: `_name` means "only this module uses it"."""
+    offenders = [
+        f"{here} takes {name} from {module}"
+        for path in _modules(PACKAGE)
+        for here, module, name in _private_imports(path)
+        if (here, module, name) not in PRIVATE_IMPORT_ALLOWLIST
+    ]
+    assert not offenders, "private names used across modules: " + "; ".join(offenders)
+
+
+def test_the_private_import_rule_sees_both_forms(tmp_path: Path) -> None:
+    package = tmp_path / "callaro_pipeline"
+    package.mkdir()
+    probe = package / "probe.py"
+    probe.write_text(
+        "from callaro_pipeline.core import mapping\n"
+        "from callaro_pipeline.core.problems import _cut, cut_text\n"
+        "from callaro_pipeline.probe import _mine\n"
+        "mapping._shown('x')\nmapping.__name__\n",
+        encoding="utf-8",
+    )
+    assert _private_imports(probe, tmp_path) == [
+        ("callaro_pipeline.probe", "callaro_pipeline.core.problems", "_cut"),
+        ("callaro_pipeline.probe", "callaro_pipeline.core.mapping", "_shown"),
+    ]
+
+
+# duckdb connection methods that run SQL; no polars `.sql` is used outside storage (it would be caught too)
+SQL_METHODS = frozenset({"execute", "executemany", "sql", "query"})
+
+
+def _sql_calls(path: Path) -> list[str]:
+    """`line: name` of every call of an SQL-running method (`con.execute(...)`, `con.sql(...)`, ...) in a module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return [
+        f"{node.lineno}: .{node.func.attr}("
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SQL_METHODS
+    ]
+
+
+def test_only_storage_runs_sql() -> None:
+    """The wiring and the command line get a connection from storage and hand it to a named storage function;
+    they never run a statement on it themselves."""
+    offenders = [
+        f"{path.relative_to(PROJECT_ROOT)}:{call}"
+        for path in _modules(PACKAGE)
+        if "storage" not in path.relative_to(PACKAGE).parts
+        for call in _sql_calls(path)
+    ]
+    assert not offenders, "SQL run outside callaro_pipeline/storage/: " + ", ".join(offenders)
+
+
+def test_the_sql_rule_sees_every_method(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "con.execute('x')\ncon.sql('x')\ncon.executemany('x', [])\nwith w.read() as c:\n    c.query('x')\n"
+        "execute('x')\nframe.select('x')\n",
+        encoding="utf-8",
+    )
+    assert _sql_calls(probe) == ["1: .execute(", "2: .sql(", "3: .executemany(", "5: .query("]

@@ -19,7 +19,7 @@ from callaro_pipeline.core.project_paths import check_name
 from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.defs import jobs
 from callaro_pipeline.defs.partitions import UPLOADS
-from callaro_pipeline.storage.uploads import register_upload
+from callaro_pipeline.storage.uploads import inbox_upload_by_sha, mark_upload_from_inbox, register_upload
 from callaro_pipeline.storage.warehouse import Warehouse
 
 ACCEPTED_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx"}
@@ -58,12 +58,7 @@ def dropped_files(inbox: Path) -> Iterator[DroppedFile]:
 
 def registered_upload_for(warehouse: Warehouse, dropped: DroppedFile) -> str | None:
     with warehouse.connect() as con:
-        row = con.execute(
-            "SELECT upload_id FROM uploads WHERE campaign = ? AND sha256 = ? AND json_extract_string(summary, '$.via') = 'inbox' "
-            "ORDER BY received_at LIMIT 1",
-            [dropped.campaign, dropped.sha256],
-        ).fetchone()
-    return row[0] if row else None
+        return inbox_upload_by_sha(con, dropped.campaign, dropped.sha256)
 
 
 def land_dropped_file(warehouse: Warehouse, dropped: DroppedFile) -> str:
@@ -76,10 +71,7 @@ def land_dropped_file(warehouse: Warehouse, dropped: DroppedFile) -> str:
     )
     with warehouse.transaction() as con:
         register_upload(con, landed, UploadOptions())
-        con.execute(
-            'UPDATE uploads SET summary = json_merge_patch(summary, \'{"via": "inbox"}\') WHERE upload_id = ?',
-            [landed.upload_id],
-        )
+        mark_upload_from_inbox(con, landed.upload_id)
     return landed.upload_id
 
 
