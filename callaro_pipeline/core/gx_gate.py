@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 from callaro_pipeline.core.gates import GX_GATE, GateResult, GxOutcome, MetadataValue
-from callaro_pipeline.core.gx_side_process import _validate_in_side_process
+from callaro_pipeline.core.gx_side_process import validate_in_side_process
 from callaro_pipeline.core.gx_suite import validate_upload_summary
 
 IDENTITY_FIELDS = schema.IDENTITY_FIELDS
@@ -36,7 +36,7 @@ def great_expectations_gate(
     summary = upload_summary(rows_read, rejected, mapped_fields)
     parameters = suite_parameters(expected_count, max_rejected_share)
     started = time.perf_counter()
-    outcome = _validate_in_side_process(summary, parameters, docs_dir, upload_id)
+    outcome = validate_in_side_process(summary, parameters, docs_dir, upload_id)
     if outcome is None:
         outcome = validate_upload_summary(summary, parameters, docs_dir, upload_id)
     inputs = UploadFigures(rows_read, rejected, expected_count, max_rejected_share, len(set(mapped_fields)))

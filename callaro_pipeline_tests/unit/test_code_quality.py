@@ -160,13 +160,6 @@ def test_the_asset_body_rule_sees_every_decorator_form(tmp_path: Path) -> None:
     assert _asset_bodies(path) == [("a", 3), ("b", 1), ("c", 1), ("d", 1)]
 
 
-# (importing module, imported module, name) a module may still take across the module line; keep it empty.
-PRIVATE_IMPORT_ALLOWLIST = {
-    # being renamed by the gx gate rewrite; drop this entry once that lands
-    ("callaro_pipeline.core.gx_gate", "callaro_pipeline.core.gx_side_process", "_validate_in_side_process"),
-}
-
-
 def _module_name(path: Path, root: Path) -> str:
     parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -203,7 +196,6 @@ def test_no_module_imports_a_private_name_of_another() -> None:
         f"{here} takes {name} from {module}"
         for path in _modules(PACKAGE)
         for here, module, name in _private_imports(path)
-        if (here, module, name) not in PRIVATE_IMPORT_ALLOWLIST
     ]
     assert not offenders, "private names used across modules: " + "; ".join(offenders)
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from callaro_pipeline.core import gx_side_process
 from callaro_pipeline.core.errors import ConfigError
 from callaro_pipeline.core.gates import GX_GATE, GX_SUITE_NAME, OPTIONAL_TEXT_COLUMNS, PANDERA_GATE, GxOutcome
 from callaro_pipeline.core.gx_gate import (
@@ -18,7 +22,11 @@ from callaro_pipeline.core.gx_gate import (
     suite_parameters,
     upload_summary,
 )
-from callaro_pipeline.core.gx_side_process import GxSideProcess
+from callaro_pipeline.core.gx_side_process import (
+    GxSideProcess,
+    great_expectations_in_side_process,
+    validate_in_side_process,
+)
 from callaro_pipeline.core.gx_suite import validate_upload_summary
 from callaro_pipeline.core.pandera_gate import pandera_gate, validated_contacts_schema
 
@@ -336,20 +344,48 @@ def test_gx_in_a_side_process_gives_the_outcome_of_gx_here(docs_root):
     side = GxSideProcess()
     try:
         there = side.validate(summary, parameters, docs_root / "there", "there")
-        assert side._process.poll() is None  # it serves the next upload of the command too
+        again = side.validate(summary, parameters, docs_root / "again", "again")  # it serves the next upload too
+        worker = side.pool.submit(os.getpid).result()
     finally:
+        started = time.perf_counter()
         side.close()
-    assert there == here
+        closing = time.perf_counter() - started
+    assert worker != os.getpid() and {w.pid for w in side.workers} == {worker}
+    assert there == again == here
     assert there is not None and not there.success and there.evaluated == 4
-    assert (docs_root / "there" / "index.html").is_file()  # the side process wrote the Data Docs
-    assert side._process.poll() == 0  # ended by the end of its input
+    assert (docs_root / "there" / "index.html").is_file()  # the worker wrote the Data Docs
+    assert not any(w.is_alive() for w in side.workers)
+    assert closing < 1.0  # ended, not left to tear GX down
 
 
-def test_the_gate_validates_here_when_the_side_process_is_gone(docs_root, monkeypatch):
+def test_the_gate_validates_here_when_the_side_process_is_gone(docs_root):
     side = GxSideProcess()
-    side._process.kill()
-    side._process.wait()
-    monkeypatch.setattr(gx_side_process, "_side_process", side)
-    result = run_gx(docs_root, "side-process-gone", expected_count=1000)
+    os.kill(side.pool.submit(os.getpid).result(), signal.SIGKILL)
+    with great_expectations_in_side_process(side):
+        assert (
+            validate_in_side_process(upload_summary(10, 0, ["phone"]), suite_parameters(None, 0.1), docs_root, "x")
+            is None
+        )
+        result = run_gx(docs_root, "side-process-gone", expected_count=1000)
     assert result.passed and result.metadata["expectations_evaluated"] == 4
-    side.close()
+    assert (docs_root / "side-process-gone" / "index.html").is_file()
+
+
+def test_no_side_process_when_gx_is_loaded_here(docs_root):
+    run_gx(docs_root, "loaded-here")
+    assert "great_expectations" in sys.modules
+    before = multiprocessing.active_children()
+    with great_expectations_in_side_process():
+        assert multiprocessing.active_children() == before
+        assert (
+            validate_in_side_process(upload_summary(10, 0, ["phone"]), suite_parameters(None, 0.1), docs_root, "y")
+            is None
+        )
+
+
+def test_the_spawned_side_process_runs_the_callaro_script_without_importing_dagster():
+    """A spawned child runs the parent's main script again as `__mp_main__`: for `callaro` that must stay cheap."""
+    script = Path(sys.executable).parent / "callaro"
+    check = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); print(sorted({'dagster', 'duckdb', 'polars'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", check, str(script)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
