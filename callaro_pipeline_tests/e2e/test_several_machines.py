@@ -136,7 +136,7 @@ def warehouse_tables(env: dict[str, str], labels: dict[str, str]) -> dict[str, l
     with store.read() as con:
         for table in TABLES:
             frame = con.execute(f"SELECT * FROM {table}").pl()
-            frame = frame.drop([c for c in frame.columns if c in DIFFERS])
+            frame = frame.drop([c for c in frame.columns if c in DIFFERS or c.endswith("_at")])
             frame = frame.with_columns(
                 pl.col(c).replace_strict(labels, default=None) for c in UPLOAD_COLUMNS if c in frame.columns
             )
