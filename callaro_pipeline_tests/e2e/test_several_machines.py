@@ -127,6 +127,15 @@ def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[subp
                 process.wait(timeout=30)
 
 
+def normalized(value: object, labels: dict[str, str]) -> str:
+    """A value as text, with this installation's DNC load ids and times, and upload ids (in messages such as
+    "already in this campaign (upload ...)"), replaced by what is the same in both."""
+    text = MADE_HERE.sub("<made here>", str(value))
+    for upload_id, name in labels.items():
+        text = text.replace(upload_id, name)
+    return text
+
+
 def warehouse_tables(env: dict[str, str], labels: dict[str, str]) -> dict[str, list[tuple]]:
     """Every table above, sorted, with upload ids replaced by file names and the differing columns left out."""
     store = Warehouse(
@@ -140,7 +149,7 @@ def warehouse_tables(env: dict[str, str], labels: dict[str, str]) -> dict[str, l
             frame = frame.with_columns(
                 pl.col(c).replace_strict(labels, default=None) for c in UPLOAD_COLUMNS if c in frame.columns
             )
-            rows = sorted(tuple(MADE_HERE.sub("<made here>", str(v)) for v in row) for row in frame.iter_rows())
+            rows = sorted(tuple(normalized(v, labels) for v in row) for row in frame.iter_rows())
             tables[table] = [tuple(frame.columns), *rows]
         uploads = con.execute(
             "SELECT upload_id, status, rows_read, imported, rejected, duplicates, suppressed FROM uploads"
