@@ -296,7 +296,7 @@ def main() -> None:
     parser.add_argument("--dnc-numbers", type=int, default=100_000_000)
     parser.add_argument("--uploads", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["imports", "dnc", "phones", "gates"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["imports", "dnc", "phones", "gates", "parallel"])
     args = parser.parse_args()
     if args.quick:
         args.rows, args.dnc_numbers, args.uploads = 100_000, 1_000_000, 3
@@ -325,6 +325,10 @@ def run_all(args: argparse.Namespace, root: Path) -> None:
         bench_imports(upload, args.uploads, naive_seconds, args.rows, root)
     if "dnc" not in args.skip:
         bench_dnc(args.dnc_numbers, upload, root)
+    if "parallel" not in args.skip:  # issue 15: 1, 2 and 4 parallel imports of 200k rows on one shared catalog
+        from parallel_bench import bench_parallel
+
+        bench_parallel(20_000 if args.quick else 200_000, [1, 2, 4], root)
     print(f"end: {datetime.now(UTC):%H:%M} UTC, {load_average()}", flush=True)
 
 

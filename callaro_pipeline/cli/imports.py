@@ -35,6 +35,12 @@ def register(commands: Parser) -> None:
     p.add_argument("--duplicates", choices=DUPLICATE_POLICIES, help="duplicate policy (default: campaign's)")
     p.add_argument("--sheet", help=".xlsx sheet name (default: first sheet)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--submit",
+        action="store_true",
+        help="enqueue the run on the Dagster instance of DAGSTER_HOME (run queue + daemon) instead of running it "
+        "here; prints the upload id and run id (`callaro report UPLOAD_ID --wait` follows it)",
+    )
     p.set_defaults(func=cmd_import)
 
     p = commands.add_command("preview", "dry run: mapping, first rows as imported, problems; writes nothing")
@@ -59,6 +65,12 @@ def register(commands: Parser) -> None:
     p = commands.add_command("report", "the import summary of an earlier upload")
     p.add_argument("upload_id")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="a submitted upload: wait until its run has ended, then exit with the import's code (0/1/2)",
+    )
+    p.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds (exit 2)")
     p.set_defaults(func=cmd_report)
 
     p = commands.add_command("undo", "take an upload's contacts back out of its campaign")
@@ -72,18 +84,25 @@ def register(commands: Parser) -> None:
 def cmd_import(args: argparse.Namespace) -> int:
     from callaro_pipeline.cli.runner import ImportRequest, run_import
 
-    summary = run_import(
-        ImportRequest(
-            file=Path(args.file),
-            campaign=args.campaign,
-            mapping=Path(args.mapping) if args.mapping else None,
-            expected_count=args.expected_count,
-            default_region=args.default_region,
-            duplicates=args.duplicates,
-            sheet=args.sheet,
-        ),
-        progress=not args.json and sys.stderr.isatty(),
+    request = ImportRequest(
+        file=Path(args.file),
+        campaign=args.campaign,
+        mapping=Path(args.mapping) if args.mapping else None,
+        expected_count=args.expected_count,
+        default_region=args.default_region,
+        duplicates=args.duplicates,
+        sheet=args.sheet,
     )
+    if args.submit:
+        from callaro_pipeline.cli.submit import submit_import
+
+        queued = submit_import(request)
+        if args.json:
+            print_json(queued)
+        else:  # one stable line: `queued upload <upload id> run <run id> campaign <campaign>`
+            print(f"queued upload {queued['upload_id']} run {queued['run_id']} campaign {queued['campaign']}")
+        return 0
+    summary = run_import(request, progress=not args.json and sys.stderr.isatty())
     print_summary(summary, as_json=args.json)
     report_failure(summary)
     return exit_code_for(summary)
@@ -99,12 +118,23 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from callaro_pipeline.cli.submit import submitted_report, wait_for
     from callaro_pipeline.storage.uploads import upload_summary
 
-    with Warehouse().read() as con:  # read-only: works on a read-only home, touches nothing
-        summary = upload_summary(con, args.upload_id)
+    def load() -> dict:
+        with Warehouse().read() as con:  # read-only: works on a read-only home, touches nothing
+            return upload_summary(con, args.upload_id)
+
+    if args.timeout is not None and not args.wait:
+        raise UsageError("--timeout goes with --wait")
+    summary = wait_for(load, timeout=args.timeout) if args.wait else submitted_report(load())
     print_summary(summary, as_json=args.json)
-    return 0
+    if not args.wait:
+        return 0
+    if summary["status"] in ("queued", "running"):
+        print(f"callaro: upload {args.upload_id} is still {summary['status']} after {args.timeout:g}s", file=sys.stderr)
+        return 2
+    return exit_code_for(summary)
 
 
 def cmd_uploads(args: argparse.Namespace) -> int:

@@ -50,6 +50,10 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
         return
     print(f"upload     {summary['upload_id']}  (campaign {summary['campaign']})")
     print(f"status     {summary['status']}" + ("  [undone]" if summary.get("undone") else ""))
+    if summary.get("run_id"):  # a submitted upload (`callaro import --submit`)
+        print(f"run        {summary['run_id']}" + (f"  ({summary['run_status']})" if summary.get("run_status") else ""))
+    if summary.get("note"):
+        print(f"note       {summary['note']}")
     if summary.get("failure"):
         print(f"problem    {summary['failure'].get('message')}")
     print(

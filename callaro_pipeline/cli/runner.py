@@ -140,6 +140,12 @@ def progress_logger() -> dg.LoggerDefinition:
 
 def run_import(request: ImportRequest, *, progress: bool = False) -> dict[str, Any]:
     """Land the file, register its partition, run the whole per-upload chain in one Dagster run."""
+    warehouse, upload_id, campaign_name = land_and_register(request)
+    return _run_upload_chain(warehouse, upload_id, campaign_name, via="cli", progress=progress)
+
+
+def land_and_register(request: ImportRequest) -> tuple[Warehouse, str, str]:
+    """Keep the original under CALLARO_HOME/uploads and record the upload; returns (warehouse, upload id, campaign)."""
     campaign_name = check_name(request.campaign, "campaign name")
     check_source_file(request.file)  # a regular file: links, FIFOs and devices are refused
     if request.mapping is not None and not request.mapping.is_file():
@@ -162,7 +168,7 @@ def run_import(request: ImportRequest, *, progress: bool = False) -> dict[str, A
         register_upload(con, landed, options)
         if previous:
             update_upload(con, landed.upload_id, same_file_as=previous)
-    return _run_upload_chain(warehouse, landed.upload_id, campaign_name, via="cli", progress=progress)
+    return warehouse, landed.upload_id, campaign_name
 
 
 def rerun_upload(upload_id: str, *, progress: bool = False) -> dict[str, Any]:

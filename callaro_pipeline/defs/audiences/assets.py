@@ -17,7 +17,7 @@ from callaro_pipeline.storage.warehouse import Warehouse
 
 CAMPAIGN_TAG = "callaro/campaign"
 UPLOAD_TAG = "callaro/upload_id"
-FRESH_UPLOAD_RUNS = ("cli", "inbox")
+FRESH_UPLOAD_RUNS = ("cli", "inbox", "submit")
 
 
 @dg.asset(

@@ -9,7 +9,7 @@ from callaro_pipeline.core.errors import CallaroError
 from callaro_pipeline.core.reading import read_table
 from callaro_pipeline.core.table_frames import ReadLimits, check_size
 from callaro_pipeline.defs.failures import withhold_error_details
-from callaro_pipeline.defs.partitions import WAREHOUSE_POOL, upload_partitions
+from callaro_pipeline.defs.partitions import upload_partitions
 from callaro_pipeline.storage.stage_tables import store_raw_table
 from callaro_pipeline.storage.uploads import load_upload, update_upload
 from callaro_pipeline.storage.warehouse import Warehouse
@@ -30,7 +30,6 @@ def fail_upload(warehouse: Warehouse, upload_id: str, stage: str, error: Callaro
 @dg.asset(
     partitions_def=upload_partitions,
     group_name="ingest",
-    pool=WAREHOUSE_POOL,
     kinds={"duckdb", "polars"},
     owners=["team:data"],
     description=(

@@ -10,7 +10,7 @@ from callaro_pipeline.core.suppression import suppressed_rows
 from callaro_pipeline.defs.automation.conditions import follows_its_upload, runs_with_its_asset
 from callaro_pipeline.defs.failures import withhold_error_details
 from callaro_pipeline.defs.metadata import upload_metadata
-from callaro_pipeline.defs.partitions import WAREHOUSE_POOL, upload_partitions
+from callaro_pipeline.defs.partitions import upload_partitions
 from callaro_pipeline.storage.stage_tables import read_validated_rows
 from callaro_pipeline.storage.suppression import dnc_problems, scrub
 from callaro_pipeline.storage.uploads import load_upload, record_check, update_upload, upload_summary
@@ -23,7 +23,6 @@ DNC_GATE = "dnc_lists_usable"
     partitions_def=upload_partitions,
     group_name="suppress",
     deps=["validated_contacts"],
-    pool=WAREHOUSE_POOL,
     automation_condition=follows_its_upload(),
     kinds={"duckdb", "polars"},
     owners=["team:compliance"],

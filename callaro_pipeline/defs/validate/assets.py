@@ -22,7 +22,7 @@ from callaro_pipeline.defs.automation.conditions import follows_its_upload, runs
 from callaro_pipeline.defs.failures import withhold_error_details
 from callaro_pipeline.defs.ingest.assets import fail_upload, raw_upload
 from callaro_pipeline.defs.metadata import frame_markdown, in_progress, upload_metadata
-from callaro_pipeline.defs.partitions import WAREHOUSE_POOL, upload_partitions
+from callaro_pipeline.defs.partitions import upload_partitions
 from callaro_pipeline.storage.stage_tables import (
     campaign_contacts_sharing_keys,
     read_mapped_upload,
@@ -38,7 +38,6 @@ from callaro_pipeline.storage.warehouse import Warehouse, replace_partition
     partitions_def=upload_partitions,
     group_name="validate",
     deps=[raw_upload],
-    pool=WAREHOUSE_POOL,
     automation_condition=follows_its_upload(),
     kinds={"duckdb", "polars"},
     owners=["team:data"],
@@ -111,7 +110,6 @@ def mapped_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
         ),
     ],
     partitions_def=upload_partitions,
-    pool=WAREHOUSE_POOL,
 )
 @withhold_error_details
 def validated_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse):
