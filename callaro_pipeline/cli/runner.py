@@ -21,6 +21,7 @@ from callaro_pipeline.core.landing import check_source_file, land_upload
 from callaro_pipeline.core.project_paths import check_name, paths
 from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.defs.partitions import UPLOADS
+from callaro_pipeline.defs.run_tags import CAMPAIGN_TAG, upload_run_tags
 from callaro_pipeline.storage.uploads import (
     find_upload_by_sha,
     load_upload,
@@ -220,12 +221,7 @@ def _run_upload_chain_here(
         partition_key=upload_id,
         instance=instance,
         run_config=run_config,
-        tags={
-            "callaro/campaign": campaign,
-            "callaro/upload_id": upload_id,
-            "callaro/via": via,
-            PID_TAG: process_tag(),
-        },
+        tags={**upload_run_tags(campaign, upload_id, via), PID_TAG: process_tag()},
         raise_on_error=False,
     )
     with warehouse.transaction() as con:
@@ -319,5 +315,5 @@ def rebuild_audiences(campaigns: list[str]) -> list[str]:
     return [
         campaign
         for campaign in campaigns
-        if not run_job("rebuild_segments_and_audiences", tags={"callaro/campaign": campaign}, asset_selection=audiences)
+        if not run_job("rebuild_segments_and_audiences", tags={CAMPAIGN_TAG: campaign}, asset_selection=audiences)
     ]

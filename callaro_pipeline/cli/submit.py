@@ -22,6 +22,7 @@ import dagster as dg
 from callaro_pipeline.core.errors import CallaroError
 from callaro_pipeline.core.project_paths import PROJECT_ROOT
 from callaro_pipeline.defs.partitions import UPLOADS
+from callaro_pipeline.defs.run_tags import upload_run_tags
 
 # The code location of workspace.yaml: runs name it, the daemon's launcher looks it up by this name.
 LOCATION_NAME = "callaro_pipeline"
@@ -116,9 +117,7 @@ def submit_import(request: Any) -> dict[str, str]:
             instance.add_dynamic_partitions(UPLOADS, [upload_id])
         remote_origin, python_origin = _origins()
         tags = {
-            "callaro/campaign": campaign,
-            "callaro/upload_id": upload_id,
-            "callaro/via": "submit",
+            **upload_run_tags(campaign, upload_id, "submit"),
             "dagster/partition": upload_id,
         }
         run = instance.create_run_for_job(

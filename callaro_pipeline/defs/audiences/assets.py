@@ -11,12 +11,11 @@ from callaro_pipeline.defs.automation.conditions import follows_merged_contacts
 from callaro_pipeline.defs.contact_book.assets import contacts
 from callaro_pipeline.defs.failures import withhold_error_details
 from callaro_pipeline.defs.partitions import WAREHOUSE_POOL
+from callaro_pipeline.defs.run_tags import CAMPAIGN_TAG, UPLOAD_TAG, VIA_TAG
 from callaro_pipeline.defs.segments.assets import segment_models
 from callaro_pipeline.storage.audiences import build_and_report
 from callaro_pipeline.storage.warehouse import Warehouse
 
-CAMPAIGN_TAG = "callaro/campaign"
-UPLOAD_TAG = "callaro/upload_id"
 FRESH_UPLOAD_RUNS = ("cli", "inbox", "submit")
 
 
@@ -43,7 +42,7 @@ def campaign_audiences(context: dg.AssetExecutionContext, warehouse: Warehouse) 
     now = datetime.now(UTC)
     # A fresh upload only adds links and updates contacts: its campaign's build can evaluate just those (a rerun
     # may also take links away, and other runs rebuild every campaign in full).
-    incremental = bool(tagged) and context.run.tags.get("callaro/via") in FRESH_UPLOAD_RUNS
+    incremental = bool(tagged) and context.run.tags.get(VIA_TAG) in FRESH_UPLOAD_RUNS
     upload_id = context.run.tags.get(UPLOAD_TAG)
     for name in names:
         campaign = load_campaign(name, create=True)

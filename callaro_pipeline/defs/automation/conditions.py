@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+from callaro_pipeline.defs.run_tags import VIA_TAG
+
 AC = dg.AutomationCondition
 AUTOMATION_SENSOR = "upload_chain_automation_sensor"
 # The tag of the runs callaro starts itself (`callaro import` / `rerun`, the drop-folder sensor and schedule):
 # whole `import_upload` runs, launched without an asset selection, which `executed_with_root_target` needs.
-WHOLE_CHAIN_RUN_TAG = "callaro/via"
+WHOLE_CHAIN_RUN_TAG = VIA_TAG
 
 
 def updated_by_another_run() -> dg.AutomationCondition:

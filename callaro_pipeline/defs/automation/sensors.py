@@ -19,6 +19,7 @@ from callaro_pipeline.core.project_paths import check_name
 from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.defs import jobs
 from callaro_pipeline.defs.partitions import UPLOADS
+from callaro_pipeline.defs.run_tags import upload_run_tags
 from callaro_pipeline.storage.uploads import inbox_upload_by_sha, mark_upload_from_inbox, register_upload
 from callaro_pipeline.storage.warehouse import Warehouse
 
@@ -84,7 +85,7 @@ def inbox_run_requests(warehouse: Warehouse) -> tuple[list[dg.RunRequest], list[
             dg.RunRequest(
                 run_key=dropped.run_key,
                 partition_key=upload_id,
-                tags={"callaro/campaign": dropped.campaign, "callaro/upload_id": upload_id, "callaro/via": "inbox"},
+                tags=upload_run_tags(dropped.campaign, upload_id, "inbox"),
             )
         )
     return requests, keys
