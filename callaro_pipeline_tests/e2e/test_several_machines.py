@@ -10,8 +10,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -24,7 +22,7 @@ import pytest
 from callaro_pipeline.core.project_paths import PROJECT_ROOT
 from callaro_pipeline.storage import dnc_loads
 from callaro_pipeline.storage.warehouse import Warehouse
-from callaro_pipeline_tests.conftest import cli, write_csv
+from callaro_pipeline_tests.conftest import cli, running, write_csv
 from callaro_pipeline_tests.postgres import create_database
 
 pytestmark = pytest.mark.slow
@@ -105,26 +103,6 @@ def environment(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Iterato
         for name, value in env.items():
             patch.setenv(name, value)
         yield
-
-
-@contextlib.contextmanager
-def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """A subprocess in a session of its own (its children too), stopped at the end however the test ends."""
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
 
 
 def normalized(value: object, labels: dict[str, str]) -> str:

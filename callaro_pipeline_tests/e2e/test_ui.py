@@ -14,7 +14,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import pytest
 
 from callaro_pipeline.cli.app import main
 from callaro_pipeline.core.project_paths import PROJECT_ROOT
-from callaro_pipeline_tests.conftest import install_callaro_env
+from callaro_pipeline_tests.conftest import install_callaro_env, running
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "demo_contacts.csv"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -109,32 +108,16 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         # the webserver of this very environment (what `uv run dagster-webserver` starts)
         executable = shutil.which("dagster-webserver", path=str(Path(sys.executable).parent)) or "dagster-webserver"
         log = base_dir / "webserver.log"
-        with log.open("wb") as sink:
-            proc = subprocess.Popen(
-                [executable, "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                cwd=PROJECT_ROOT,
-                env={**os.environ, "DAGSTER_HOME": str(home / "dagster")},
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: the code server it starts goes down with it
-            )
-        base = f"http://127.0.0.1:{port}"
-        try:
+        # its own process group: the code server it starts goes down with it
+        command = [executable, "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+        with running(command, {**os.environ, "DAGSTER_HOME": str(home / "dagster")}, log) as proc:
+            base = f"http://127.0.0.1:{port}"
             imported = _import(str(SAMPLE), "--campaign", "spring")
             assert imported["status"] == "imported", imported
             blocked = _import(str(SAMPLE), "--campaign", "autumn", "--expected-count", "500")
             assert blocked["status"] == "blocked", blocked
             _wait_until_served(base, proc, log)
             yield {"base": base, "home": home, "imported": imported, "blocked": blocked, "tmp": base_dir}
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 MATERIALIZATION_QUERY = """
