@@ -168,6 +168,8 @@ def _combine(evidence: dict[str, str | None], invalid: bool) -> tuple[list[str],
         else:
             chosen = chosen | typed
             conflict = True
+    # each piece may agree with the address while two of them disagree (a New York phone, Québec, typed AST)
+    conflict = conflict or not set.intersection(*clocks.values())
     names = sorted(
         (next(by_clock[clock] for by_clock in sets.values() if clock in by_clock) for clock in chosen), key=zone_order
     )

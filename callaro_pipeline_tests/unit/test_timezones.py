@@ -4,7 +4,7 @@ import zoneinfo
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from callaro_pipeline.core.timezone_references import read_reference
@@ -373,6 +373,7 @@ EVIDENCE = {"phone_e164": [None, *map(phone, AREA_CODES)], "state": STATES, "pos
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({name: st.sampled_from(values) for name, values in EVIDENCE.items()}))
+@example({"phone_e164": phone("212"), "state": "Québec", "postal_code": None, "timezone": "AST"})
 def test_every_single_evidence_zone_is_a_candidate(contact):
     (row,) = resolve(**{name: [value] for name, value in contact.items()})
     together = clocks(row["timezone_candidates"])
