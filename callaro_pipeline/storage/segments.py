@@ -15,6 +15,7 @@ them with their tests.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from collections.abc import Mapping
@@ -86,17 +87,40 @@ def _create_seed(con: duckdb.DuckDBPyConnection, node: Mapping[str, Any], projec
     relation = f"{_quote(node['schema'])}.{_quote(node.get('alias') or node['name'])}"
     con.execute(f"CREATE TABLE IF NOT EXISTS {relation} ({columns})")
     if data:
-        marks = ", ".join("?" for _ in header)
-        con.executemany(f"INSERT INTO {relation} VALUES ({marks})", data)  # noqa: S608 - quoted identifiers
+        # one statement: executemany is an insert (in autocommit, a lake commit) per row
+        row = "(" + ", ".join("?" for _ in header) + ")"
+        values = ", ".join(row for _ in data)
+        con.execute(f"INSERT INTO {relation} VALUES {values}", [cell for cells in data for cell in cells])  # noqa: S608
+
+
+# what a model or filter segment that cannot be made raises (it is left out; dbt build says why)
+_UNMAKEABLE = (duckdb.Error, OSError, KeyError, IndexError, ConfigError, TypeError)
 
 
 def create_missing_views(
     con: duckdb.DuckDBPyConnection, *, project_dir: Path | str | None = None, home: Path | str | None = None
 ) -> list[str]:
     """Create the staging and segment views (and seeds) that do not exist yet, from the compiled dbt manifest,
-    then the home's filter segments. Runs in autocommit (a broken model fails alone); returns what failed.
+    then the home's filter segments; returns what failed. Outside a transaction: all in one (one lake commit
+    instead of one per statement); if anything fails there, again one by one in autocommit, so a broken model
+    fails alone.
 
     Only missing relations are made: `dbt build` owns them afterwards (and replaces them with its own)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _make_missing_views(con, project_dir, home, one_by_one=False)
+        con.execute("COMMIT")
+        return []
+    except _UNMAKEABLE:
+        with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
+            con.execute("ROLLBACK")
+    return _make_missing_views(con, project_dir, home, one_by_one=True)
+
+
+def _make_missing_views(
+    con: duckdb.DuckDBPyConnection, project_dir: Path | str | None, home: Path | str | None, *, one_by_one: bool
+) -> list[str]:
+    """The work of `create_missing_views`: a failure is raised, or with `one_by_one` recorded and skipped."""
     project_dir = Path(project_dir or dbt_project_dir())
     manifest = load_manifest(project_dir, home)
     existing = _existing_relations(con)
@@ -129,7 +153,9 @@ def create_missing_views(
                 con.execute(f"CREATE VIEW IF NOT EXISTS {_quote(schema)}.{_quote(name)} AS {node['compiled_code']}")
             else:
                 continue  # tables, incrementals, ephemerals: dbt's job
-        except (duckdb.Error, OSError, KeyError, IndexError):
+        except _UNMAKEABLE:
+            if not one_by_one:
+                raise
             broken.add(node_id)
             failed.append(name)
     registry = load_custom_fields()
@@ -141,7 +167,9 @@ def create_missing_views(
             con.execute(
                 f'CREATE VIEW IF NOT EXISTS segments."{segment["name"]}" AS {view_sql(segment["name"], conditions)}'
             )
-        except (duckdb.Error, ConfigError, KeyError, TypeError):
+        except _UNMAKEABLE:
+            if not one_by_one:
+                raise
             failed.append(str(segment.get("name")))
     return failed
 

@@ -469,3 +469,35 @@ def test_dbt_never_writes_compiled_files_outside_the_target(tmp_path, project, h
     # a project made for the tracked target does not get a far-away home's models
     if relative.count("..") > 2:
         assert not dbt_models_path_within(project_path / "target", project_path, home_path)
+
+
+def test_a_model_that_cannot_be_made_fails_alone_with_its_dependents(warehouse, tmp_path):
+    """All views are made in one transaction; when one fails, the others are still made one by one."""
+
+    def view(name: str, sql: str, parents: tuple[str, ...] = ()) -> tuple[str, dict]:
+        node = {
+            "resource_type": "model",
+            "name": name,
+            "schema": "segments",
+            "original_file_path": f"models/segments/{name}.sql",
+            "config": {"materialized": "view", "enabled": True},
+            "compiled_code": sql,
+            "depends_on": {"nodes": [f"model.p.{parent}" for parent in parents]},
+        }
+        return f"model.p.{name}", node
+
+    project = tmp_path / "project"
+    (project / "target").mkdir(parents=True)
+    nodes = dict(
+        [
+            view("seg_good", "SELECT contact_id FROM contacts"),
+            view("seg_broken", "SELECT no_such_column FROM contacts"),
+            view("seg_on_broken", "SELECT * FROM segments.seg_broken", ("seg_broken",)),
+        ]
+    )
+    (project / "target" / "manifest.json").write_text(json.dumps({"nodes": nodes}), encoding="utf-8")
+    home = warehouse.paths.home
+    with warehouse.connect() as con:
+        assert sorted(create_missing_views(con, project_dir=project, home=home)) == ["seg_broken", "seg_on_broken"]
+        assert segment_views(con) == {"seg_good"}
+        assert con.execute("SELECT count(*) FROM segments.seg_good").fetchone()[0] == 4
