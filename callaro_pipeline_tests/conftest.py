@@ -44,6 +44,15 @@ def ad_hoc_campaign_defaults() -> Iterator[dict]:
         yield built_in
 
 
+@pytest.fixture(scope="session", autouse=True)
+def great_expectations_loaded_here() -> None:
+    """A test worker is one long-lived process that runs many imports in process: GX is imported here once, so
+    those imports validate here (as a long-lived process does) instead of each spawning a side process that
+    imports GX again (~5 s of CPU per import). The side process has its own tests (unit/test_gates.py), and the
+    `callaro` commands the suite runs as subprocesses use it as users' commands do."""
+    import great_expectations  # noqa: F401
+
+
 @pytest.fixture(autouse=True)
 def safe_defaults_when_marked(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, ad_hoc_campaign_defaults: dict
