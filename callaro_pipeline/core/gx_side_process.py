@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.connection
+import os
 import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +38,7 @@ class GxSideProcess:
     def __init__(self) -> None:
         others = set(multiprocessing.active_children())
         context = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=gx_runner)
+        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=start_worker)
         self.pool.submit(int)  # a pool starts its worker with its first task: now
         self.workers = set(multiprocessing.active_children()) - others
 
@@ -54,6 +57,20 @@ class GxSideProcess:
         for worker in self.workers:
             worker.kill()
             worker.join()
+
+
+def start_worker() -> None:
+    """The worker's start: it ends when its parent does (a killed `callaro import` must not leave a worker with GX
+    loaded behind: a pool's worker waits for tasks forever), then imports GX and builds the runner."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_after, args=(parent.sentinel,), daemon=True).start()
+    gx_runner()
+
+
+def _exit_after(parent_sentinel: int) -> None:
+    multiprocessing.connection.wait([parent_sentinel])
+    os._exit(0)  # the parent is gone: nothing to clean up that the kernel does not
 
 
 @contextlib.contextmanager

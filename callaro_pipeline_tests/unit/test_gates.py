@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -28,6 +29,7 @@ from callaro_pipeline.core.gx_side_process import (
 )
 from callaro_pipeline.core.gx_suite import validate_upload_summary
 from callaro_pipeline.core.pandera_gate import pandera_gate
+from callaro_pipeline.core.project_paths import PROJECT_ROOT
 
 PHONES = ["+14155550171", "+442079460958", "+4930123456", "+12125550199"]
 
@@ -340,7 +342,7 @@ def test_gx_in_a_side_process_gives_the_outcome_of_gx_here(docs_root):
     assert there == again == here
     assert there is not None and not there.success and there.evaluated == 4
     assert (docs_root / "there" / "index.html").is_file()  # the worker wrote the Data Docs
-    assert not any(w.is_alive() for w in side.workers)  # ended by close, not left to tear GX down
+    assert not _running(worker)  # ended by close, not left to tear GX down
 
 
 def test_the_gate_validates_here_when_the_side_process_is_gone(docs_root):
@@ -374,3 +376,36 @@ def test_the_spawned_side_process_runs_the_callaro_script_without_importing_dags
     check = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); print(sorted({'dagster', 'duckdb', 'polars'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", check, str(script)], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_side_process_ends_when_the_import_that_started_it_is_killed():
+    """A `callaro import` killed mid-way (kill -9, an OOM kill) leaves no worker with GX loaded behind."""
+    starter = (
+        "import os, sys\n"
+        "from callaro_pipeline.core.gx_side_process import GxSideProcess\n"
+        "if __name__ == '__main__':\n"
+        "    side = GxSideProcess()\n"
+        "    print(side.pool.submit(os.getpid).result(), flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", starter], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT
+    )
+    try:
+        worker = int(parent.stdout.readline())
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 60
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(worker), f"worker {worker} outlived its parent"
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (an orphan is reaped by init, not by this process)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
