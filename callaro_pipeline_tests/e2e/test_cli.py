@@ -2,13 +2,12 @@
 
 Module-scoped fixtures share the installation (Dagster runs are the expensive part): each fixture imports what
 its tests need into its own campaign, so the tests do not depend on the order they run in. The segment and
-`demo` flow runs in a subprocess with CALLARO_DBT_PROJECT pointing at a copy of the dbt project (the Dagster dbt
-assets read it at import time), so generated filter models never touch the repository.
+`demo` flow runs in a subprocess as a fresh installation does (CALLARO_HOME and CALLARO_CONFIG of its own, the
+project's dbt project): it must leave nothing that `git status` would show.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -726,29 +725,19 @@ print("@@RESULTS@@" + json.dumps(results))
 """
 
 
-def _copy_dbt_project(target: Path) -> Path:
-    """A copy of dbt_contacts without generated filter segments. The repo's manifest comes along when it is
-    current (file times are kept, so the copy is exactly as fresh): saves the subprocess a `dbt parse`."""
-    from callaro_pipeline.defs.segments.assets import make_project, manifest_is_stale
-
-    source = PROJECT_ROOT / "dbt_contacts"
-    filters = source / "models" / "segments" / "filters"
-    generated = [p for p in filters.glob("*.*") if p.suffix in (".sql", ".yml", ".json")]
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        skip = {"target", "logs", "dbt_packages"} if Path(folder) == source else set()
-        return skip | ({p.name for p in generated} if Path(folder) == filters else set())
-
-    shutil.copytree(source, target, ignore=ignore)
-    manifest = source / "target" / "manifest.json"
-    with contextlib.suppress(OSError, ValueError):
-        if not generated and not manifest_is_stale(make_project(source)):
-            text = manifest.read_text(encoding="utf-8")
-            json.loads(text)  # not caught half-written by a concurrent dbt run
-            (target / "target").mkdir()
-            (target / "target" / "manifest.json").write_text(text, encoding="utf-8")
-            shutil.copystat(manifest, target / "target" / "manifest.json")
-    return target
+def project_status() -> set[str] | None:
+    """Modified and untracked (not ignored) paths of the project as `git status` lists them; None outside a git
+    checkout (nothing to compare)."""
+    if shutil.which("git") is None or not (PROJECT_ROOT / ".git").exists():
+        return None
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(done.stdout.splitlines())
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -764,7 +753,7 @@ def segments_run(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("segments_cli")
     home, config = root / "home", root / "config"
     shutil.copytree(PROJECT_ROOT / "config", config)
-    project = _copy_dbt_project(root / "dbt_contacts")
+    project = PROJECT_ROOT / "dbt_contacts"
     write_campaign(config, "segmented", audience={"segments": ["ny_or_fl", "seg_lead_source_webinar"]})
     upload = write_csv(
         root / "segmented.csv",
@@ -791,10 +780,11 @@ def segments_run(tmp_path_factory: pytest.TempPathFactory):
         **os.environ,
         "CALLARO_HOME": str(home),
         "CALLARO_CONFIG": str(config),
-        "CALLARO_DBT_PROJECT": str(project),
         "DAGSTER_HOME": str(home / "dagster"),
     }
-    environ.pop("CALLARO_WAREHOUSE", None)
+    for variable in ("CALLARO_DBT_PROJECT", "CALLARO_CATALOG", "CALLARO_DATA_PATH"):
+        environ.pop(variable, None)
+    status_before = project_status()
     # output to files, not pipes: a full pipe would stall the child until the tests read it
     with (root / "stdout.txt").open("w") as stdout, (root / "stderr.txt").open("w") as stderr:
         process = subprocess.Popen(
@@ -804,7 +794,9 @@ def segments_run(tmp_path_factory: pytest.TempPathFactory):
             stdout=stdout,
             stderr=stderr,
         )
-    yield SimpleNamespace(root=root, home=home, project=project, commands=commands, process=process)
+    yield SimpleNamespace(
+        root=root, home=home, project=project, commands=commands, process=process, status_before=status_before
+    )
     if process.poll() is None:
         process.kill()
         process.wait()
@@ -817,7 +809,12 @@ def segmented(segments_run):
     stdout = (run.root / "stdout.txt").read_text()
     assert returncode == 0 and "@@RESULTS@@" in stdout, (run.root / "stderr.txt").read_text()[-3000:]
     results = json.loads(stdout.split("@@RESULTS@@", 1)[1])
-    return SimpleNamespace(home=run.home, project=run.project, results=dict(zip(run.commands, results, strict=True)))
+    return SimpleNamespace(
+        home=run.home,
+        project=run.project,
+        results=dict(zip(run.commands, results, strict=True)),
+        status_before=run.status_before,
+    )
 
 
 def test_demo_runs_end_to_end_in_an_empty_home(segmented) -> None:
@@ -828,6 +825,15 @@ def test_demo_runs_end_to_end_in_an_empty_home(segmented) -> None:
     assert "callaro audience demo" in demo["out"]
     assert "Traceback" not in demo["out"] + demo["err"]
     assert scalar(segmented.home, "SELECT count(*) FROM campaign_audiences WHERE campaign = 'demo'") > 0
+
+
+def test_the_demo_and_segment_commands_leave_git_status_unchanged(segmented) -> None:
+    """Runtime state lives under CALLARO_HOME and CALLARO_CONFIG: a full demo, filter segments and an import
+    change nothing git tracks or would add."""
+    if segmented.status_before is None:
+        pytest.skip("the project is not a git checkout here: nothing to compare `git status` with")
+    assert (segmented.home / "campaigns" / "demo.yaml").exists()  # an ad-hoc campaign: runtime state, in the home
+    assert project_status() == segmented.status_before
 
 
 def test_segment_create_and_list(segmented) -> None:
