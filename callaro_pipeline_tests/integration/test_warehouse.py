@@ -238,3 +238,29 @@ def test_dbt_attaches_the_same_lake_offline() -> None:
     assert [plugin["module"] for plugin in target["plugins"]] == ["callaro_pipeline.storage.dbt_plugin"]
     (attachment,) = target["attach"]
     assert attachment["alias"] == "lake" and attachment["path"].startswith("ducklake:")
+
+
+def test_a_new_lake_has_statistics_for_every_table_and_no_data_file(tmp_path: Path) -> None:
+    """Empty tables get their zero statistics when they are created (a query on a table without them costs one
+    catalog query per column, every time: storage/migrations.give_statistics); the row that gives them is never
+    written nor seen."""
+    store = Warehouse(home=str(tmp_path / "home"))
+    with store.connect() as con:
+        tables = {
+            name
+            for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake'").fetchall()
+        }
+        metadata = "__ducklake_metadata_lake"
+        with_statistics = con.execute(
+            f"SELECT t.table_name, s.record_count FROM {metadata}.ducklake_table_stats s "  # noqa: S608
+            f"JOIN {metadata}.ducklake_table t USING (table_id) WHERE t.end_snapshot IS NULL"
+        ).fetchall()
+        data_files = con.execute(f"SELECT count(*) FROM {metadata}.ducklake_data_file").fetchone()[0]  # noqa: S608
+        counts = {table: con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}  # noqa: S608
+    assert {name for name, _ in with_statistics} == tables
+    assert {name: records for name, records in with_statistics if name != "schema_migrations"} == dict.fromkeys(
+        tables - {"schema_migrations"}, 0
+    )
+    assert data_files == 0
+    assert counts == {**dict.fromkeys(tables, 0), "schema_migrations": counts["schema_migrations"]}
+    assert counts["schema_migrations"] > 0
