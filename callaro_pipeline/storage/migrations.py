@@ -111,13 +111,16 @@ def give_statistics(con: duckdb.DuckDBPyConnection, tables: set[str]) -> None:
     in one transaction writes no data file and leaves the table empty, with its statistics (measured: 73 ms ->
     18 ms a query on the empty `dnc_numbers`). A table with a column type not listed above is left as it is.
     """
-    for table in sorted(tables):
-        columns = con.execute(
-            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
-            "WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ? "
-            "ORDER BY ordinal_position",
-            [table],
-        ).fetchall()
+    if not tables:
+        return
+    columns_by_table: dict[str, list[tuple[str, str, str]]] = {}
+    for table, name, data_type, nullable in con.execute(
+        "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = 'main' ORDER BY table_name, ordinal_position"
+    ).fetchall():
+        if table in tables:
+            columns_by_table.setdefault(table, []).append((name, data_type, nullable))
+    for table, columns in columns_by_table.items():
         values = ["NULL" if nullable == "YES" else _zero(data_type) for _, data_type, nullable in columns]
         if None in values:
             continue
