@@ -134,29 +134,25 @@ def test_an_import_and_a_dbt_build_at_once_both_succeed_while_an_analyst_reads(c
 
     reader = threading.Thread(target=analyst, daemon=True)
     reader.start()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "callaro_pipeline.cli", "import", str(SAMPLE), "--campaign", "c0", "--json"],
-            env=os.environ.copy(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    ]
+    importer = subprocess.Popen(
+        [sys.executable, "-m", "callaro_pipeline.cli", "import", str(SAMPLE), "--campaign", "c0", "--json"],
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        # the dbt build (segment models and their tests, then every audience) runs here, alongside the imports
+        # the dbt build (segment models and their tests, then every audience) runs here, alongside the import
         built = run_job("rebuild_segments_and_audiences")
-        results = [p.communicate(timeout=500) for p in procs]
+        out, err = importer.communicate(timeout=500)
     finally:
         stop.set()
         reader.join(timeout=30)
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+        if importer.poll() is None:
+            importer.kill()
     assert built, step_failures_of_last_run()
-    for proc, (out, err) in zip(procs, results, strict=True):
-        assert proc.returncode == 0, err[-2000:]
-        assert json.loads(out.strip().splitlines()[-1])["status"] == "imported"
+    assert importer.returncode == 0, err[-2000:]
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "imported"
     assert not problems and reads and max(reads) < 10
     con = open_lake(callaro_env)
     assert con.execute("SELECT count(DISTINCT campaign) FROM campaign_contacts").fetchone()[0] == 1
