@@ -13,13 +13,16 @@ import os
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 
-from callaro_pipeline.storage.lake import LAKE, load_extensions
+from callaro_pipeline.storage.lake import LAKE, load_extensions, thread_limit
 
 
 class Plugin(BasePlugin):
     def configure_connection(self, conn) -> None:
         catalog = os.environ.get("CALLARO_DBT_CATALOG", "")
         load_extensions(conn, catalog.split(":", 1)[0] if ":" in catalog else "duckdb")
+        threads = thread_limit()
+        if threads is not None:
+            conn.execute(f"SET threads = {threads}")
 
     def configure_cursor(self, cursor) -> None:
         cursor.execute(f"USE {LAKE}")

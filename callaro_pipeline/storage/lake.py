@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from callaro_pipeline.core.errors import CallaroError
+from callaro_pipeline.core.errors import CallaroError, ConfigError
 
 LAKE = "lake"
 # The wheels' import names: DuckDB's extension repository is unreachable offline (these machines, many users'
@@ -43,6 +43,25 @@ INSTANCE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "custom_user_agent": "callaro",
     "allow_unsigned_extensions": True,
 }
+THREADS_VARIABLE = "CALLARO_THREADS"
+
+
+def thread_limit() -> int | None:
+    """DuckDB's threads per process when `CALLARO_THREADS` is set (default: one per core). A machine running
+    several imports (or test workers) at once does better with fewer each: a small statement on the lake costs
+    ~30% less CPU on one thread than on two, waking worker threads for a dozen catalog queries."""
+    text = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) <= 0:
+        raise ConfigError(f"{THREADS_VARIABLE} must be a positive whole number, not {text[:20]!r}")
+    return int(text)
+
+
+def instance_config() -> dict[str, str | bool | int | float | list[str]]:
+    """The configuration of every DuckDB instance the pipeline opens on the lake."""
+    threads = thread_limit()
+    return INSTANCE_CONFIG if threads is None else {**INSTANCE_CONFIG, "threads": threads}
 
 
 class LakeUnavailable(CallaroError):
@@ -186,7 +205,7 @@ def catalog_write_lock(location: LakeLocation, timeout_seconds: float) -> Iterat
 def _lock_instance(location: LakeLocation) -> duckdb.DuckDBPyConnection:
     if location not in _LOCK_INSTANCES:
         english_server_messages()
-        instance = duckdb.connect(config=INSTANCE_CONFIG)
+        instance = duckdb.connect(config=instance_config())
         _load(instance, "postgres_scanner")
         conninfo = location.catalog.split(":", 1)[1]
         try:
@@ -275,7 +294,7 @@ def lake_instance(location: LakeLocation, home: Path, *, read_only: bool) -> duc
     if key in _INSTANCES:
         _INSTANCES.move_to_end(key)
         return _INSTANCES[key]
-    instance = duckdb.connect(config=INSTANCE_CONFIG)
+    instance = duckdb.connect(config=instance_config())
     attach(instance, location, read_only=read_only)
     restrict(instance, home, location)
     _INSTANCES[key] = instance

@@ -43,9 +43,9 @@ READER = """
 import sys, time
 from pathlib import Path
 import duckdb
-from callaro_pipeline.storage.lake import INSTANCE_CONFIG, LakeLocation, attach
+from callaro_pipeline.storage.lake import instance_config, LakeLocation, attach
 catalog, data_path, stop = sys.argv[1:]
-con = duckdb.connect(config=INSTANCE_CONFIG)
+con = duckdb.connect(config=instance_config())
 attach(con, LakeLocation(catalog=catalog, data_path=data_path), read_only=True)
 queries = errors = most = 0
 while not Path(stop).exists():

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from callaro_pipeline.storage import migrations
-from callaro_pipeline.storage.lake import INSTANCE_CONFIG, LakeUnavailable, attach
+from callaro_pipeline.storage.lake import LakeUnavailable, attach, instance_config
 from callaro_pipeline.storage.warehouse import Warehouse, WarehouseBusy, replace_partition
 from callaro_pipeline_tests.conftest import install_callaro_env, query, write_csv
 from callaro_pipeline_tests.postgres import create_database, free_port
@@ -132,7 +132,7 @@ def test_catalog_sessions_speak_english_to_the_server(tmp_path: Path, catalog: s
     store = Warehouse(home=str(tmp_path / "home"), catalog=catalog, data_path=str(tmp_path / "data"))
     with store.connect():
         pass
-    con = duckdb.connect(config=INSTANCE_CONFIG)
+    con = duckdb.connect(config=instance_config())
     try:
         attach(con, store.location, read_only=True)
         setting = con.execute(

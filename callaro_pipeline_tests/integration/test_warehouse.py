@@ -16,6 +16,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from callaro_pipeline.core.errors import ConfigError
 from callaro_pipeline.storage import warehouse as warehouse_module
 from callaro_pipeline.storage.lake import LakeUnavailable
 from callaro_pipeline.storage.warehouse import Warehouse, WarehouseBusy, replace_partition
@@ -224,6 +225,30 @@ def test_a_catalog_that_cannot_be_opened_is_one_clear_error_and_writes_nothing(t
         pass
     assert "\n" not in str(raised.value)
     assert not_a_catalog.read_text(encoding="utf-8") == "this is not a SQLite file"
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_callaro_threads_sets_the_threads_of_pipeline_and_dbt_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    from callaro_pipeline.storage.dbt_plugin import Plugin
+
+    monkeypatch.setenv("CALLARO_THREADS", str(threads))
+    with Warehouse(home=str(tmp_path / "home")).connect() as con:
+        assert con.execute("SELECT current_setting('threads')").fetchone() == (threads,)
+    with duckdb.connect() as dbt_connection:
+        Plugin("callaro", {}).configure_connection(dbt_connection)
+        assert dbt_connection.execute("SELECT current_setting('threads')").fetchone() == (threads,)
+
+
+def test_a_callaro_threads_that_is_not_a_count_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLARO_THREADS", "two")
+    with pytest.raises(ConfigError, match="^CALLARO_THREADS must be a positive whole number, not 'two'$"):
+        with Warehouse(home=str(tmp_path / "home")).connect():
+            pass
+    assert not (tmp_path / "home" / "lake").exists()
 
 
 def test_dbt_attaches_the_same_lake_offline() -> None:
