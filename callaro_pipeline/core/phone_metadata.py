@@ -155,6 +155,8 @@ def nanp_answers(nationals: pl.Series) -> tuple[pl.Series, pl.DataFrame]:
     geographical = [t for t in TYPE_NAMES if phonenumbers.is_number_type_geographical(t, 1) and t != _UNKNOWN]
 
     numbers = nationals.rename("national").to_frame().with_row_index("row").drop_nulls("national")
+    if numbers.is_empty():  # nothing to ask: no regex compiled
+        return pl.Series("answer", [None] * nationals.len(), dtype=pl.UInt32), pl.DataFrame(schema=ANSWER_SCHEMA)
     typed = _types_and_regions(numbers)
     prefix_zone = zone_index.gather(typed["national"].cast(pl.Int64) // 10 ** (NATIONAL_DIGITS - PREFIX_DIGITS))
     valid = pl.col("type") != _UNKNOWN

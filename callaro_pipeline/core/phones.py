@@ -4,7 +4,8 @@ Two paths, both giving exactly what plain phonenumbers gives (see `normalize_one
 
 - Fast path, pure polars: North American values in the usual shapes ("(415) 555-0134", "+1 415.555.0134",
   "14155550134 x12") are reduced to their 10-digit national number, and each distinct national number is
-  answered from phonenumbers' own metadata regexes run by polars (`phone_metadata.nanp_answers`).
+  answered from phonenumbers' own metadata regexes run by polars (`phone_metadata.nanp_answers`), once there
+  are enough distinct ones to pay for compiling the regexes (`METADATA_FROM_DISTINCT`; fewer go slow).
 - Blanks, spreadsheet scientific notation and North American shapes that cannot be valid (area code
   starting 0 or 1) are also answered in polars.
 - Slow path: everything else is given to phonenumbers once per distinct value.
@@ -71,6 +72,10 @@ _NANP_SHAPE = r"^\+?[0-9 ().\-]+$"
 _EXTENSION_SUFFIX = (
     r"(?i)(?:[ \t,]*(?:ext(?:ension|n)?|x|#)[:.]?[ \t,\-]*(?<explicit>[0-9]{1,6})|;ext=(?<rfc>[0-9]{1,6}))$"
 )
+# Running phonenumbers' ~250 North American metadata regexes costs ~90 ms of compiling per call, about what
+# phonenumbers itself spends on 550 values (measured on this machine): fewer distinct national numbers than this
+# are given to phonenumbers instead, which is exactly what it answers (a 2-row upload, `contacts add`).
+METADATA_FROM_DISTINCT = 500
 
 
 def normalize_one(raw: str | None, region: str) -> dict:
@@ -230,15 +235,20 @@ def _error_columns(region: str) -> list[pl.Expr]:
     ]
 
 
-def normalize_phones(raw: pl.Series, default_region: str = "US") -> pl.DataFrame:
+def normalize_phones(
+    raw: pl.Series, default_region: str = "US", *, metadata_from: int = METADATA_FROM_DISTINCT
+) -> pl.DataFrame:
     """One row per value of `raw`, in order, with PHONE_COLUMNS.
 
     Values with a leading "+" are read in their own country, others in `default_region`. North American
-    values in the usual shapes are answered row by row from phonenumbers' metadata (`phone_metadata`); the rest
-    once per distinct value by phonenumbers.
+    values in the usual shapes are answered row by row from phonenumbers' metadata (`phone_metadata`) when
+    there are at least `metadata_from` distinct national numbers; the rest once per distinct value by
+    phonenumbers.
     """
     region = default_region.strip().upper()
     rows = _with_nanp_shape(raw.cast(pl.Utf8).rename("raw").to_frame(), region)
+    if rows["national"].drop_nulls().n_unique() < metadata_from:
+        rows = rows.with_columns(national=pl.lit(None, dtype=pl.Utf8))
     fast = _fast_answers(rows)
     slow_values = fast.filter(~pl.col("fast"))["raw"].unique()
     slow = fast.select("raw").join(

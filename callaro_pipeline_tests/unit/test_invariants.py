@@ -137,6 +137,23 @@ def test_phone_normalizer_takes_any_text(values: list[str | None], region: str) 
     assert valid.str.contains(r"^\+[1-9]\d{6,14}$").all()
 
 
+north_american_text = st.from_regex(
+    r"\A\+?1?[ (]?[0-9]{3}[) .-]{0,2}[0-9]{3}[ .-]?[0-9]{4}( ?(x|ext\.?) ?[0-9]{1,5})?\Z"
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(st.one_of(north_american_text, any_text), max_size=12),
+    region=st.sampled_from(["US", "CA", "JM", "GB"]),
+)
+def test_a_few_numbers_get_the_same_answers_as_many(values: list[str | None], region: str) -> None:
+    """A small upload's North American numbers go to phonenumbers, a large one's are answered from its metadata
+    (phones.METADATA_FROM_DISTINCT): the answers are the same."""
+    series = pl.Series("phone", values, dtype=pl.Utf8)
+    assert normalize_phones(series, region).equals(normalize_phones(series, region, metadata_from=0))
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values=st.lists(any_text, max_size=12))
 def test_time_zone_parser_takes_any_text(values: list[str | None]) -> None:
