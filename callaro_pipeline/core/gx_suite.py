@@ -26,6 +26,9 @@ def import_great_expectations() -> Any:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations
 
+    from callaro_pipeline.core.gx_templates import compile_data_docs_templates_once
+
+    compile_data_docs_templates_once()
     return great_expectations
 
 

@@ -315,6 +315,18 @@ def test_gx_refuses_an_upload_id_that_is_not_a_safe_name(docs_root):
         run_gx(docs_root, "../outside")
 
 
+def test_data_docs_templates_are_compiled_once_per_process(docs_root):
+    from callaro_pipeline.core.gx_templates import COMPILED
+
+    first = run_gx(docs_root, "templates-first")
+    compiled = dict(COMPILED.code)
+    second = run_gx(docs_root, "templates-second", rejected=500)
+    assert compiled and COMPILED.code == compiled  # the second build compiled nothing new
+    assert first.passed and not second.passed
+    pages = [Path(result.docs_path).read_text(encoding="utf-8") for result in (first, second)]
+    assert all("templates-" in page and "</html>" in page for page in pages)
+
+
 def test_a_suite_that_evaluated_nothing_fails_the_gate(tmp_path):
     figures = UploadFigures(rows_read=10, rejected=0, expected_count=None, max_rejected_share=0.1, mapped_fields=2)
     result = gx_gate_result(GxOutcome(success=True, evaluated=0, rule_success={}), figures, tmp_path / "index.html")
