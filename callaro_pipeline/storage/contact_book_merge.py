@@ -30,7 +30,6 @@ from callaro_pipeline.core.contact_book import FIELD_GROUPS, SINGLE_FIELDS, as_u
 from callaro_pipeline.core.uploads import UploadRecord
 from callaro_pipeline.storage.contact_book import contact_id_sql, record_change
 from callaro_pipeline.storage.suppression import drop_listed_other_phones
-from callaro_pipeline.storage.uploads import failed_checks
 from callaro_pipeline.storage.warehouse import single_row, stage
 
 PIPELINE_USER = "pipeline"
@@ -228,13 +227,11 @@ def _apply_revocations(con: duckdb.DuckDBPyConnection, *, upload_id: str, stamp:
 def release_blocker(con: duckdb.DuckDBPyConnection, upload_id: str, required_gates: tuple[str, ...]) -> str | None:
     """Why the upload may not be released, in words, or None. Blocking checks only block inside one run: a run
     that merges an upload alone must not release one whose gates failed or never ran."""
-    passed = {
-        name
-        for (name,) in con.execute(
-            "SELECT name FROM upload_checks WHERE upload_id = ? AND passed", [upload_id]
-        ).fetchall()
-    }
-    failed = failed_checks(con, upload_id)
+    checks = con.execute(
+        "SELECT name, passed, detail FROM upload_checks WHERE upload_id = ? ORDER BY name", [upload_id]
+    ).fetchall()
+    passed = {name for name, ok, _ in checks if ok}
+    failed = [(name, detail) for name, ok, detail in checks if not ok]
     missing = [gate for gate in required_gates if gate not in passed]
     if not failed and not missing:
         return None

@@ -55,10 +55,12 @@ def preview_segment_size(con: duckdb.DuckDBPyConnection, conditions: list[Condit
 
 
 def views_missing(con: duckdb.DuckDBPyConnection) -> bool:
-    """True until the segment views were made in this warehouse (a fresh home): cheap, inside any transaction."""
+    """True until the segment views were made in this warehouse (a fresh home): cheap, inside any transaction.
+    `duckdb_views()`, not information_schema.tables: that lists every table with its size estimate, one catalog
+    query per lake table (~40 ms per import)."""
     found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
-        "AND table_schema = 'staging' AND table_name = 'stg_contacts'"
+        "SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() "
+        "AND schema_name = 'staging' AND view_name = 'stg_contacts'"
     ).fetchone()[0]
     return not found
 

@@ -117,12 +117,6 @@ def record_check(
     )
 
 
-def failed_checks(con: duckdb.DuckDBPyConnection, upload_id: str) -> list[tuple[str, str]]:
-    return con.execute(
-        "SELECT name, detail FROM upload_checks WHERE upload_id = ? AND NOT passed ORDER BY name", [upload_id]
-    ).fetchall()
-
-
 def upload_summary(con: duckdb.DuckDBPyConnection, upload_id: str) -> dict[str, Any]:
     """The import summary: the contract's --json object (and more)."""
     record = load_upload(con, upload_id)

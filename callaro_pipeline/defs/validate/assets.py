@@ -252,10 +252,15 @@ def _preview_columns(df: pl.DataFrame) -> list[str]:
 
 
 def _gate_result(warehouse: Warehouse, upload_id: str, result: GateResult) -> dg.AssetCheckResult:
+    """The gate's outcome recorded in one transaction (with its Data Docs, and the upload blocked if it failed)."""
+    record: dict = {"data_docs": result.docs_path} if result.docs_path else {}
+    if not result.passed:
+        record.update(status="blocked", blocked_by={"gate": result.name, "detail": result.detail})
     with warehouse.transaction() as con:
         record_check(con, upload_id, result.name, result.passed, result.detail, result.metadata)
+        if record:
+            update_upload(con, upload_id, **record)
         if not result.passed:
-            update_upload(con, upload_id, status="blocked", blocked_by={"gate": result.name, "detail": result.detail})
             summary = upload_summary(con, upload_id)
     metadata: dict = {k: v for k, v in result.metadata.items()}
     metadata["detail"] = result.detail
@@ -310,7 +315,4 @@ def great_expectations_upload(context: dg.AssetCheckExecutionContext, warehouse:
         docs_root=warehouse.paths.gx,
         drift_unmapped=(summary.get("column_drift") or {}).get("unmapped_fields") or [],
     )
-    if result.docs_path:
-        with warehouse.transaction() as con:
-            update_upload(con, upload_id, data_docs=result.docs_path)
     return _gate_result(warehouse, upload_id, result)
