@@ -193,17 +193,24 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from callaro_pipeline.cli.runner import ImportRequest, run_import, run_job
+    from datetime import UTC, datetime
+
+    from callaro_pipeline.cli.runner import ImportRequest, run_import
     from callaro_pipeline.storage import dnc_loads
+    from callaro_pipeline.storage.audiences import affected_campaigns, rebuild_campaigns
 
     samples = sorted(SAMPLES.glob("*.csv"))
     if not samples:
         raise UnusableInput(f"no sample uploads under {SAMPLES}")
-    with Warehouse().transaction() as con:
+    warehouse = Warehouse()
+    with warehouse.transaction() as con:
         for dnc_file in sorted((SAMPLES / "dnc").glob("*.csv")):
             loaded = dnc_loads.import_dnc_file(con, dnc_file, source="internal")
             print(f"== DNC list {dnc_file.name}: {loaded.rows_loaded} numbers (internal)")
-    run_job("rebuild_segments_and_audiences")
+        campaigns = affected_campaigns(con)
+    # as `dnc import` does: the audiences the lists can change, rebuilt (the segment views are always current:
+    # the first import makes them, no dbt build needed)
+    rebuild_campaigns(warehouse, campaigns, now=datetime.now(UTC))
     worst = 0
     for sample in samples:
         print(f"== importing {sample.name} into campaign '{DEMO_CAMPAIGN}'")
