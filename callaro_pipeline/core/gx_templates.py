@@ -1,8 +1,9 @@
 """Great Expectations' Data Docs templates compiled once per process instead of on every build.
 
 GX renders each Data Docs page through a new Jinja environment (`DefaultJinjaView`), so every build compiled its
-~50 templates again: ~0.7 s of CPU per upload, a quarter of a small import. Its environments share one in-memory
-bytecode cache of this process; Jinja checks each template's source against its cached entry.
+~50 templates again: ~0.5 s of CPU per upload, a sixth of a warm 2-row import (3.7 -> 3.2 s). Its environments
+share one in-memory bytecode cache of this process; Jinja checks each template's source against its entry.
+Jinja comes with Great Expectations (which renders with it); nothing else here uses it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ COMPILED = CompiledTemplates()
 
 
 class CachingEnvironment(jinja2.Environment):
+    """A Jinja environment that uses this process's compiled templates unless given a cache of its own."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("bytecode_cache", COMPILED)
         super().__init__(*args, **kwargs)
