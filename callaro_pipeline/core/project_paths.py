@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,17 @@ def config_dir() -> Path:
     path = Path(os.environ.get("CALLARO_CONFIG") or PROJECT_ROOT / "config").resolve()
     (path / "campaigns").mkdir(parents=True, exist_ok=True)
     return path
+
+
+def whole_number_setting(variable: str, environ: Mapping[str, str] | None = None) -> int | None:
+    """A positive whole number from the environment variable (`5_000_000` reads as 5000000), None where unset;
+    anything else is a ConfigError naming the variable."""
+    text = ((os.environ if environ is None else environ).get(variable) or "").strip().replace("_", "")
+    if not text:
+        return None
+    if not text.isdigit() or int(text) <= 0:
+        raise ConfigError(f"{variable} must be a positive whole number, not {text[:20]!r}")
+    return int(text)
 
 
 def dbt_project_dir() -> Path:

@@ -7,13 +7,13 @@ import contextlib
 import datetime as dt
 import gc
 import itertools
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from callaro_pipeline.core.errors import ConfigError, NothingToImport, UnusableInput
+from callaro_pipeline.core.errors import NothingToImport, UnusableInput
+from callaro_pipeline.core.project_paths import whole_number_setting
 
 ROW_NUMBER = "row_number"
 
@@ -34,16 +34,8 @@ class ReadLimits:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReadLimits:
         """The defaults, overridden by CALLARO_MAX_UPLOAD_BYTES, CALLARO_MAX_ROWS, CALLARO_MAX_COLUMNS and
         CALLARO_MAX_XLSX_UNCOMPRESSED_BYTES (positive integers) where set."""
-        environ = os.environ if environ is None else environ
-        values = {}
-        for name, variable in LIMIT_VARIABLES.items():
-            text = (environ.get(variable) or "").strip().replace("_", "")
-            if not text:
-                continue
-            if not text.isdigit() or int(text) <= 0:
-                raise ConfigError(f"{variable} must be a positive whole number, not {text[:20]!r}")
-            values[name] = int(text)
-        return cls(**values)
+        values = {name: whole_number_setting(variable, environ) for name, variable in LIMIT_VARIABLES.items()}
+        return cls(**{name: value for name, value in values.items() if value is not None})
 
 
 LIMIT_VARIABLES = {

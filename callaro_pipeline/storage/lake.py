@@ -20,7 +20,8 @@ from pathlib import Path
 
 import duckdb
 
-from callaro_pipeline.core.errors import CallaroError, ConfigError
+from callaro_pipeline.core.errors import CallaroError
+from callaro_pipeline.core.project_paths import whole_number_setting
 
 LAKE = "lake"
 # The wheels' import names: DuckDB's extension repository is unreachable offline (these machines, many users'
@@ -50,12 +51,7 @@ def thread_limit() -> int | None:
     """DuckDB's threads per process when `CALLARO_THREADS` is set (default: one per core). A machine running
     several imports (or test workers) at once does better with fewer each: a small statement on the lake costs
     ~30% less CPU on one thread than on two, waking worker threads for a dozen catalog queries."""
-    text = os.environ.get(THREADS_VARIABLE, "").strip()
-    if not text:
-        return None
-    if not text.isdigit() or int(text) <= 0:
-        raise ConfigError(f"{THREADS_VARIABLE} must be a positive whole number, not {text[:20]!r}")
-    return int(text)
+    return whole_number_setting(THREADS_VARIABLE)
 
 
 def instance_config() -> dict[str, str | bool | int | float | list[str]]:
