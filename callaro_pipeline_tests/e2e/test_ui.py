@@ -251,23 +251,20 @@ def test_browser_shows_the_asset_graph_the_import_summary_and_the_checks(
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             page.set_default_timeout(60_000)
-
-            def dismiss_welcome() -> None:
-                # the first visit of an instance greets with a "Join the Dagster community" dialog
-                skip = page.get_by_role("button", name="Skip")
-                with contextlib.suppress(sync_api.Error):
-                    skip.click(timeout=3_000)
+            # The first visit of an instance greets, a second after the page loads, with a "Join the Dagster
+            # community" dialog whose backdrop swallows clicks; the UI skips it once the browser remembers a
+            # dismissal (its `communityNux` localStorage key, JSON), so remember one before any page loads.
+            # (Clicking its Skip button raced a loaded machine: the dialog came late and hid the summary.)
+            page.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
 
             # the asset graph: the stage groups of the flow
             page.goto(f"{base}/asset-groups")
-            dismiss_welcome()
             for group in ("ingest", "validate", "suppress", "contact_book", "segments", "audiences"):
                 page.get_by_text(group, exact=True).first.wait_for()
             page.screenshot(path=str(tmp_path / "asset-graph.png"))
 
             # the validate group expanded: the upload's assets with their partitions and checks
             page.goto(f"{base}/locations/__repository__@callaro_pipeline/asset-groups/validate")
-            dismiss_welcome()
             page.get_by_text("validated_contacts", exact=True).first.wait_for()
             page.get_by_text("rejected_rows", exact=True).first.wait_for()
             page.wait_for_function("() => !document.body.innerText.includes('Loading')")
@@ -275,7 +272,6 @@ def test_browser_shows_the_asset_graph_the_import_summary_and_the_checks(
 
             # the contact book asset, on the upload's partition: the import at a glance
             page.goto(f"{base}/assets/contacts?view=partitions&partition={upload_id}")
-            dismiss_welcome()
             page.get_by_text("import_status", exact=True).first.wait_for()
             body = page.inner_text("body")
             assert upload_id in body
@@ -302,7 +298,6 @@ def test_browser_shows_the_asset_graph_the_import_summary_and_the_checks(
 
             # the gates on validated_contacts: blocking checks, described; the latest (blocked) upload's reason
             page.goto(f"{base}/assets/validated_contacts?view=checks")
-            dismiss_welcome()
             page.get_by_text("great_expectations_upload").first.wait_for()
             checks_text = page.inner_text("body")
             assert "pandera_validated_contacts" in checks_text
