@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from filelock import FileLock
 
 from callaro_pipeline.core.config import load_campaign
 from callaro_pipeline.core.errors import ConfigError, UnusableInput
@@ -53,11 +54,14 @@ def dagster_instance() -> dg.DagsterInstance:
     """The instance under CALLARO_HOME/dagster, so partitions and run history survive restarts."""
     home = paths().dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML, encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    # Building the instance creates its SQLite storages on first use, and two first imports at once would both
+    # create the same tables ("table instigators already exists"); the lock makes the first creation one at a time.
+    with FileLock(str(home / ".instance.lock")):
+        config = home / "dagster.yaml"
+        if not config.exists():
+            config.write_text(DAGSTER_YAML, encoding="utf-8")
+        return dg.DagsterInstance.get()
 
 
 @dataclass

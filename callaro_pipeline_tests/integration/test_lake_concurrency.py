@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,33 @@ def test_concurrent_imports_equal_the_sequential_result_and_readers_never_fail(
     out, _ = reader.communicate(timeout=60)
     assert _outcome(concurrent_home) == sequential
     assert out.splitlines()[-1].endswith("errors 0") and int(out.split()[-3]) > 0, out
+
+
+FIRST_INSTANCE = """
+import sys, time
+from pathlib import Path
+from callaro_pipeline.cli.runner import dagster_instance
+go = Path(sys.argv[1])
+Path(sys.argv[2]).touch()
+while not go.exists():
+    time.sleep(0.005)
+dagster_instance().get_runs(limit=1)
+"""
+
+
+def test_first_imports_at_once_share_one_dagster_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four processes open the Dagster instance of a fresh CALLARO_HOME at the same instant (what two first
+    imports do): each succeeds, none trips over another creating the same SQLite tables."""
+    install_callaro_env(tmp_path, monkeypatch)
+    go, ready = tmp_path / "go", [tmp_path / f"ready{n}" for n in range(4)]
+    openers = [
+        subprocess.Popen([sys.executable, "-c", FIRST_INSTANCE, str(go), str(flag)], stderr=subprocess.PIPE, text=True)
+        for flag in ready
+    ]
+    deadline = time.monotonic() + 120
+    while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    go.touch()
+    for opener in openers:
+        _, err = opener.communicate(timeout=120)
+        assert opener.returncode == 0, err[-1500:]
