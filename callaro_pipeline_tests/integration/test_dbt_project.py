@@ -5,6 +5,7 @@ build's artifacts stay out of the repository); the repo's own manifest is made b
 callaro_pipeline.defs.segments.assets (ensure_manifest: `dbt compile` if stale).
 """
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ from types import SimpleNamespace
 
 import dagster as dg
 import pytest
+from packaging import version
 
 from callaro_pipeline.core.campaign_settings import CustomField
 from callaro_pipeline.core.filter_parser import parse_where
@@ -236,6 +238,23 @@ def test_translator_keys_groups_and_pool():
 def test_definitions_load():
     defs = dg.Definitions(assets=[segment_models], resources={"dbt": dbt_resource(), "warehouse": Warehouse()})
     dg.Definitions.validate_loadable(defs)
+
+
+def test_the_dbt_resource_knows_the_installed_dbt_version_without_running_dbt(monkeypatch):
+    """dagster-dbt asks `dbt --version` once per resource instance (every run); ours reads the installed
+    dbt-core's version, and still overrides dagster-dbt's own lookup."""
+    import dagster_dbt.core.resource as dagster_dbt_resource
+
+    assert "_cli_version" in vars(dagster_dbt_resource.DbtCliResource)
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"a subprocess was started: {args}")
+
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", no_subprocess)
+    assert dbt_resource()._cli_version == version.parse(importlib.metadata.version("dbt-core"))
+    elsewhere = dbt_resource().model_copy(update={"dbt_executable": "/opt/other/dbt"})
+    with pytest.raises(AssertionError, match="a subprocess was started"):
+        _ = elsewhere._cli_version  # any other executable is asked
 
 
 def test_dbt_env_restores(monkeypatch, tmp_path):

@@ -17,11 +17,13 @@
 """
 
 import contextlib
+import importlib.metadata
 import json
 import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 from filelock import FileLock
+from packaging import version
 
 from callaro_pipeline.core import segments
 from callaro_pipeline.core.project_paths import dbt_project_dir
@@ -54,6 +57,8 @@ SOURCE_ASSET_KEYS: dict[str, dg.AssetKey] = {
     "campaign_contacts": CONTACTS_KEY,
     "segment_filters": CONTACTS_KEY,
 }
+# how a manifest is made (`ensure_manifest`, and dagster-dbt's preparer under `dagster dev`)
+COMPILE_ARGS = ["compile", "--quiet"]
 _PROJECT_INPUTS = ("models", "macros", "seeds", "tests", "snapshots", "analyses")
 _PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependencies.yml")
 
@@ -101,7 +106,7 @@ def make_project(project_dir: Path | str | None = None, *, home: Path | str | No
         project_dir=directory,
         profiles_dir=directory,
         target_path=segments.target_dir(directory, home),
-        prepare_project_cli_args=["compile", "--quiet"],
+        prepare_project_cli_args=COMPILE_ARGS,
     )
 
 
@@ -145,8 +150,9 @@ def ensure_manifest(project: DbtProject | None = None, *, force: bool = False, h
         # two processes starting at once (the UI and a command, parallel test workers) compile one after the other
         with FileLock(str(target / ".compile.lock")):
             if force or manifest_is_stale(project, home=home):
+                # not `project.preparer.prepare`: its resource runs `dbt` from PATH and asks it `dbt --version`
                 with dbt_env(None, home=home, project=project):
-                    project.preparer.prepare(project)
+                    dbt_resource(project).cli(COMPILE_ARGS, target_path=project.target_path).wait()
     return Path(project.manifest_path)
 
 
@@ -157,9 +163,21 @@ def dbt_executable() -> str:
     return str(sibling) if sibling.is_file() else shutil.which("dbt") or "dbt"
 
 
+class SegmentsDbtCli(DbtCliResource):
+    """dagster-dbt's resource, without its `dbt --version` subprocess per resource instance (once per run: a
+    whole dbt start-up, ~4 s of CPU, before every segment build). The dbt next to this Python is the dbt-core
+    package installed with it, whose version its metadata gives; any other executable is still asked."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        if Path(self.dbt_executable) == Path(sys.executable).parent / Path(self.dbt_executable).name:
+            return version.parse(importlib.metadata.version("dbt-core"))
+        return super()._cli_version
+
+
 def dbt_resource(project: DbtProject | None = None) -> DbtCliResource:
     """The `dbt` resource the segment assets need."""
-    return DbtCliResource(project_dir=project or segments_project, dbt_executable=dbt_executable())
+    return SegmentsDbtCli(project_dir=project or segments_project, dbt_executable=dbt_executable())
 
 
 class SegmentsTranslator(DagsterDbtTranslator):
