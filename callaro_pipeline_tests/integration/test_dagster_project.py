@@ -303,3 +303,20 @@ def test_ui_and_sensor_runs_execute_their_steps_in_the_run_process() -> None:
 
     for name in ("import_upload", "rebuild_segments_and_audiences", "refresh_dnc", "lake_maintenance"):
         assert defs.resolve_job_def(name).executor_def.name == dg.in_process_executor.name, name
+
+
+def test_a_process_keeps_one_dagster_instance_per_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run one after another in a process share their home's instance (built once: its storages'
+    schema checks are not paid again); another home gets its own."""
+    from callaro_pipeline.cli.runner import dagster_instance
+    from callaro_pipeline_tests.conftest import install_callaro_env
+
+    first_home = install_callaro_env(tmp_path / "first", monkeypatch)
+    first = dagster_instance()
+    assert dagster_instance() is first
+    assert Path(first.root_directory) == first_home / "dagster" and os.environ["DAGSTER_HOME"] == first.root_directory
+    second_home = install_callaro_env(tmp_path / "second", monkeypatch)
+    second = dagster_instance()
+    assert second is not first and Path(second.root_directory) == second_home / "dagster"
+    monkeypatch.setenv("CALLARO_HOME", str(first_home))
+    assert dagster_instance() is first
