@@ -76,16 +76,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         rounded = {
             name: {
                 **{key: round(value, 1) for key, value in figures.items()},
-                **_span_of(_spans.get(name), first),
+                **_span_of(_spans[name], first),
             }
             for name, figures in ordered
         }
         Path(target).write_text(json.dumps(rounded, indent=1) + "\n", encoding="utf-8")
 
 
-def _span_of(span: dict[str, Any] | None, first: float) -> dict[str, Any]:
-    if span is None:
-        return {}
+def _span_of(span: dict[str, Any], first: float) -> dict[str, Any]:
     return {
         "worker": span["worker"],
         "started": round(span["start"] - first, 1),

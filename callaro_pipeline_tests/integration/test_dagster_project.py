@@ -19,7 +19,7 @@ from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.defs.contact_book.assets import REQUIRED_GATES
 from callaro_pipeline.storage.uploads import register_upload, upload_summary
 from callaro_pipeline.storage.warehouse import Warehouse
-from callaro_pipeline_tests.conftest import open_lake
+from callaro_pipeline_tests.conftest import install_callaro_env, open_lake
 
 SAMPLE = PROJECT_ROOT / "data" / "samples" / "demo_contacts.csv"
 
@@ -316,7 +316,6 @@ def test_a_process_keeps_one_dagster_instance_per_home(tmp_path: Path, monkeypat
     """Commands run one after another in a process share their home's instance (built once: its storages'
     schema checks are not paid again); another home gets its own."""
     from callaro_pipeline.cli.runner import dagster_instance
-    from callaro_pipeline_tests.conftest import install_callaro_env
 
     first_home = install_callaro_env(tmp_path / "first", monkeypatch)
     first = dagster_instance()

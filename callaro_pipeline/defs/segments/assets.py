@@ -156,10 +156,15 @@ def ensure_manifest(project: DbtProject | None = None, *, force: bool = False, h
     return Path(project.manifest_path)
 
 
+def installed_dbt() -> Path:
+    """Where the dbt of this Python's environment is (the dbt-core package installed with the pipeline)."""
+    return Path(sys.executable).parent / ("dbt.exe" if os.name == "nt" else "dbt")
+
+
 def dbt_executable() -> str:
     """The dbt installed next to this Python (`callaro` run by its full path, e.g. from cron, has no virtualenv
     on PATH), else `dbt` on PATH."""
-    sibling = Path(sys.executable).parent / ("dbt.exe" if os.name == "nt" else "dbt")
+    sibling = installed_dbt()
     return str(sibling) if sibling.is_file() else shutil.which("dbt") or "dbt"
 
 
@@ -170,7 +175,7 @@ class SegmentsDbtCli(DbtCliResource):
 
     @cached_property
     def _cli_version(self) -> version.Version:
-        if Path(self.dbt_executable) == Path(sys.executable).parent / Path(self.dbt_executable).name:
+        if Path(self.dbt_executable) == installed_dbt():
             return version.parse(importlib.metadata.version("dbt-core"))
         return super()._cli_version
 
