@@ -3,7 +3,7 @@
 Catalog `CALLARO_CATALOG`: `sqlite:PATH` (default `CALLARO_HOME/lake/catalog.sqlite`), `postgres:<libpq
 connection string>` for a shared catalog, or a DuckDB catalog file path. Data files `CALLARO_DATA_PATH`
 (default `CALLARO_HOME/lake/data/`; a shared folder or `s3://bucket/prefix/`). Several processes may read and
-write at once; readers see committed snapshots and never wait.
+write at once; readers see committed snapshots and wait at most for a commit being written.
 """
 
 from __future__ import annotations
@@ -35,6 +35,14 @@ _WHEELS = {
 # DuckLake retries a commit that conflicts with another writer's this many times (its default 10 is exceeded
 # under concurrent imports: duckdb/ducklake#1283, #233).
 MAX_COMMIT_RETRIES = 100
+# How long a session waits for the SQLite catalog's lock before "database is locked". The sqlite scanner's
+# default, 5 s, is too short: in rollback-journal mode a commit waits for every read transaction in progress
+# (an analyst's long query holds one), and new sessions wait behind that commit, so under load imports, dbt
+# runs and analysts failed each other (measured: 14 errors in 2 minutes of 3 writers and 4 readers, none with
+# this wait; duckdb/ducklake#128). The wait only bounds a stuck process. WAL, where readers and writers do not
+# wait for each other, is not used: a WAL catalog cannot be read from a read-only home (SQLite needs to create
+# its -shm file there).
+CATALOG_BUSY_TIMEOUT_MS = 60_000
 
 
 # DuckDB verifies an extension's signature on every LOAD, ~0.7 s per instance for these ~35 MB files (a new
@@ -114,10 +122,17 @@ class LakeLocation:
             folders.append(file.parent)
         return folders
 
+    @property
+    def catalog_busy_timeout_ms(self) -> int | None:
+        """The SQLite catalog's busy timeout (the other catalogs have no such option and refuse it)."""
+        return CATALOG_BUSY_TIMEOUT_MS if self.kind == "sqlite" else None
+
     def attach_sql(self, *, read_only: bool) -> str:
         options = [f"DATA_PATH {_quote(self.data_path)}"]
         if read_only:
             options.append("READ_ONLY")
+        if self.catalog_busy_timeout_ms is not None:
+            options.append(f"META_BUSY_TIMEOUT {self.catalog_busy_timeout_ms}")
         return f"ATTACH {_quote('ducklake:' + self.catalog)} AS {LAKE} ({', '.join(options)})"
 
 

@@ -263,3 +263,31 @@ def test_dbt_env_restores(monkeypatch, tmp_path):
     with dbt_env(lake):
         assert os.environ[CATALOG_ENV] == lake.catalog == f"sqlite:{tmp_path / 'lake' / 'catalog.sqlite'}"
     assert CATALOG_ENV not in os.environ
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "in-memory"])
+def test_dbts_attach_of_the_lake_waits_for_the_catalog_as_the_pipelines_does(kind, tmp_path):
+    """dbt renders profiles.yml into its own ATTACH: a SQLite catalog gets the pipeline's busy timeout (without it
+    dbt's commits failed while analysts read), an in-memory one (parse, compile) none, which it would refuse."""
+    import duckdb
+    import yaml
+    from dbt.adapters.duckdb.credentials import Attachment
+    from dbt.config.renderer import ProfileRenderer
+    from dbt_common.context import set_invocation_context
+
+    from callaro_pipeline.storage.lake import CATALOG_BUSY_TIMEOUT_MS, load_extensions
+
+    lake = LakeLocation.for_home(tmp_path) if kind == "sqlite" else None
+    raw = yaml.safe_load((PROJECT_ROOT / "dbt_contacts" / "profiles.yml").read_text())
+    with dbt_env(lake, home=tmp_path):
+        set_invocation_context(dict(os.environ))  # what dbt's env_var() reads
+        profile = ProfileRenderer({}).render_data(raw)
+    attach = Attachment(**profile["callaro_contacts"]["outputs"]["lake"]["attach"][0]).to_sql()
+    assert (f"META_BUSY_TIMEOUT {CATALOG_BUSY_TIMEOUT_MS}" in attach) == (kind == "sqlite")
+    (tmp_path / "lake").mkdir()
+    con = duckdb.connect()
+    load_extensions(con)
+    con.execute(attach)  # DuckLake accepts it
+    con.execute("CREATE TABLE lake.probe AS SELECT 1 AS n")
+    assert con.execute("SELECT n FROM lake.probe").fetchall() == [(1,)]
+    con.close()

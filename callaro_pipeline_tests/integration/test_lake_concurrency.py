@@ -116,3 +116,63 @@ def test_first_imports_at_once_share_one_dagster_instance(tmp_path: Path, monkey
     for opener in openers:
         _, err = opener.communicate(timeout=120)
         assert opener.returncode == 0, err[-1500:]
+
+
+# Holds the SQLite catalog's lock as another process does: EXCLUSIVE as a committing writer, SHARED as a reader.
+LOCK_HOLDER = """
+import sqlite3, sys, time
+catalog, mode, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+con = sqlite3.connect(catalog, isolation_level=None)
+con.execute("BEGIN EXCLUSIVE" if mode == "writer" else "BEGIN")
+con.execute("SELECT count(*) FROM ducklake_snapshot").fetchone()  # a reader's SHARED lock is taken here
+print("holding", flush=True)
+time.sleep(seconds)
+con.execute("COMMIT")
+"""
+
+
+def _hold_catalog_lock(home: Path, mode: str, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(home / "lake" / "catalog.sqlite"), mode, str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+# longer than the SQLite scanner's default busy timeout (5 s), under which these failed with "database is locked"
+LONGER_THAN_THE_DEFAULT_WAIT = 6.0
+
+
+def test_a_reader_attaching_during_a_long_commit_of_another_process_waits_for_it(callaro_env: Path) -> None:
+    """A commit can take long when it had to wait for a reader first; sessions starting meanwhile wait for it."""
+    from callaro_pipeline.storage.warehouse import Warehouse
+
+    with Warehouse().transaction() as con:
+        con.execute("CREATE TABLE probe AS SELECT 1 AS n")
+    holder = _hold_catalog_lock(callaro_env, "writer", LONGER_THAN_THE_DEFAULT_WAIT)
+    try:
+        con = open_lake(callaro_env)
+        assert con.execute("SELECT count(*) FROM probe").fetchone() == (1,)
+        con.close()
+    finally:
+        holder.wait(timeout=30)
+    assert holder.returncode == 0
+
+
+def test_a_commit_while_another_process_reads_for_long_waits_for_the_reader(callaro_env: Path) -> None:
+    """An analyst's long query holds a read lock on the catalog; a commit waits for it instead of failing."""
+    from callaro_pipeline.storage.warehouse import Warehouse
+
+    with Warehouse().transaction() as con:
+        con.execute("CREATE TABLE probe AS SELECT 1 AS n")
+    holder = _hold_catalog_lock(callaro_env, "reader", LONGER_THAN_THE_DEFAULT_WAIT)
+    try:
+        with Warehouse().transaction() as con:
+            con.execute("INSERT INTO probe VALUES (2)")
+    finally:
+        holder.wait(timeout=30)
+    con = open_lake(callaro_env)
+    assert con.execute("SELECT count(*) FROM probe").fetchone() == (2,)
+    con.close()

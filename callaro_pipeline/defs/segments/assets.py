@@ -47,6 +47,7 @@ from callaro_pipeline.storage.warehouse import Warehouse
 
 CATALOG_ENV = "CALLARO_DBT_CATALOG"
 DATA_PATH_ENV = "CALLARO_DBT_DATA_PATH"
+BUSY_TIMEOUT_ENV = "CALLARO_DBT_CATALOG_BUSY_TIMEOUT_MS"
 SEGMENTS_GROUP = "segments"
 CONTACTS_KEY = dg.AssetKey(["contacts"])
 # dbt source table -> the Dagster asset that writes it. Sources not listed keep their table name as key (they
@@ -78,6 +79,7 @@ def dbt_env(
         CATALOG_ENV: lake.catalog if lake else ":memory:",
         # an in-memory lake writes no file (its views hold no data); the path only has to be absolute
         DATA_PATH_ENV: lake.data_path if lake else str(segments.home_dbt_dir(home) / "no-data") + "/",
+        BUSY_TIMEOUT_ENV: str(lake.catalog_busy_timeout_ms or "") if lake else "",
     }
     project_dir = project.project_dir if project else None
     target = project.target_path if project else segments.target_dir(None, home)
