@@ -73,7 +73,8 @@ def dbt_env(
 
     With None, dbt gets an empty in-memory lake (parse and compile never need the warehouse, nor its lock). The
     home's models are only shown to a project whose target keeps their compiled files inside it (a project
-    made for another home does not see them: `segments.dbt_models_path_within`).
+    made for another home does not see them: `segments.dbt_models_path_within`). CALLARO_DBT_CATALOG_BUSY_TIMEOUT_MS
+    gives a SQLite catalog the pipeline's lock wait (storage/lake.py).
     """
     values = {
         CATALOG_ENV: lake.catalog if lake else ":memory:",
