@@ -1,6 +1,6 @@
 """Two imports of different uploads into one campaign at the same instant, with an analyst reading in a loop:
 the contact book and the campaign equal running them one after the other, and every read answers (no error,
-no wait)."""
+no wait for an import)."""
 
 from __future__ import annotations
 
