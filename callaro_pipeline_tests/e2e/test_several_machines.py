@@ -145,9 +145,8 @@ def test_submitted_imports_on_a_shared_catalog_equal_one_by_one(
     dagster_db = dict(part.split("=", 1) for part in create_database(postgres_conninfo, f"dagster_{suffix}").split())
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
-    # the committed example as is; only the automation daemon is off (it would find nothing to do, using CPU)
-    config = (PROJECT_ROOT / "deploy" / "dagster.yaml").read_text(encoding="utf-8")
-    (dagster_home / "dagster.yaml").write_text(config + "auto_materialize:\n  enabled: false\n", encoding="utf-8")
+    # the committed example as is: its daemon also runs the automation sensor, which must start no run of its own
+    shutil.copyfile(PROJECT_ROOT / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
     data_path = str(tmp_path / "shared-data") + "/"
     shared = installation(
         tmp_path / "shared",
@@ -190,6 +189,7 @@ def test_submitted_imports_on_a_shared_catalog_equal_one_by_one(
                 log = (tmp_path / "daemon.log").read_text()[-3000:]
                 assert daemon.poll() is None and waited.code == 0, (waited.out + waited.err)[-2000:] + log
                 assert waited.json()["status"] == "imported"
+            assert started_runs(dagster_home) == sorted(submitted), "only the submitted runs ran (no automation run)"
         stop.touch()
         reader.wait(timeout=60)
     queries, errors, most = map(int, (tmp_path / "reader.log").read_text().split()[-3:])
@@ -218,6 +218,20 @@ def submit_all(files: dict[str, Path]) -> dict[str, str]:
     report = cli("report", next(iter(submitted)))
     assert report.code == 0 and report.out.split("\n")[1].split()[1] in ("queued", "running", "imported"), report.out
     return submitted
+
+
+def started_runs(dagster_home: Path) -> list[str]:
+    """The upload of every run the shared instance has: the automation sensor (running in the daemon) must not
+    continue the chain of an upload whose `import_upload` run runs it whole."""
+    import dagster as dg
+
+    from callaro_pipeline.defs.run_tags import UPLOAD_TAG
+
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    try:
+        return sorted(run.tags.get(UPLOAD_TAG, run.job_name) for run in instance.get_runs())
+    finally:
+        instance.dispose()
 
 
 def import_one_by_one(files: dict[str, Path]) -> dict[str, str]:

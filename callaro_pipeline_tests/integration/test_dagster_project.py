@@ -214,13 +214,14 @@ class Ticks:
         requested = {key.to_user_string(): set(result.get_requested_partitions(key)) for key in keys}
         return {name: partitions for name, partitions in requested.items() if partitions}
 
-    def launch(self, assets: list[str], partition_key: str | None = None) -> bool:
+    def launch(self, assets: list[str], partition_key: str | None = None, tags: dict[str, str] | None = None) -> bool:
         """A run of these assets (with their checks), as the daemon launches a request or the UI a Materialize."""
         job = self.defs.resolve_implicit_global_asset_job_def()
         return job.execute_in_process(
             instance=self.instance,
             partition_key=partition_key,
             asset_selection=[dg.AssetKey(name) for name in assets],
+            tags=tags,
             raise_on_error=False,
         ).success
 
@@ -286,6 +287,26 @@ def test_a_gate_that_fails_in_the_automated_run_blocks_the_rest_and_nothing_retr
     # a CLI import blocked by the same gate: its skipped steps are not picked up by automation either
     blocked = run_import(ImportRequest(file=SAMPLE, campaign="autumn", expected_count=1000))
     assert blocked["status"] == "blocked"
+    assert ticks.tick() == {}
+
+
+@pytest.mark.slow
+def test_an_import_run_that_ended_part_way_is_not_continued_when_another_upload_was_imported_since(
+    callaro_env: Path,
+) -> None:
+    """Parallel imports (`--submit` runs) update other partitions of the same assets between two ticks: whether an
+    update came from a whole-chain run is decided per partition, not from the asset's latest materialization
+    (another upload's), or the chain of an import that ended part-way would be run again by automation."""
+    from callaro_pipeline.cli.runner import ImportRequest, dagster_instance, run_import
+    from callaro_pipeline.defs.run_tags import upload_run_tags
+
+    assert run_import(ImportRequest(file=SAMPLE, campaign="summer"))["status"] == "imported"
+    ticks = Ticks(dagster_instance())  # a sensor that has ticked before (on an instance with events)
+    upload_id = _registered_partition("spring")
+    # an import_upload run of this upload that ended after validation (its tags, as `callaro import` sets them)
+    ended = ["raw_upload", "mapped_contacts", "validated_contacts", "rejected_rows"]
+    assert ticks.launch(ended, upload_id, tags=upload_run_tags("spring", upload_id, "cli"))
+    assert run_import(ImportRequest(file=SAMPLE, campaign="autumn"))["status"] == "imported"
     assert ticks.tick() == {}
 
 

@@ -27,9 +27,20 @@ WHOLE_CHAIN_RUN_TAG = VIA_TAG
 
 def updated_by_another_run() -> dg.AutomationCondition:
     """A parent updated since the last tick by a run that did not itself target the asset evaluated."""
-    return (
-        AC.newly_updated() & ~AC.executed_with_root_target() & ~AC.executed_with_tags(tag_keys={WHOLE_CHAIN_RUN_TAG})
-    ).with_label("updated_by_another_run")
+    return (AC.newly_updated() & ~AC.executed_with_root_target() & ~updated_by_a_whole_chain_run()).with_label(
+        "updated_by_another_run"
+    )
+
+
+def updated_by_a_whole_chain_run() -> dg.AutomationCondition:
+    """The partition's updates since the last tick all came from whole-chain runs, or its latest one did.
+
+    `executed_with_tags` alone looks at the asset's latest materialization: after parallel imports that is
+    another upload's, and a whole-chain run's update then counted as another run's (the chain of an import that
+    ended part-way was run again). `all_new_updates_have_run_tags` decides per partition, but has nothing to
+    compare against on the first tick of a new instance, which the latest materialization covers."""
+    whole_chain = {WHOLE_CHAIN_RUN_TAG}
+    return AC.all_new_updates_have_run_tags(tag_keys=whole_chain) | AC.executed_with_tags(tag_keys=whole_chain)
 
 
 def follows_its_upload() -> dg.AutomationCondition:
