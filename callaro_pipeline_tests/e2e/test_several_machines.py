@@ -16,10 +16,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 
 from callaro_pipeline.core.project_paths import PROJECT_ROOT
+from callaro_pipeline.defs.run_tags import UPLOAD_TAG
 from callaro_pipeline.storage import dnc_loads
 from callaro_pipeline.storage.warehouse import Warehouse
 from callaro_pipeline_tests.conftest import cli, running, write_csv
@@ -223,10 +225,6 @@ def submit_all(files: dict[str, Path]) -> dict[str, str]:
 def started_runs(dagster_home: Path) -> list[str]:
     """The upload of every run the shared instance has: the automation sensor (running in the daemon) must not
     continue the chain of an upload whose `import_upload` run runs it whole."""
-    import dagster as dg
-
-    from callaro_pipeline.defs.run_tags import UPLOAD_TAG
-
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     try:
         return sorted(run.tags.get(UPLOAD_TAG, run.job_name) for run in instance.get_runs())

@@ -40,7 +40,9 @@ def updated_by_a_whole_chain_run() -> dg.AutomationCondition:
     ended part-way was run again). `all_new_updates_have_run_tags` decides per partition, but has nothing to
     compare against on the first tick of a new instance, which the latest materialization covers."""
     whole_chain = {WHOLE_CHAIN_RUN_TAG}
-    return AC.all_new_updates_have_run_tags(tag_keys=whole_chain) | AC.executed_with_tags(tag_keys=whole_chain)
+    return (
+        AC.all_new_updates_have_run_tags(tag_keys=whole_chain) | AC.executed_with_tags(tag_keys=whole_chain)
+    ).with_label("updated_by_a_whole_chain_run")
 
 
 def follows_its_upload() -> dg.AutomationCondition:
