@@ -107,8 +107,8 @@ def test_an_import_and_a_dbt_build_at_once_both_succeed_while_an_analyst_reads(
     callaro_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An import in another process and a dbt build here, started together, both succeed; an analyst reads the
-    lake meanwhile, each read answered without waiting for either (at most for a commit being written). Two import processes at once
-    are integration/test_lake_concurrency.py's."""
+    lake meanwhile, each read answered without waiting for either (at most for a commit being written). Two
+    import processes at once are integration/test_lake_concurrency.py's."""
     from callaro_pipeline.cli.runner import run_job
 
     monkeypatch.setenv("CALLARO_DEBUG", "1")  # a failure here is a race worth reading in full (synthetic data)
