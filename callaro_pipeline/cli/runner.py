@@ -40,6 +40,14 @@ PID_TAG = "callaro/pid"
 DAGSTER_YAML = """\
 telemetry:
   enabled: false
+# Dagster's SQLite storage where its default keeps it, with one SQLAlchemy engine per database file.
+storage:
+  custom:
+    module: callaro_pipeline.defs.instance_storage
+    class: HomeSqliteStorage
+    config:
+      base_dir:
+        env: DAGSTER_HOME
 # Every DuckDB writer declares pool "duckdb"; one slot means runs queue instead of fighting over the file lock.
 # Enforced per run (the run queue starts one such run at a time), not per step: the warehouse file lock already
 # serializes the writes inside runs, and a step slot held by a killed process would block every later run.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -17,6 +18,13 @@ import pytest
 from callaro_pipeline.core.project_paths import PROJECT_ROOT
 from callaro_pipeline.core.uploads import UploadOptions
 from callaro_pipeline.defs.contact_book.assets import REQUIRED_GATES
+from callaro_pipeline.defs.instance_storage import (
+    EventLogStorageReusingEngines,
+    RunStorageReusingEngines,
+    ScheduleStorageReusingEngines,
+    reused_engine,
+)
+from callaro_pipeline.defs.partitions import UPLOADS
 from callaro_pipeline.storage.uploads import register_upload, upload_summary
 from callaro_pipeline.storage.warehouse import Warehouse
 from callaro_pipeline_tests.conftest import install_callaro_env, open_lake
@@ -347,3 +355,41 @@ def test_a_process_keeps_one_dagster_instance_per_home(tmp_path: Path, monkeypat
     assert second is not first and Path(second.root_directory) == second_home / "dagster"
     monkeypatch.setenv("CALLARO_HOME", str(first_home))
     assert dagster_instance() is first
+
+
+def test_a_homes_instance_keeps_one_engine_per_database_file_in_dagsters_own_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The home's storage opens many connections over few engines, and writes where Dagster's default SQLite
+    storage does: Dagster's own classes read the same runs, materializations and upload partitions."""
+    from callaro_pipeline.cli.runner import dagster_instance
+
+    home = install_callaro_env(tmp_path / "home", monkeypatch)
+    instance = dagster_instance()
+    assert isinstance(instance.event_log_storage, EventLogStorageReusingEngines)
+    assert isinstance(instance.run_storage, RunStorageReusingEngines)
+    assert isinstance(instance.schedule_storage, ScheduleStorageReusingEngines)
+
+    @dg.asset
+    def probe() -> int:
+        return 1
+
+    before = reused_engine.cache_info()
+    instance.add_dynamic_partitions(UPLOADS, ["u-probe"])
+    result = dg.materialize([probe], instance=instance)
+    after = reused_engine.cache_info()
+    assert result.success
+    # the run's own event database, the cross-run index, runs.db: at most a few engines for dozens of connections
+    assert after.misses - before.misses <= 4 and after.hits - before.hits >= 20, (before, after)
+
+    plain = tmp_path / "plain"
+    shutil.copytree(home / "dagster", plain)
+    (plain / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    default = dg.DagsterInstance.from_config(str(plain))
+    try:
+        assert not isinstance(default.event_log_storage, EventLogStorageReusingEngines)
+        assert default.get_run_by_id(result.run_id).is_success
+        assert default.get_latest_materialization_event(dg.AssetKey("probe")).run_id == result.run_id
+        assert default.get_dynamic_partitions(UPLOADS) == ["u-probe"]
+    finally:
+        default.dispose()
