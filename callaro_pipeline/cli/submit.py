@@ -135,36 +135,57 @@ def submit_import(request: Any) -> dict[str, str]:
     return {"upload_id": upload_id, "run_id": run.run_id, "campaign": campaign, "status": "queued"}
 
 
-def run_state(summary: dict[str, Any]) -> tuple[str | None, str | None]:
+class RunReader:
+    """Reads runs from the DAGSTER_HOME instance, opened on first use and kept until `close`: `report --wait`
+    polls every second, and opening a Postgres-backed instance costs several times the read itself."""
+
+    def __init__(self) -> None:
+        self._instance: dg.DagsterInstance | None = None
+
+    def run(self, home: str, run_id: str) -> dg.DagsterRun | None:
+        with _quiet():
+            if self._instance is None:
+                self._instance = dg.DagsterInstance.from_config(home)
+            return self._instance.get_run_by_id(run_id)
+
+    def close(self) -> None:
+        if self._instance is not None:
+            self._instance.dispose()
+            self._instance = None
+
+
+def run_state(summary: dict[str, Any], reader: RunReader | None = None) -> tuple[str | None, str | None]:
     """For a submitted upload: ("queued" | "running" | "ended", run status) from the DAGSTER_HOME instance (the
     upload's record says `imported` once the book is merged, while its audience is still being built); (None,
-    None) for any other upload; ("unknown", why) if the instance cannot be read."""
+    None) for any other upload; ("unknown", why) if the instance cannot be read. `reader` keeps the instance
+    open between calls (else it is opened for this one)."""
     run_id = (summary.get("submitted") or {}).get("run_id")
     if not run_id or summary.get("failure"):
         return None, None
     home = os.environ.get("DAGSTER_HOME", "").strip()
     if not home or not (Path(home) / "dagster.yaml").is_file():
         return "unknown", "DAGSTER_HOME is not set: the run's state cannot be read"
+    own = reader is None
+    reader = reader or RunReader()
     try:
-        with _quiet():
-            instance = dg.DagsterInstance.from_config(home)
-            try:
-                run = instance.get_run_by_id(run_id)
-            finally:
-                instance.dispose()
+        run = reader.run(home, run_id)
     except Exception as error:
+        reader.close()  # opened again on the next call
         return "unknown", (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    finally:
+        if own:
+            reader.close()
     if run is None:
         return "unknown", f"run {run_id} is not in the instance of DAGSTER_HOME"
     status = run.status.value
     return WAITING.get(status, "ended"), status
 
 
-def submitted_report(summary: dict[str, Any]) -> dict[str, Any]:
+def submitted_report(summary: dict[str, Any], reader: RunReader | None = None) -> dict[str, Any]:
     """The summary of an upload as `callaro report` shows it: a submitted one still in the queue or running has
     status `queued` / `running` (with `run_id`); one whose run ended without finishing the import is `failed`
     with the run's status as the reason."""
-    state, detail = run_state(summary)
+    state, detail = run_state(summary, reader)
     if state is None or (state in ("ended", "unknown") and summary["status"] != "failed"):
         return summary
     run_id = summary["submitted"]["run_id"]
@@ -180,10 +201,14 @@ def submitted_report(summary: dict[str, Any]) -> dict[str, Any]:
 def wait_for(load_summary: Any, *, timeout: float | None, poll_seconds: float = 1.0) -> dict[str, Any]:
     """Poll until the upload's run has ended (or `timeout` seconds pass); returns the last summary shown."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        summary = submitted_report(load_summary())
-        if summary["status"] not in ("queued", "running"):  # `submitted`: its state cannot be read, say so
-            return summary
-        if deadline is not None and time.monotonic() > deadline:
-            return summary
-        time.sleep(poll_seconds)
+    reader = RunReader()
+    try:
+        while True:
+            summary = submitted_report(load_summary(), reader)
+            if summary["status"] not in ("queued", "running"):  # `submitted`: its state cannot be read, say so
+                return summary
+            if deadline is not None and time.monotonic() > deadline:
+                return summary
+            time.sleep(poll_seconds)
+    finally:
+        reader.close()

@@ -58,7 +58,7 @@ while not Path(stop).exists():
     except Exception as error:
         errors += 1
         print(type(error).__name__, str(error)[:300], file=sys.stderr, flush=True)
-    time.sleep(1.0)  # a query on the Postgres catalog costs ~0.1 s of CPU: the reader must not crowd the runs
+    time.sleep(2.0)  # a query on the Postgres catalog costs ~0.1 s of CPU: the reader must not crowd the runs
 print(queries, errors, most, flush=True)
 """
 
