@@ -8,6 +8,8 @@ compiled-statement cache lives on the engine. An import stores ~55 events over ~
 dropped); they keep NullPool, so no connection outlives its use and other processes see the same locking as
 with Dagster's classes. The file layout under DAGSTER_HOME is Dagster's default storage's, so a home written by either
 reads with the other. A shared (Postgres) instance is configured by deploy/dagster.yaml and does not use this.
+It subclasses Dagster's storage classes and overrides their connection methods (dagster is pinned below 1.14);
+test_dagster_project.py reads a home back with Dagster's own classes, so a change of theirs shows there.
 """
 
 from __future__ import annotations
