@@ -135,9 +135,10 @@ def submit_import(request: Any) -> dict[str, str]:
     return {"upload_id": upload_id, "run_id": run.run_id, "campaign": campaign, "status": "queued"}
 
 
-class RunReader:
-    """Reads runs from the DAGSTER_HOME instance, opened on first use and kept until `close`: `report --wait`
-    polls every second, and opening a Postgres-backed instance costs several times the read itself."""
+class RunReader(contextlib.AbstractContextManager):
+    """Reads runs from the DAGSTER_HOME instance, opened on first use and kept until `close` (or the end of a
+    `with`): `report --wait` polls every second, and opening a Postgres-backed instance costs several times the
+    read itself."""
 
     def __init__(self) -> None:
         self._instance: dg.DagsterInstance | None = None
@@ -153,6 +154,9 @@ class RunReader:
             self._instance.dispose()
             self._instance = None
 
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
 
 def run_state(summary: dict[str, Any], reader: RunReader | None = None) -> tuple[str | None, str | None]:
     """For a submitted upload: ("queued" | "running" | "ended", run status) from the DAGSTER_HOME instance (the
@@ -165,16 +169,12 @@ def run_state(summary: dict[str, Any], reader: RunReader | None = None) -> tuple
     home = os.environ.get("DAGSTER_HOME", "").strip()
     if not home or not (Path(home) / "dagster.yaml").is_file():
         return "unknown", "DAGSTER_HOME is not set: the run's state cannot be read"
-    own = reader is None
-    reader = reader or RunReader()
-    try:
-        run = reader.run(home, run_id)
-    except Exception as error:
-        reader.close()  # opened again on the next call
-        return "unknown", (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-    finally:
-        if own:
-            reader.close()
+    with contextlib.nullcontext(reader) if reader else RunReader() as reading:
+        try:
+            run = reading.run(home, run_id)
+        except Exception as error:
+            reading.close()  # a lost connection: opened again on the next call
+            return "unknown", (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
     if run is None:
         return "unknown", f"run {run_id} is not in the instance of DAGSTER_HOME"
     status = run.status.value
@@ -201,8 +201,7 @@ def submitted_report(summary: dict[str, Any], reader: RunReader | None = None) -
 def wait_for(load_summary: Any, *, timeout: float | None, poll_seconds: float = 1.0) -> dict[str, Any]:
     """Poll until the upload's run has ended (or `timeout` seconds pass); returns the last summary shown."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    reader = RunReader()
-    try:
+    with RunReader() as reader:
         while True:
             summary = submitted_report(load_summary(), reader)
             if summary["status"] not in ("queued", "running"):  # `submitted`: its state cannot be read, say so
@@ -210,5 +209,3 @@ def wait_for(load_summary: Any, *, timeout: float | None, poll_seconds: float = 
             if deadline is not None and time.monotonic() > deadline:
                 return summary
             time.sleep(poll_seconds)
-    finally:
-        reader.close()
